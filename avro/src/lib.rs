@@ -1,0 +1,23 @@
+//! The chorus event contract: one Avro schema per event type, the Rust type of
+//! each event, the topic catalogue, and a codec that speaks the Confluent wire
+//! format (magic byte, 4-byte schema id, Avro body) against a schema registry.
+//!
+//! Nothing here panics on bad bytes: every way a payload can be wrong comes
+//! back as a [`DecodeError`] variant the caller can dead-letter or retry.
+
+mod codec;
+mod compat;
+mod error;
+mod events;
+mod examples;
+mod json;
+mod registry;
+mod topics;
+
+pub use codec::{Codec, CodecConfig};
+pub use compat::{SchemaDiff, backward_incompatibilities};
+pub use error::{DecodeError, EncodeError, RegistryError};
+pub use events::*;
+pub use json::{JsonError, event_from_json, event_to_json};
+pub use registry::{Compatibility, RegistryClient, subject_name};
+pub use topics::{DEFAULT_PARTITIONS, Topic, TopicCatalogue};

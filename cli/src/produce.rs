@@ -1,0 +1,82 @@
+//! `chorus example` and `chorus produce`: one event from JSON onto its topic.
+
+use std::io::Read;
+
+use anyhow::{Context, bail};
+use chorus_avro::{Codec, event_from_json, event_to_json};
+use chorus_runtime::kafka::{fetch_metadata, producer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::FutureRecord;
+
+use crate::args::{ExampleArgs, Global, ProduceArgs};
+
+pub fn example(args: &ExampleArgs) -> anyhow::Result<()> {
+    let event = args.event_type.example(&args.order);
+    println!("{}", serde_json::to_string_pretty(&event_to_json(&event))?);
+    Ok(())
+}
+
+pub async fn produce(global: &Global, args: &ProduceArgs) -> anyhow::Result<()> {
+    let text = match (&args.json, &args.file) {
+        (Some(json), _) => json.clone(),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text)?;
+            text
+        }
+        (None, Some(path)) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        (None, None) => bail!("give the event with --json or --file"),
+    };
+    let event = event_from_json(args.event_type, &text)
+        .with_context(|| format!("invalid {}", args.event_type))?;
+
+    let catalogue = global.catalogue();
+    let topic = catalogue.topic_of(args.event_type);
+    let metadata = fetch_metadata(&global.brokers, Some(&topic), global.timeout()).await?;
+    if metadata
+        .topics()
+        .iter()
+        .all(|t| t.name() != topic || t.partitions().is_empty())
+    {
+        bail!(
+            "topic {topic} does not exist at {}; run `chorus topics create`",
+            global.brokers
+        );
+    }
+
+    let codec = Codec::new(&global.codec_config(args.auto_register), catalogue)?;
+    let payload = codec
+        .encode(&event)
+        .await
+        .with_context(|| format!("encoding with the schema registry at {}", global.registry))?;
+    let producer = producer(&global.brokers, global.timeout())?;
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "chorus-event-type",
+            value: Some(args.event_type.name()),
+        })
+        .insert(Header {
+            key: "chorus-event-id",
+            value: Some(event.event_id()),
+        });
+    let record = FutureRecord::to(&topic)
+        .key(event.key())
+        .payload(&payload)
+        .headers(headers);
+    let delivery = producer
+        .send(record, global.timeout())
+        .await
+        .map_err(|(e, _)| e)
+        .with_context(|| format!("producing to {topic} at {}", global.brokers))?;
+    let line = serde_json::json!({
+        "topic": topic,
+        "partition": delivery.partition,
+        "offset": delivery.offset,
+        "key": event.key(),
+        "event_id": event.event_id(),
+    });
+    println!("{line}");
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests against the real stack: Kafka, the schema registry and
+//! PostgreSQL started by `make up` (or `make test`). Each test uses its own
+//! topic namespace, so tests never see each other's messages.
+
+mod cli;
+mod contract;
+mod corrupt;
+mod schemas;
+mod stack;

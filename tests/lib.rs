@@ -1,0 +1,160 @@
+//! Support for the end-to-end suites: reach the real stack (or fail saying how
+//! to start it), give each test its own topics, run the `chorus` binary.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use chorus_avro::{Codec, CodecConfig, TopicCatalogue};
+use chorus_runtime::kafka::{client_config, fetch_metadata};
+use chorus_runtime::topics::ensure_topics;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+
+pub const HOW_TO_START: &str =
+    "start the stack with `make up` (or run everything with `make test`)";
+
+/// Addresses of the real stack, from the same `CHORUS_…` variables the services read.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub brokers: String,
+    pub registry: String,
+}
+
+impl Stack {
+    /// The stack from the environment, checked reachable; panics with how to start it.
+    pub async fn get() -> Stack {
+        let stack = Stack {
+            brokers: env_or("CHORUS_KAFKA_BROKERS", "127.0.0.1:9092"),
+            registry: env_or(
+                "CHORUS_SCHEMA_REGISTRY_URL",
+                "http://127.0.0.1:8081/apis/ccompat/v7",
+            ),
+        };
+        if let Err(problem) = stack.check(Duration::from_secs(5)).await {
+            panic!("{problem}");
+        }
+        stack
+    }
+
+    /// Checks every component, naming the first unreachable one and how to start it.
+    pub async fn check(&self, timeout: Duration) -> Result<(), String> {
+        fetch_metadata(&self.brokers, None, timeout)
+            .await
+            .map_err(|e| {
+                format!("the end-to-end tests need the real stack: {e}; {HOW_TO_START}")
+            })?;
+        let registry =
+            chorus_avro::RegistryClient::new(&self.registry, timeout).map_err(|e| e.to_string())?;
+        registry.subjects().await.map_err(|e| {
+            format!("the end-to-end tests need the real stack: {e}; {HOW_TO_START}")
+        })?;
+        Ok(())
+    }
+
+    /// A fresh topic namespace with all its topics created, for one test alone.
+    pub async fn fresh_topics(&self) -> TopicCatalogue {
+        let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let catalogue = TopicCatalogue::new(namespace, 2);
+        ensure_topics(&self.brokers, &catalogue, 1, Duration::from_secs(30))
+            .await
+            .expect("creating the test's topics");
+        catalogue
+    }
+
+    pub fn codec(&self, catalogue: &TopicCatalogue, auto_register: bool) -> Codec {
+        let config = CodecConfig {
+            registry_url: self.registry.clone(),
+            auto_register,
+            timeout: Duration::from_secs(10),
+        };
+        Codec::new(&config, catalogue.clone()).expect("codec")
+    }
+
+    /// The `chorus` binary, pointed at this stack and namespace.
+    pub fn chorus(&self, catalogue: &TopicCatalogue) -> Command {
+        let mut command = Command::new(chorus_bin());
+        command
+            .env("CHORUS_KAFKA_BROKERS", &self.brokers)
+            .env("CHORUS_SCHEMA_REGISTRY_URL", &self.registry)
+            .env("CHORUS_TOPIC_NAMESPACE", catalogue.namespace())
+            .env(
+                "CHORUS_TOPIC_PARTITIONS",
+                catalogue.partitions().to_string(),
+            );
+        command
+    }
+
+    /// Reads `count` messages of a topic from the beginning, or fails after `timeout`.
+    pub async fn read(&self, topic: &str, count: usize, timeout: Duration) -> Vec<OwnedMessage> {
+        let consumer: StreamConsumer = client_config(&self.brokers)
+            .set("group.id", format!("test-{}", uuid::Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let metadata = fetch_metadata(&self.brokers, Some(topic), timeout)
+            .await
+            .expect("metadata");
+        let mut assignment = TopicPartitionList::new();
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                assignment
+                    .add_partition_offset(topic, p.id(), Offset::Beginning)
+                    .expect("assignment");
+            }
+        }
+        consumer.assign(&assignment).expect("assign");
+        let mut messages = Vec::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while messages.len() < count {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(m)) => messages.push(m.detach()),
+                Ok(Err(e)) => panic!("reading {topic}: {e}"),
+                Err(_) => panic!(
+                    "only {} of {count} messages arrived on {topic} within {timeout:?}",
+                    messages.len()
+                ),
+            }
+        }
+        messages.sort_by_key(|m| (m.partition(), m.offset()));
+        messages
+    }
+}
+
+/// The `chorus` binary that `make test` builds (`CHORUS_BIN`), or the debug build.
+pub fn chorus_bin() -> PathBuf {
+    let path = std::env::var_os("CHORUS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/chorus")
+        });
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --bin chorus` (make test does)",
+        path.display()
+    );
+    path
+}
+
+/// Runs a command and returns its output, with stdout and stderr in any panic message.
+pub fn run(command: &mut Command) -> Output {
+    command.output().expect("running chorus")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
