@@ -60,6 +60,10 @@ macro_rules! event_types {
                 match self { $(Event::$name(e) => e.event_id()),* }
             }
 
+            pub fn correlation_id(&self) -> &str {
+                match self { $(Event::$name(e) => &e.correlation_id),* }
+            }
+
             pub(crate) fn from_avro(
                 event_type: EventType,
                 value: &apache_avro::types::Value,
@@ -154,6 +158,35 @@ impl EventType {
 impl Serialize for Event {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.serialize_inner(s)
+    }
+}
+
+/// The envelope fields of an event caused by another one.
+///
+/// The event id is a UUIDv5 of the cause's id and the new event's type, so a
+/// cause processed twice (after a crash) emits the same ids again and
+/// downstream consumers recognise the repeat as a duplicate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub event_id: String,
+    pub occurred_at: i64,
+    pub correlation_id: String,
+    pub causation_id: Option<String>,
+}
+
+impl Envelope {
+    pub fn caused_by(cause: &Event, event_type: EventType) -> Envelope {
+        Envelope::caused_by_parts(cause.event_id(), cause.correlation_id(), event_type)
+    }
+
+    pub fn caused_by_parts(cause_id: &str, correlation_id: &str, event_type: EventType) -> Envelope {
+        let namespace = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, cause_id.as_bytes());
+        Envelope {
+            event_id: uuid::Uuid::new_v5(&namespace, event_type.name().as_bytes()).to_string(),
+            occurred_at: chrono::Utc::now().timestamp_millis(),
+            correlation_id: correlation_id.to_string(),
+            causation_id: Some(cause_id.to_string()),
+        }
     }
 }
 

@@ -1,0 +1,181 @@
+//! Worker configuration: defaults, then `CHORUS_…` environment variables,
+//! validated at start-up. A bad value stops the process naming the variable.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chorus_avro::{CodecConfig, DEFAULT_PARTITIONS, TopicCatalogue};
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {variable}={value:?}: {problem}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub value: String,
+    pub problem: String,
+}
+
+/// Everything a worker process needs to connect and run.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub name: String,
+    pub brokers: String,
+    pub registry_url: String,
+    pub auto_register_schemas: bool,
+    pub database_url: String,
+    pub db_pool_size: u32,
+    pub namespace: String,
+    pub partitions: i32,
+    pub consumer_group: String,
+    pub http_addr: SocketAddr,
+    pub otlp_endpoint: Option<String>,
+    /// Ceiling of the exponential backoff between retries of a transient failure.
+    pub max_backoff: Duration,
+}
+
+impl WorkerConfig {
+    /// Reads the configuration of worker `name` from the environment.
+    /// `default_port` is the health/metrics port when `CHORUS_HTTP_ADDR` is unset.
+    pub fn from_env(name: &str, default_port: u16) -> Result<WorkerConfig, ConfigError> {
+        let env = Env::process();
+        let namespace = env.string("CHORUS_TOPIC_NAMESPACE", "chorus")?;
+        Ok(WorkerConfig {
+            name: name.to_string(),
+            brokers: env.string("CHORUS_KAFKA_BROKERS", "127.0.0.1:9092")?,
+            registry_url: env.url(
+                "CHORUS_SCHEMA_REGISTRY_URL",
+                "http://127.0.0.1:8081/apis/ccompat/v7",
+            )?,
+            auto_register_schemas: env.parse("CHORUS_AUTO_REGISTER_SCHEMAS", false)?,
+            database_url: env.string(
+                "CHORUS_DATABASE_URL",
+                &format!("postgres://chorus_{name}:chorus_{name}@127.0.0.1:55432/chorus_{name}"),
+            )?,
+            db_pool_size: env.parse("CHORUS_DB_POOL_SIZE", 8)?,
+            partitions: env.parse("CHORUS_TOPIC_PARTITIONS", DEFAULT_PARTITIONS)?,
+            consumer_group: env.string("CHORUS_CONSUMER_GROUP", &format!("{namespace}.{name}"))?,
+            namespace,
+            http_addr: env.parse("CHORUS_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], default_port)))?,
+            otlp_endpoint: env.optional_url("CHORUS_OTLP_ENDPOINT")?,
+            max_backoff: Duration::from_millis(env.parse("CHORUS_MAX_BACKOFF_MS", 5_000)?),
+        })
+    }
+
+    pub fn catalogue(&self) -> TopicCatalogue {
+        TopicCatalogue::new(self.namespace.clone(), self.partitions)
+    }
+
+    pub fn codec_config(&self) -> CodecConfig {
+        CodecConfig {
+            registry_url: self.registry_url.clone(),
+            auto_register: self.auto_register_schemas,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Typed access to environment variables; every error names the variable.
+pub struct Env {
+    lookup: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+}
+
+impl Env {
+    pub fn process() -> Env {
+        Env {
+            lookup: Box::new(|name| std::env::var(name).ok()),
+        }
+    }
+
+    /// An environment made of fixed pairs, for tests.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Env {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Env {
+            lookup: Box::new(move |name| {
+                pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+            }),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+    }
+
+    pub fn string(&self, name: &str, default: &str) -> Result<String, ConfigError> {
+        match self.get(name) {
+            Some(value) if value.trim().is_empty() => Err(error(name, &value, "must not be empty")),
+            Some(value) => Ok(value),
+            None => Ok(default.to_string()),
+        }
+    }
+
+    pub fn parse<T: FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.get(name) {
+            None => Ok(default),
+            Some(value) => value
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| error(name, &value, &e.to_string())),
+        }
+    }
+
+    pub fn url(&self, name: &str, default: &str) -> Result<String, ConfigError> {
+        let value = self.string(name, default)?;
+        check_url(name, &value)?;
+        Ok(value.trim_end_matches('/').to_string())
+    }
+
+    pub fn optional_url(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        match self.get(name).filter(|v| !v.trim().is_empty()) {
+            None => Ok(None),
+            Some(value) => {
+                check_url(name, &value)?;
+                Ok(Some(value))
+            }
+        }
+    }
+}
+
+fn check_url(name: &str, value: &str) -> Result<(), ConfigError> {
+    if value.starts_with("http://") || value.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(error(name, value, "must be an http:// or https:// URL"))
+    }
+}
+
+fn error(variable: &str, value: &str, problem: &str) -> ConfigError {
+    ConfigError {
+        variable: variable.to_string(),
+        value: value.to_string(),
+        problem: problem.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_value_names_the_variable() {
+        let env = Env::from_pairs(&[("CHORUS_DB_POOL_SIZE", "many")]);
+        let err = env.parse::<u32>("CHORUS_DB_POOL_SIZE", 8).unwrap_err();
+        assert_eq!(err.variable, "CHORUS_DB_POOL_SIZE");
+        assert!(err.to_string().contains("CHORUS_DB_POOL_SIZE"));
+        let env = Env::from_pairs(&[("CHORUS_SCHEMA_REGISTRY_URL", "localhost:8081")]);
+        assert!(env.url("CHORUS_SCHEMA_REGISTRY_URL", "http://x").is_err());
+    }
+
+    #[test]
+    fn defaults_apply_when_unset() {
+        let env = Env::from_pairs(&[]);
+        assert_eq!(env.parse("CHORUS_DB_POOL_SIZE", 8u32).unwrap(), 8);
+        assert_eq!(env.url("U", "http://a/b/").unwrap(), "http://a/b");
+    }
+}
