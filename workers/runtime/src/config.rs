@@ -56,7 +56,10 @@ impl WorkerConfig {
             partitions: env.parse("CHORUS_TOPIC_PARTITIONS", DEFAULT_PARTITIONS)?,
             consumer_group: env.string("CHORUS_CONSUMER_GROUP", &format!("{namespace}.{name}"))?,
             namespace,
-            http_addr: env.parse("CHORUS_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], default_port)))?,
+            http_addr: env.parse(
+                "CHORUS_HTTP_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], default_port)),
+            )?,
             otlp_endpoint: env.optional_url("CHORUS_OTLP_ENDPOINT")?,
             max_backoff: Duration::from_millis(env.parse("CHORUS_MAX_BACKOFF_MS", 5_000)?),
         })
@@ -95,7 +98,10 @@ impl Env {
             .collect();
         Env {
             lookup: Box::new(move |name| {
-                pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+                pairs
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
             }),
         }
     }

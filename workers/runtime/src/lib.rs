@@ -2,10 +2,24 @@
 //! topic administration, and the consumer loop with its inbox/outbox, relay,
 //! dead-lettering, retry, telemetry, health endpoints and graceful shutdown.
 
+pub mod app;
 pub mod config;
+pub mod consumer;
+pub mod dlq;
 pub mod handler;
+pub mod health;
+pub mod inbox;
 pub mod kafka;
+pub mod metrics;
+pub mod outbox;
+pub mod process;
+pub mod relay;
+pub mod retry;
+pub mod shutdown;
+pub mod telemetry;
 pub mod topics;
 
+pub use app::{WorkerContext, run_worker};
 pub use config::{ConfigError, Env, WorkerConfig};
 pub use handler::{HandleError, Handler};
+pub use process::{ProcessOutcome, Processor};
