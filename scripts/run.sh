@@ -1,29 +1,81 @@
 #!/usr/bin/env bash
-# `make run`: the stack, topics and schemas, then what runs where.
+# `make run`: the stack, topics, schemas, the four workers and the gateway
+# (release builds), a demo catalogue; then it says what runs where and how to
+# place an order. Ctrl-C stops the services and the stack cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '==> %s\n' "$*"; }
 bash scripts/stack.sh up
+
 step "build (release)"
-cargo build --release --locked --bin chorus
-chorus=target/release/chorus
-step "topics"
-$chorus topics create
-step "schemas"
-$chorus schemas register
+cargo build --release --locked --bins
+bin=target/release
+chorus=$bin/chorus
+
+step "topics and schemas"
+$chorus topics create >/dev/null
+$chorus schemas register >/dev/null
 $chorus topics list
+
+# A development run: the gateway accepts the public development JWT secret.
+export CHORUS_DEV=true
+logs=.stack/logs
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  step "stopping services"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  bash scripts/stack.sh down
+}
+trap stop INT TERM EXIT
+
+step "services"
+for svc in order inventory payment notification gateway; do
+  $bin/chorus-$svc >"$logs/chorus-$svc.log" 2>&1 &
+  pids+=("$!")
+done
+for port in 9101 9102 9103 9104 8000; do
+  for _ in $(seq 1 150); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" && break
+    sleep 0.2
+  done
+  curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" || {
+    echo "a service on port $port did not become ready; see $logs/chorus-*.log" >&2
+    exit 1
+  }
+done
+
+step "demo catalogue"
+export CHORUS_TOKEN=$($chorus token --sub ops --role admin)
+$chorus stock set SKU-1 --available 100 --price 19.99 --name "Coffee mug" >/dev/null
+$chorus stock set SKU-2 --available 20 --price 4.50 --name "Tea towel" >/dev/null
+$chorus stock set SKU-3 --available 5 --price 120.00 --name "Desk lamp" >/dev/null
+unset CHORUS_TOKEN
+
 cat <<MSG
 
-chorus infrastructure is up:
+chorus is running:
+  gateway          http://127.0.0.1:8000   (OpenAPI: http://127.0.0.1:8000/openapi.json)
+  workers          order :9101  inventory :9102  payment :9103  notification :9104  (/healthz /readyz /metrics)
   Kafka            127.0.0.1:9092
   schema registry  ${CHORUS_SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081/apis/ccompat/v7}
-  PostgreSQL       postgres://chorus:chorus@127.0.0.1:55432/ (one database per service)
+  PostgreSQL       127.0.0.1:55432
+  logs             $logs/chorus-<service>.log
 
-Try:
-  $chorus example OrderPlaced > /tmp/order.json
-  $chorus produce OrderPlaced --file /tmp/order.json
-  $chorus tail orders --from-beginning
+Place an order (demo SKUs: SKU-1, SKU-2, SKU-3; payment tokens tok_ok, tok_decline, tok_unavailable):
 
-Stop the stack with: make down
+  TOKEN=\$($chorus token --sub alice --role customer)
+  curl -s -X POST http://127.0.0.1:8000/v1/orders \\
+    -H "Authorization: Bearer \$TOKEN" -H "Idempotency-Key: \$(date +%s%N)" \\
+    -H 'Content-Type: application/json' \\
+    -d '{"items":[{"sku":"SKU-1","quantity":2}],"currency":"EUR","payment_token":"tok_ok"}'
+  curl -s "http://127.0.0.1:8000/v1/orders/<order_id>?wait=10&seen=PENDING" -H "Authorization: Bearer \$TOKEN"
+
+Or with the CLI:  $chorus order place --sub alice --sku SKU-1:2   then   $chorus order status <order_id> --sub alice --wait
+Watch the saga:   $chorus tail orders --follow
+
+Ctrl-C stops everything.
 MSG
+wait

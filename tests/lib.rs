@@ -1,5 +1,8 @@
 //! Support for the end-to-end suites: reach the real stack (or fail saying how
-//! to start it), give each test its own topics, run the `chorus` binary.
+//! to start it), give each test its own topics, run the `chorus` binary, and
+//! (`saga`) run a whole deployment of the services for one test.
+
+pub mod saga;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

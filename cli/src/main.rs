@@ -1,6 +1,7 @@
 //! `chorus`: the developer and operator command line of chorus.
 
 mod args;
+mod gateway;
 mod produce;
 mod schemas;
 mod tail;
@@ -8,7 +9,7 @@ mod topics;
 
 use clap::Parser;
 
-use args::{Cli, Command, SchemasCommand, TopicsCommand};
+use args::{Cli, Command, OrderCommand, SchemasCommand, StockCommand, TopicsCommand};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -23,9 +24,18 @@ async fn main() -> std::process::ExitCode {
         Command::Example(args) => produce::example(&args),
         Command::Produce(args) => produce::produce(&cli.global, &args).await,
         Command::Tail(args) => tail::tail(&cli.global, &args).await,
+        Command::Token(args) => gateway::token(&args),
+        Command::Order(OrderCommand::Place(args)) => gateway::place_order(&cli.global, &args).await,
+        Command::Order(OrderCommand::Status(args)) => {
+            gateway::order_status(&cli.global, &args).await
+        }
+        Command::Stock(StockCommand::Set(args)) => gateway::set_stock(&cli.global, &args).await,
+        Command::Stock(StockCommand::Get(args)) => gateway::get_stock(&cli.global, &args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The gateway's error JSON is already on stderr, alone.
+        Err(e) if e.is::<gateway::Refused>() => std::process::ExitCode::FAILURE,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE

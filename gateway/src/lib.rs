@@ -1,1 +1,99 @@
-//! placeholder
+//! The chorus gateway: the HTTP face of the order saga. Storefronts place
+//! orders (answered 202 once `OrderPlaced` is durable in Kafka) and read their
+//! status from the order service's read model; admins set stock and prices.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod publish;
+pub mod rate_limit;
+pub mod routes;
+pub mod store;
+pub mod traceparent;
+pub mod validate;
+
+mod startup;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+pub use config::GatewayConfig;
+pub use startup::Application;
+
+use auth::TokenVerifier;
+use error::BODY_LIMIT_BYTES;
+use metrics::Metrics;
+use publish::Publisher;
+use rate_limit::RateLimiter;
+use store::Store;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    publisher: Arc<dyn Publisher>,
+    tokens: TokenVerifier,
+    rate_limiter: RateLimiter,
+    metrics: Metrics,
+    /// Cancelled at shutdown: long-polls answer at once.
+    shutdown: CancellationToken,
+}
+
+/// The knobs of [`AppState`] that do not connect to anything.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub jwt_secret: String,
+    pub rate_limit_per_sec: u32,
+    pub rate_limit_burst: u32,
+}
+
+impl AppState {
+    pub fn new(store: Store, publisher: Arc<dyn Publisher>, settings: &Settings) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                publisher,
+                tokens: TokenVerifier::new(&settings.jwt_secret),
+                rate_limiter: RateLimiter::new(
+                    settings.rate_limit_per_sec,
+                    settings.rate_limit_burst,
+                ),
+                metrics: Metrics::new(),
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// Cancel it to make long-polls answer now (graceful shutdown).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+}
+
+/// The whole HTTP API; tests drive it with `tower::ServiceExt::oneshot`.
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new();
+    for route in routes::table() {
+        router = router.route(route.path, route.handler);
+    }
+    router
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -5,5 +5,7 @@
 mod cli;
 mod contract;
 mod corrupt;
+mod saga_faults;
+mod saga_paths;
 mod schemas;
 mod stack;

@@ -1,1 +1,28 @@
-//! placeholder
+//! The notification worker: tells the customer about every order's final
+//! state (`OrderConfirmed`, `OrderCancelled`) on each configured channel —
+//! a structured log line, a signed webhook, an e-mail.
+//!
+//! Guarantee: exactly one *recorded* notification per order, final state and
+//! channel. The `deliveries` row is claimed, the message sent and the
+//! `NotificationSent` event emitted inside one transaction, so the record and
+//! the event exist exactly once. The send itself is at least once: a crash (or
+//! a failure on a later channel) after a send but before the commit sends
+//! again on replay, with the same deterministic delivery id, which webhook
+//! receivers dedupe on (`X-Chorus-Delivery`) and mail carries as its
+//! `Message-ID`. A delivery that keeps failing is retried, never skipped.
+
+pub mod channels;
+pub mod config;
+pub mod handler;
+pub mod rules;
+pub mod signature;
+pub mod store;
+
+pub use channels::{Channels, DeliveryError, SmtpChannel, WebhookChannel};
+pub use config::{NotificationConfig, SmtpConfig, WebhookConfig};
+pub use handler::NotificationHandler;
+pub use rules::{Channel, FinalStatus, OrderOutcome, RetryPolicy};
+
+/// The notification database's tables (versions from 1001; the runtime's inbox
+/// and outbox migrations use the versions below 1000 of the same database).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();

@@ -78,9 +78,11 @@ impl WorkerConfig {
     }
 }
 
+type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// Typed access to environment variables; every error names the variable.
 pub struct Env {
-    lookup: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    lookup: Lookup,
 }
 
 impl Env {

@@ -37,7 +37,7 @@ pub async fn run(
             metrics.outbox_backlog.set(backlog);
         }
         ticks += 1;
-        if ticks % 600 == 0
+        if ticks.is_multiple_of(600)
             && let Err(e) = outbox::prune(&pool, KEEP_SENT).await
         {
             tracing::warn!(error = %e, "pruning the outbox failed");

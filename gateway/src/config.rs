@@ -1,0 +1,250 @@
+//! Gateway configuration: defaults, then `CHORUS_…` environment variables,
+//! validated at start-up. A bad value stops the process naming the variable;
+//! the JWT secret and database passwords are never printed.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chorus_avro::{CodecConfig, DEFAULT_PARTITIONS, TopicCatalogue};
+use chorus_runtime::{ConfigError, Env};
+
+use crate::auth::DEV_JWT_SECRET;
+
+/// Everything the gateway process needs to connect and serve.
+#[derive(Clone)]
+pub struct GatewayConfig {
+    pub http_addr: SocketAddr,
+    pub brokers: String,
+    pub registry_url: String,
+    pub auto_register_schemas: bool,
+    pub namespace: String,
+    pub partitions: i32,
+    /// HS256 secret of the bearer tokens.
+    pub jwt_secret: String,
+    /// Development mode: the public development JWT secret is allowed.
+    pub dev: bool,
+    /// The gateway's own database (accepted orders, idempotency keys).
+    pub database_url: String,
+    /// The order service's read model (`order_status` view), read-only.
+    pub order_db_url: String,
+    /// The inventory service's read model (`stock_levels` view), read-only.
+    pub inventory_db_url: String,
+    pub db_pool_size: u32,
+    /// Sustained requests per second per subject; bursts up to `rate_limit_burst`.
+    pub rate_limit_per_sec: u32,
+    pub rate_limit_burst: u32,
+    /// How long a POST waits for Kafka to acknowledge `OrderPlaced` before answering 503.
+    pub publish_timeout: Duration,
+}
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("http_addr", &self.http_addr)
+            .field("brokers", &self.brokers)
+            .field("registry_url", &self.registry_url)
+            .field("auto_register_schemas", &self.auto_register_schemas)
+            .field("namespace", &self.namespace)
+            .field("partitions", &self.partitions)
+            .field("jwt_secret", &"<redacted>")
+            .field("dev", &self.dev)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("order_db_url", &redact_url(&self.order_db_url))
+            .field("inventory_db_url", &redact_url(&self.inventory_db_url))
+            .field("db_pool_size", &self.db_pool_size)
+            .field("rate_limit_per_sec", &self.rate_limit_per_sec)
+            .field("rate_limit_burst", &self.rate_limit_burst)
+            .field("publish_timeout", &self.publish_timeout)
+            .finish()
+    }
+}
+
+impl GatewayConfig {
+    pub fn from_env(env: &Env) -> Result<GatewayConfig, ConfigError> {
+        let dev = env.parse("CHORUS_DEV", false)?;
+        let jwt_secret = match env.get("CHORUS_JWT_SECRET") {
+            Some(secret) if secret.trim().is_empty() => {
+                return Err(problem("CHORUS_JWT_SECRET", "", "must not be empty"));
+            }
+            Some(secret) => secret,
+            None => DEV_JWT_SECRET.to_string(),
+        };
+        if jwt_secret == DEV_JWT_SECRET && !dev {
+            return Err(problem(
+                "CHORUS_JWT_SECRET",
+                "<the public development secret>",
+                "refusing to start with the development JWT secret; set CHORUS_JWT_SECRET \
+                 to a secret of your own, or CHORUS_DEV=true for a development run",
+            ));
+        }
+        let rate_limit_per_sec: u32 = env.parse("CHORUS_RATE_LIMIT_PER_SEC", 100)?;
+        if rate_limit_per_sec == 0 {
+            return Err(problem(
+                "CHORUS_RATE_LIMIT_PER_SEC",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        let rate_limit_burst: u32 = env.parse(
+            "CHORUS_RATE_LIMIT_BURST",
+            rate_limit_per_sec.saturating_mul(2),
+        )?;
+        if rate_limit_burst == 0 {
+            return Err(problem(
+                "CHORUS_RATE_LIMIT_BURST",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        let partitions = env.parse("CHORUS_TOPIC_PARTITIONS", DEFAULT_PARTITIONS)?;
+        if partitions < 1 {
+            return Err(problem(
+                "CHORUS_TOPIC_PARTITIONS",
+                &partitions.to_string(),
+                "must be at least 1",
+            ));
+        }
+        let publish_timeout_ms: u64 = env.parse("CHORUS_PUBLISH_TIMEOUT_MS", 5_000)?;
+        if publish_timeout_ms == 0 {
+            return Err(problem(
+                "CHORUS_PUBLISH_TIMEOUT_MS",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        Ok(GatewayConfig {
+            http_addr: env.parse("CHORUS_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            brokers: env.string("CHORUS_KAFKA_BROKERS", "127.0.0.1:9092")?,
+            registry_url: env.url(
+                "CHORUS_SCHEMA_REGISTRY_URL",
+                "http://127.0.0.1:8081/apis/ccompat/v7",
+            )?,
+            auto_register_schemas: env.parse("CHORUS_AUTO_REGISTER_SCHEMAS", false)?,
+            namespace: env.string("CHORUS_TOPIC_NAMESPACE", "chorus")?,
+            partitions,
+            jwt_secret,
+            dev,
+            database_url: postgres_url(
+                env,
+                "CHORUS_DATABASE_URL",
+                "postgres://chorus_gateway:chorus_gateway@127.0.0.1:55432/chorus_gateway",
+            )?,
+            order_db_url: postgres_url(
+                env,
+                "CHORUS_ORDER_DB_URL",
+                "postgres://chorus_gateway_ro:chorus_gateway_ro@127.0.0.1:55432/chorus_order",
+            )?,
+            inventory_db_url: postgres_url(
+                env,
+                "CHORUS_INVENTORY_DB_URL",
+                "postgres://chorus_gateway_ro:chorus_gateway_ro@127.0.0.1:55432/chorus_inventory",
+            )?,
+            db_pool_size: env.parse("CHORUS_DB_POOL_SIZE", 16)?,
+            rate_limit_per_sec,
+            rate_limit_burst,
+            publish_timeout: Duration::from_millis(publish_timeout_ms),
+        })
+    }
+
+    pub fn catalogue(&self) -> TopicCatalogue {
+        TopicCatalogue::new(self.namespace.clone(), self.partitions)
+    }
+
+    pub fn codec_config(&self) -> CodecConfig {
+        CodecConfig {
+            registry_url: self.registry_url.clone(),
+            auto_register: self.auto_register_schemas,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+fn postgres_url(env: &Env, name: &str, default: &str) -> Result<String, ConfigError> {
+    let value = env.string(name, default)?;
+    if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+        Ok(value)
+    } else {
+        Err(problem(
+            name,
+            &redact_url(&value),
+            "must be a postgres:// URL",
+        ))
+    }
+}
+
+/// The URL with its password replaced, fit for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+fn problem(variable: &str, value: &str, problem: &str) -> ConfigError {
+    ConfigError {
+        variable: variable.to_string(),
+        value: value.to_string(),
+        problem: problem.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_the_development_secret_outside_development() {
+        let err = GatewayConfig::from_env(&Env::from_pairs(&[])).unwrap_err();
+        assert_eq!(err.variable, "CHORUS_JWT_SECRET");
+        assert!(!err.to_string().contains(DEV_JWT_SECRET), "{err}");
+
+        let env = Env::from_pairs(&[("CHORUS_JWT_SECRET", DEV_JWT_SECRET)]);
+        assert!(GatewayConfig::from_env(&env).is_err());
+
+        let env = Env::from_pairs(&[("CHORUS_DEV", "true")]);
+        let config = GatewayConfig::from_env(&env).unwrap();
+        assert_eq!(config.jwt_secret, DEV_JWT_SECRET);
+        assert_eq!(config.http_addr.to_string(), "127.0.0.1:8000");
+        assert_eq!(config.rate_limit_per_sec, 100);
+    }
+
+    #[test]
+    fn a_secret_of_ones_own_needs_no_development_mode() {
+        let env = Env::from_pairs(&[("CHORUS_JWT_SECRET", "s3cret-of-our-own")]);
+        let config = GatewayConfig::from_env(&env).unwrap();
+        assert!(!config.dev);
+        assert!(!format!("{config:?}").contains("s3cret-of-our-own"));
+        assert!(!format!("{config:?}").contains("chorus_gateway@"));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (variable, value) in [
+            ("CHORUS_RATE_LIMIT_PER_SEC", "0"),
+            ("CHORUS_RATE_LIMIT_PER_SEC", "fast"),
+            ("CHORUS_HTTP_ADDR", "8000"),
+            ("CHORUS_DATABASE_URL", "mysql://x"),
+            ("CHORUS_SCHEMA_REGISTRY_URL", "localhost:8081"),
+            ("CHORUS_JWT_SECRET", " "),
+        ] {
+            let env = Env::from_pairs(&[("CHORUS_DEV", "true"), (variable, value)]);
+            let err = GatewayConfig::from_env(&env).unwrap_err();
+            assert_eq!(err.variable, variable, "{err}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:p@h:1/db"),
+            "postgres://u:***@h:1/db"
+        );
+        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+    }
+}

@@ -1,0 +1,147 @@
+//! The one error type of the HTTP layer. Every failure, axum's own rejections
+//! included, leaves as `{"error":{"code","message","field"}}` with a status
+//! that tells the client what to do: fix the request (4xx) or retry (503).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is malformed; `field` names the offending field or header.
+    #[error("{message}")]
+    BadRequest {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+    },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("the request body is larger than {} bytes", BODY_LIMIT_BYTES)]
+    PayloadTooLarge,
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("this Idempotency-Key was already used with a different request body")]
+    IdempotencyKeyReused,
+    #[error("too many requests; retry after {} s", retry_after_secs(*retry_after))]
+    RateLimited { retry_after: Duration },
+    /// A dependency is down; `cause` is logged, never sent to the client.
+    #[error("{dependency} is unavailable; retry later")]
+    Unavailable {
+        dependency: &'static str,
+        cause: String,
+    },
+    /// A bug on our side; the detail is logged, never sent to the client.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> AppError {
+        AppError::BadRequest {
+            code: "invalid_field",
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::BadRequest { code, .. } => code,
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::NotFound(_) => "not_found",
+            AppError::MethodNotAllowed(_) => "method_not_allowed",
+            AppError::PayloadTooLarge => "payload_too_large",
+            AppError::UnsupportedMediaType => "unsupported_media_type",
+            AppError::IdempotencyKeyReused => "idempotency_key_reused",
+            AppError::RateLimited { .. } => "rate_limited",
+            AppError::Unavailable { .. } => "unavailable",
+            AppError::Internal(_) => "internal",
+        }
+    }
+}
+
+fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match &self {
+            AppError::Unavailable { dependency, cause } => {
+                tracing::warn!(dependency, cause, "answering 503");
+            }
+            AppError::Internal(detail) => tracing::error!(detail, "answering 500"),
+            _ => {}
+        }
+        let field = match &self {
+            AppError::BadRequest { field, .. } => field.clone(),
+            _ => None,
+        };
+        let body = json!({
+            "error": {"code": self.code(), "message": self.to_string(), "field": field}
+        });
+        let mut response = (self.status(), Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            AppError::Unauthorized(_) => {
+                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            AppError::RateLimited { retry_after } => {
+                headers.insert(RETRY_AFTER, retry_after_secs(*retry_after).into());
+            }
+            AppError::Unavailable { .. } => {
+                headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// Maps a database error: connection trouble or a missing read model is a
+/// 503 naming the database; anything else is our bug.
+pub fn database_error(database: &'static str) -> impl FnOnce(sqlx::Error) -> AppError {
+    move |e| match &e {
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::TypeNotFound { .. }
+        | sqlx::Error::ColumnIndexOutOfBounds { .. } => {
+            AppError::Internal(format!("{database}: {e}"))
+        }
+        _ => AppError::Unavailable {
+            dependency: database,
+            cause: e.to_string(),
+        },
+    }
+}

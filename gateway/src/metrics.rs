@@ -1,0 +1,123 @@
+//! Prometheus metrics of the gateway: requests by route, method and status,
+//! and their latency. Each application owns its registry, so tests never
+//! share counters.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+use crate::AppState;
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    pub orders_accepted: IntCounter,
+    pub publish_failures: IntCounter,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "chorus_gateway_http_requests_total",
+                "HTTP requests answered, by route, method and status",
+            ),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "chorus_gateway_http_request_duration_seconds",
+                "Time to answer an HTTP request, by route and method",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["route", "method"],
+        )
+        .expect("valid metric");
+        let orders_accepted = IntCounter::new(
+            "chorus_gateway_orders_accepted_total",
+            "Orders answered 202 after OrderPlaced was acknowledged by Kafka",
+        )
+        .expect("valid metric");
+        let publish_failures = IntCounter::new(
+            "chorus_gateway_publish_failures_total",
+            "Events that could not be published (answered 503)",
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(orders_accepted.clone()),
+            Box::new(publish_failures.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric registered once");
+        }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            orders_accepted,
+            publish_failures,
+        }
+    }
+
+    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.requests
+            .with_label_values(&[route, method, &status.to_string()])
+            .inc();
+        self.latency
+            .with_label_values(&[route, method])
+            .observe(seconds);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("text encoding into a Vec does not fail");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Middleware: counts and times every request under its route template
+/// (`/v1/orders/{order_id}`), so ids never become label values.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    // Custom methods would make label values unbounded.
+    let method = match request.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
+        _ => "OTHER",
+    }
+    .to_string();
+    let response = next.run(request).await;
+    state.inner.metrics.observe(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}

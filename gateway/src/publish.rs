@@ -1,0 +1,225 @@
+//! Publishing events. `publish` returns only once Kafka has acknowledged the
+//! record (idempotent producer, `acks=all`), so a 202 means the event is
+//! durable; any failure is reported and the caller answers 503.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chorus_avro::{Codec, EncodeError, Event, RegistryClient, TopicCatalogue};
+use chorus_runtime::kafka::{fetch_metadata, producer};
+use futures::future::BoxFuture;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+
+use crate::error::AppError;
+use crate::traceparent::{self, TraceContext};
+
+/// Why an event was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Kafka or the schema registry cannot take the event now; a retry may.
+    #[error("{dependency} unavailable: {cause}")]
+    Unavailable {
+        dependency: &'static str,
+        cause: String,
+    },
+    /// The event does not fit its schema: a bug, retrying cannot help.
+    #[error("event does not fit its schema: {0}")]
+    Invalid(String),
+}
+
+impl From<PublishError> for AppError {
+    fn from(e: PublishError) -> AppError {
+        match e {
+            PublishError::Unavailable { dependency, cause } => {
+                AppError::Unavailable { dependency, cause }
+            }
+            PublishError::Invalid(cause) => AppError::Internal(cause),
+        }
+    }
+}
+
+/// One dependency's answer to a readiness probe.
+pub type Check = (&'static str, Result<(), String>);
+
+/// Where events go. The Kafka implementation serves production; tests of the
+/// HTTP layer use [`MemoryPublisher`].
+pub trait Publisher: Send + Sync + 'static {
+    /// Publishes one event on its catalogue topic, keyed by [`Event::key`],
+    /// and waits for the broker's acknowledgement.
+    fn publish<'a>(
+        &'a self,
+        event: &'a Event,
+        trace: &'a TraceContext,
+    ) -> BoxFuture<'a, Result<(), PublishError>>;
+
+    /// Whether each dependency of publishing answers right now.
+    fn readiness(&self) -> BoxFuture<'_, Vec<Check>>;
+}
+
+pub struct KafkaPublisher {
+    producer: FutureProducer,
+    codec: Codec,
+    registry: RegistryClient,
+    brokers: String,
+    probe_timeout: Duration,
+}
+
+impl KafkaPublisher {
+    /// Creating the producer does not connect; an unreachable broker shows in
+    /// readiness and as 503s until it is back.
+    pub fn new(
+        brokers: &str,
+        codec: Codec,
+        registry_url: &str,
+        delivery_timeout: Duration,
+    ) -> anyhow::Result<KafkaPublisher> {
+        let probe_timeout = Duration::from_secs(2);
+        Ok(KafkaPublisher {
+            producer: producer(brokers, delivery_timeout)?,
+            codec,
+            registry: RegistryClient::new(registry_url, probe_timeout)?,
+            brokers: brokers.to_string(),
+            probe_timeout,
+        })
+    }
+
+    fn catalogue(&self) -> &TopicCatalogue {
+        self.codec.catalogue()
+    }
+
+    /// Waits for records still in flight (at shutdown).
+    pub fn flush(&self, timeout: Duration) {
+        if let Err(e) = self.producer.flush(Timeout::After(timeout)) {
+            tracing::warn!(error = %e, "Kafka producer flush at shutdown");
+        }
+    }
+}
+
+impl Publisher for KafkaPublisher {
+    fn publish<'a>(
+        &'a self,
+        event: &'a Event,
+        trace: &'a TraceContext,
+    ) -> BoxFuture<'a, Result<(), PublishError>> {
+        Box::pin(async move {
+            let payload = self.codec.encode(event).await.map_err(|e| match e {
+                EncodeError::Invalid(cause) => PublishError::Invalid(cause),
+                other => PublishError::Unavailable {
+                    dependency: "schema registry",
+                    cause: other.to_string(),
+                },
+            })?;
+            let topic = self.catalogue().topic_of(event.event_type());
+            let traceparent = trace.header_value();
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "chorus-event-type",
+                    value: Some(event.event_type().name()),
+                })
+                .insert(Header {
+                    key: "chorus-event-id",
+                    value: Some(event.event_id()),
+                })
+                .insert(Header {
+                    key: traceparent::HEADER,
+                    value: Some(&traceparent),
+                });
+            let record = FutureRecord::to(&topic)
+                .key(event.key())
+                .payload(&payload)
+                .headers(headers);
+            // The queue timeout bounds waiting for room in librdkafka's queue;
+            // `message.timeout.ms` bounds the delivery itself.
+            self.producer
+                .send(record, Timeout::After(Duration::from_secs(1)))
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| PublishError::Unavailable {
+                    dependency: "Kafka",
+                    cause: format!("producing to {topic} at {}: {e}", self.brokers),
+                })
+        })
+    }
+
+    fn readiness(&self) -> BoxFuture<'_, Vec<Check>> {
+        Box::pin(async move {
+            let orders = self.catalogue().name(chorus_avro::Topic::Orders);
+            let kafka = match fetch_metadata(&self.brokers, Some(&orders), self.probe_timeout).await
+            {
+                Err(e) => Err(e.to_string()),
+                Ok(metadata) => match metadata.topics().iter().find(|t| t.name() == orders) {
+                    Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
+                    _ => Err(format!(
+                        "topic {orders} is missing at {}; run `chorus topics create`",
+                        self.brokers
+                    )),
+                },
+            };
+            let registry = self
+                .registry
+                .subjects()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            vec![("kafka", kafka), ("schema_registry", registry)]
+        })
+    }
+}
+
+/// An in-memory publisher for tests: records what was published, and can be
+/// told to fail like an unreachable Kafka.
+#[derive(Default)]
+pub struct MemoryPublisher {
+    published: Mutex<Vec<(Event, String)>>,
+    failing: AtomicBool,
+}
+
+impl MemoryPublisher {
+    /// The events published so far, each with its `traceparent`.
+    pub fn published(&self) -> Vec<(Event, String)> {
+        self.published
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+}
+
+impl Publisher for MemoryPublisher {
+    fn publish<'a>(
+        &'a self,
+        event: &'a Event,
+        trace: &'a TraceContext,
+    ) -> BoxFuture<'a, Result<(), PublishError>> {
+        Box::pin(async move {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(PublishError::Unavailable {
+                    dependency: "Kafka",
+                    cause: "the in-memory publisher was told to fail".to_string(),
+                });
+            }
+            self.published
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((event.clone(), trace.header_value()));
+            Ok(())
+        })
+    }
+
+    fn readiness(&self) -> BoxFuture<'_, Vec<Check>> {
+        Box::pin(async move {
+            let kafka = if self.failing.load(Ordering::SeqCst) {
+                Err("the in-memory publisher was told to fail".to_string())
+            } else {
+                Ok(())
+            };
+            vec![("kafka", kafka), ("schema_registry", Ok(()))]
+        })
+    }
+}

@@ -1,0 +1,68 @@
+//! The route table: every route the gateway serves, in one list that builds
+//! the router and that the OpenAPI document is checked against.
+
+pub mod health;
+pub mod inventory;
+pub mod openapi;
+pub mod order_view;
+pub mod orders;
+
+use axum::handler::Handler;
+use axum::http::{Method, Uri};
+use axum::routing::{MethodFilter, MethodRouter, on};
+
+use crate::AppState;
+use crate::error::AppError;
+
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub(crate) handler: MethodRouter<AppState>,
+}
+
+fn route<H, T>(method: Method, path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
+    Route {
+        method,
+        path,
+        handler: on(filter, handler),
+    }
+}
+
+pub fn table() -> Vec<Route> {
+    vec![
+        route(Method::POST, "/v1/orders", orders::place_order),
+        route(Method::GET, "/v1/orders/{order_id}", orders::get_order),
+        route(
+            Method::PUT,
+            "/v1/admin/inventory/{sku}",
+            inventory::set_stock,
+        ),
+        route(
+            Method::GET,
+            "/v1/admin/inventory/{sku}",
+            inventory::get_stock,
+        ),
+        route(Method::GET, "/healthz", health::healthz),
+        route(Method::GET, "/readyz", health::readyz),
+        route(Method::GET, "/metrics", health::metrics),
+        route(Method::GET, "/openapi.json", openapi::openapi_json),
+    ]
+}
+
+/// `(method, path)` of every route, for tests and documentation checks.
+pub fn route_list() -> Vec<(Method, &'static str)> {
+    table().into_iter().map(|r| (r.method, r.path)).collect()
+}
+
+pub async fn not_found(method: Method, uri: Uri) -> AppError {
+    AppError::NotFound(format!("no route for {method} {}", uri.path()))
+}
+
+pub async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
+    AppError::MethodNotAllowed(format!("{} does not accept {method}", uri.path()))
+}

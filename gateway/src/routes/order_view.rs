@@ -1,0 +1,145 @@
+//! An order as `GET /v1/orders/{id}` shows it: from the order service's read
+//! model, or — until that has seen the order — from the gateway's own record
+//! as `PENDING`, so an order is never 404 to its owner after its 202.
+
+use chrono::SecondsFormat;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::store::{AcceptedOrder, OrderStatusRow};
+
+pub const FINAL_STATUSES: [&str; 2] = ["CONFIRMED", "CANCELLED"];
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderView {
+    pub order_id: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub items: Vec<ItemView>,
+    pub total: Option<String>,
+    pub currency: String,
+    pub history: Vec<HistoryEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemView {
+    pub sku: String,
+    pub quantity: i64,
+    pub unit_price: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub status: String,
+    pub at: Value,
+}
+
+impl OrderView {
+    pub fn is_final(&self) -> bool {
+        FINAL_STATUSES
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(&self.status))
+    }
+}
+
+/// The order if `caller` may see it (its owner or an admin); otherwise 404,
+/// never 403, so ids of other customers' orders are not confirmed to exist.
+pub async fn load(
+    state: &AppState,
+    caller: &Caller,
+    order_id: &str,
+) -> Result<OrderView, AppError> {
+    let not_found = || AppError::NotFound(format!("no order {order_id}"));
+    let Ok(uuid) = Uuid::parse_str(order_id) else {
+        return Err(not_found());
+    };
+    let visible = |owner: &str| caller.is_admin() || owner == caller.subject();
+    let store = &state.inner.store;
+    if let Some(row) = store.order_status(&uuid.to_string()).await? {
+        return if visible(&row.customer_id) {
+            from_read_model(row)
+        } else {
+            Err(not_found())
+        };
+    }
+    match store.published_order(uuid).await? {
+        Some(row) if visible(&row.customer_id) => from_accepted(row),
+        _ => Err(not_found()),
+    }
+}
+
+fn from_read_model(row: OrderStatusRow) -> Result<OrderView, AppError> {
+    #[derive(Deserialize)]
+    struct Item {
+        sku: String,
+        quantity: i64,
+        #[serde(default)]
+        unit_price: Option<Value>,
+    }
+    let bad = |what: &str, e: serde_json::Error| {
+        AppError::Internal(format!("order_status.{what} of {}: {e}", row.order_id))
+    };
+    let items: Vec<Item> =
+        serde_json::from_value(row.items.clone()).map_err(|e| bad("items", e))?;
+    let history: Vec<HistoryEntry> =
+        serde_json::from_value(row.history.clone()).map_err(|e| bad("history", e))?;
+    Ok(OrderView {
+        order_id: row.order_id,
+        status: row.status,
+        reason: row.reason,
+        items: items
+            .into_iter()
+            .map(|item| ItemView {
+                sku: item.sku,
+                quantity: item.quantity,
+                unit_price: item.unit_price.and_then(money_text),
+            })
+            .collect(),
+        total: row.total.map(|t| t.to_string()),
+        currency: row.currency,
+        history,
+    })
+}
+
+/// Money as a decimal string whether the read model stored text or a number.
+fn money_text(value: Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn from_accepted(row: AcceptedOrder) -> Result<OrderView, AppError> {
+    #[derive(Deserialize)]
+    struct Line {
+        sku: String,
+        quantity: i64,
+    }
+    let lines: Vec<Line> = serde_json::from_value(row.items).map_err(|e| {
+        AppError::Internal(format!("accepted_orders.items of {}: {e}", row.order_id))
+    })?;
+    Ok(OrderView {
+        order_id: row.order_id.to_string(),
+        status: "PENDING".to_string(),
+        reason: None,
+        items: lines
+            .into_iter()
+            .map(|line| ItemView {
+                sku: line.sku,
+                quantity: line.quantity,
+                unit_price: None,
+            })
+            .collect(),
+        total: None,
+        currency: row.currency,
+        history: vec![HistoryEntry {
+            status: "PENDING".to_string(),
+            at: Value::String(row.created_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        }],
+    })
+}

@@ -1,0 +1,287 @@
+//! `POST /v1/orders` and `GET /v1/orders/{order_id}`.
+//!
+//! A POST answers 202 only after Kafka acknowledged `OrderPlaced`. The
+//! accepted order is recorded first under (subject, Idempotency-Key); if Kafka
+//! fails the row stays unpublished and a retry with the same key publishes the
+//! same order (same order id, same event id) again.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header::LOCATION;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chorus_avro::{Event, OrderLine, OrderPlaced};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::extract::{JsonBody, PathParam, QueryParams};
+use crate::routes::order_view::{self, OrderView};
+use crate::store::NewOrder;
+use crate::traceparent::TraceContext;
+use crate::validate::{Currency, IdempotencyKey, PaymentToken, Quantity, Sku, StatusName};
+
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+pub const MAX_LINES: usize = 50;
+pub const MAX_WAIT_SECS: u64 = 30;
+
+/// The body of `POST /v1/orders` as the client sends it.
+#[derive(Debug, Deserialize)]
+pub struct PlaceOrderBody {
+    items: Vec<LineBody>,
+    currency: String,
+    payment_token: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct LineBody {
+    sku: String,
+    quantity: i64,
+}
+
+/// A valid order request.
+#[derive(Debug)]
+pub struct PlaceOrder {
+    pub items: Vec<(Sku, Quantity)>,
+    pub currency: Currency,
+    pub payment_token: PaymentToken,
+}
+
+impl PlaceOrder {
+    pub fn parse(body: PlaceOrderBody) -> Result<PlaceOrder, AppError> {
+        if body.items.is_empty() || body.items.len() > MAX_LINES {
+            return Err(AppError::field(
+                "items",
+                format!("must hold 1 to {MAX_LINES} lines"),
+            ));
+        }
+        let items = body
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, line)| {
+                let sku = Sku::parse(&line.sku)
+                    .map_err(|m| AppError::field(format!("items[{i}].sku"), m))?;
+                let quantity = Quantity::parse(line.quantity)
+                    .map_err(|m| AppError::field(format!("items[{i}].quantity"), m))?;
+                Ok((sku, quantity))
+            })
+            .collect::<Result<Vec<_>, AppError>>()?;
+        Ok(PlaceOrder {
+            items,
+            currency: Currency::parse(&body.currency)
+                .map_err(|m| AppError::field("currency", m))?,
+            payment_token: PaymentToken::parse(&body.payment_token)
+                .map_err(|m| AppError::field("payment_token", m))?,
+        })
+    }
+
+    fn lines_json(&self) -> Value {
+        self.items
+            .iter()
+            .map(|(sku, quantity)| json!({"sku": sku.as_str(), "quantity": quantity.get()}))
+            .collect()
+    }
+
+    /// Identifies the request's content, whitespace and field order aside.
+    fn request_hash(&self) -> String {
+        let canonical = json!({
+            "items": self.lines_json(),
+            "currency": self.currency.as_str(),
+            "payment_token": self.payment_token.as_str(),
+        });
+        hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+    }
+}
+
+/// The event id of an order's `OrderPlaced`: derived from the order id, so
+/// a re-publish after a failure is recognised downstream as a duplicate.
+pub fn order_placed_event_id(order_id: Uuid) -> Uuid {
+    let namespace = Uuid::new_v5(&Uuid::NAMESPACE_OID, b"chorus.gateway.OrderPlaced");
+    Uuid::new_v5(&namespace, order_id.to_string().as_bytes())
+}
+
+#[derive(Debug, Serialize)]
+struct Accepted {
+    order_id: String,
+    status: &'static str,
+    status_url: String,
+}
+
+pub async fn place_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    trace: TraceContext,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<PlaceOrderBody>,
+) -> Result<Response, AppError> {
+    let key = idempotency_key(&headers)?;
+    let order = PlaceOrder::parse(body)?;
+    let request_hash = order.request_hash();
+    let store = &state.inner.store;
+    let accepted = store
+        .accept(&NewOrder {
+            customer_id: caller.subject(),
+            idempotency_key: key.as_str(),
+            request_hash: &request_hash,
+            order_id: Uuid::new_v4(),
+            items: order.lines_json(),
+            currency: order.currency.as_str(),
+        })
+        .await?;
+    if accepted.request_hash != request_hash {
+        return Err(AppError::IdempotencyKeyReused);
+    }
+    if !accepted.published {
+        // The same key and body carry the same payment token, so the event
+        // is rebuilt identically from the row and this request.
+        let event = Event::from(OrderPlaced {
+            event_id: order_placed_event_id(accepted.order_id).to_string(),
+            order_id: accepted.order_id.to_string(),
+            occurred_at: accepted.created_at.timestamp_millis(),
+            correlation_id: accepted.order_id.to_string(),
+            causation_id: None,
+            customer_id: caller.subject().to_string(),
+            items: order
+                .items
+                .iter()
+                .map(|(sku, quantity)| OrderLine {
+                    sku: sku.as_str().to_string(),
+                    quantity: quantity.get(),
+                })
+                .collect(),
+            currency: order.currency.as_str().to_string(),
+            payment_token: order.payment_token.as_str().to_string(),
+        });
+        if let Err(e) = state.inner.publisher.publish(&event, &trace).await {
+            state.inner.metrics.publish_failures.inc();
+            return Err(e.into());
+        }
+        store.mark_published(accepted.order_id).await?;
+        state.inner.metrics.orders_accepted.inc();
+        tracing::info!(order_id = %accepted.order_id, trace_id = %trace.trace_id, "order accepted");
+    }
+    let order_id = accepted.order_id.to_string();
+    let status_url = format!("/v1/orders/{order_id}");
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            order_id,
+            status: "PENDING",
+            status_url: status_url.clone(),
+        }),
+    )
+        .into_response();
+    if let Ok(location) = HeaderValue::from_str(&status_url) {
+        response.headers_mut().insert(LOCATION, location);
+    }
+    Ok(response)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, AppError> {
+    let value = headers.get(IDEMPOTENCY_KEY).ok_or(AppError::BadRequest {
+        code: "missing_header",
+        message: "the Idempotency-Key header is required".to_string(),
+        field: Some("Idempotency-Key".to_string()),
+    })?;
+    value
+        .to_str()
+        .map_err(|_| "must be visible ASCII".to_string())
+        .and_then(IdempotencyKey::parse)
+        .map_err(|m| AppError::field("Idempotency-Key", m))
+}
+
+/// `?wait=<seconds>&seen=<STATUS>`.
+#[derive(Debug, Deserialize)]
+pub struct StatusQuery {
+    wait: Option<String>,
+    seen: Option<String>,
+}
+
+pub async fn get_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(order_id): PathParam,
+    QueryParams(query): QueryParams<StatusQuery>,
+) -> Result<Json<OrderView>, AppError> {
+    let wait = match query.wait.as_deref() {
+        None => 0,
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|&secs| secs <= MAX_WAIT_SECS)
+            .ok_or_else(|| {
+                AppError::field(
+                    "wait",
+                    format!("must be a whole number of seconds from 0 to {MAX_WAIT_SECS}"),
+                )
+            })?,
+    };
+    let seen = query
+        .seen
+        .as_deref()
+        .map(StatusName::parse)
+        .transpose()
+        .map_err(|m| AppError::field("seen", m))?;
+    let deadline = Instant::now() + Duration::from_secs(wait);
+    let mut pause = Duration::from_millis(25);
+    loop {
+        let view = order_view::load(&state, &caller, &order_id).await?;
+        let changed = seen.as_ref().is_none_or(|s| !s.matches(&view.status));
+        let now = Instant::now();
+        if changed || view.is_final() || now >= deadline {
+            return Ok(Json(view));
+        }
+        // Poll the read model with a growing pause; a shutdown answers
+        // with the current state at once instead of holding the drain.
+        tokio::select! {
+            () = tokio::time::sleep(pause.min(deadline - now)) => {}
+            () = state.inner.shutdown.cancelled() => return Ok(Json(view)),
+        }
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: Value) -> PlaceOrderBody {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn the_hash_ignores_formatting_but_not_content() {
+        let a = PlaceOrder::parse(body(
+            json!({"items":[{"sku":"A","quantity":1}],"currency":"EUR","payment_token":"t"}),
+        ))
+        .unwrap();
+        let b = PlaceOrder::parse(body(
+            json!({"payment_token":"t","currency":"EUR","items":[{"quantity":1,"sku":"A"}]}),
+        ))
+        .unwrap();
+        let c = PlaceOrder::parse(body(
+            json!({"items":[{"sku":"A","quantity":2}],"currency":"EUR","payment_token":"t"}),
+        ))
+        .unwrap();
+        assert_eq!(a.request_hash(), b.request_hash());
+        assert_ne!(a.request_hash(), c.request_hash());
+    }
+
+    #[test]
+    fn event_ids_are_deterministic_per_order() {
+        let id = Uuid::new_v4();
+        assert_eq!(order_placed_event_id(id), order_placed_event_id(id));
+        assert_ne!(
+            order_placed_event_id(id),
+            order_placed_event_id(Uuid::new_v4())
+        );
+    }
+}

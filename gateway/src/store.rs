@@ -1,0 +1,198 @@
+//! The gateway's storage: its own `accepted_orders` table (the idempotency
+//! record, written before `OrderPlaced` is produced) and read-only queries of
+//! the workers' read models (`order_status`, `stock_levels`).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use uuid::Uuid;
+
+use crate::error::{AppError, database_error};
+
+const GATEWAY_DB: &str = "the gateway database";
+const ORDER_DB: &str = "the order database";
+const INVENTORY_DB: &str = "the inventory database";
+
+/// Connection pools of the three databases the gateway talks to.
+#[derive(Clone)]
+pub struct Store {
+    gateway: PgPool,
+    orders: PgPool,
+    inventory: PgPool,
+}
+
+/// An `accepted_orders` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AcceptedOrder {
+    pub customer_id: String,
+    pub order_id: Uuid,
+    pub request_hash: String,
+    pub items: Value,
+    pub currency: String,
+    pub published: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a new order attempt would insert.
+pub struct NewOrder<'a> {
+    pub customer_id: &'a str,
+    pub idempotency_key: &'a str,
+    pub request_hash: &'a str,
+    pub order_id: Uuid,
+    pub items: Value,
+    pub currency: &'a str,
+}
+
+/// A row of the order service's `order_status` view.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderStatusRow {
+    pub order_id: String,
+    pub customer_id: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub currency: String,
+    pub total: Option<Decimal>,
+    pub items: Value,
+    pub history: Value,
+}
+
+/// A row of the inventory service's `stock_levels` view.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StockLevelRow {
+    pub sku: String,
+    pub name: String,
+    pub available: i64,
+    pub reserved: i64,
+    pub unit_price: Decimal,
+}
+
+impl Store {
+    pub fn new(gateway: PgPool, orders: PgPool, inventory: PgPool) -> Store {
+        Store {
+            gateway,
+            orders,
+            inventory,
+        }
+    }
+
+    /// A pool that connects on first use, so a read model that is not up yet
+    /// shows in readiness instead of stopping the gateway.
+    pub fn lazy_pool(url: &str, size: u32) -> Result<PgPool, sqlx::Error> {
+        PgPoolOptions::new()
+            .max_connections(size)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy(url)
+    }
+
+    pub fn gateway_pool(&self) -> &PgPool {
+        &self.gateway
+    }
+
+    /// Inserts the attempt, or returns the row an earlier attempt with the
+    /// same (customer, key) inserted — whatever its body was.
+    pub async fn accept(&self, new: &NewOrder<'_>) -> Result<AcceptedOrder, AppError> {
+        let inserted = sqlx::query_as::<_, AcceptedOrder>(
+            "INSERT INTO accepted_orders \
+               (customer_id, idempotency_key, request_hash, order_id, items, currency) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (customer_id, idempotency_key) DO NOTHING \
+             RETURNING customer_id, order_id, request_hash, items, currency, published, created_at",
+        )
+        .bind(new.customer_id)
+        .bind(new.idempotency_key)
+        .bind(new.request_hash)
+        .bind(new.order_id)
+        .bind(&new.items)
+        .bind(new.currency)
+        .fetch_optional(&self.gateway)
+        .await
+        .map_err(database_error(GATEWAY_DB))?;
+        if let Some(row) = inserted {
+            return Ok(row);
+        }
+        sqlx::query_as::<_, AcceptedOrder>(
+            "SELECT customer_id, order_id, request_hash, items, currency, published, created_at \
+             FROM accepted_orders WHERE customer_id = $1 AND idempotency_key = $2",
+        )
+        .bind(new.customer_id)
+        .bind(new.idempotency_key)
+        .fetch_one(&self.gateway)
+        .await
+        .map_err(database_error(GATEWAY_DB))
+    }
+
+    pub async fn mark_published(&self, order_id: Uuid) -> Result<(), AppError> {
+        sqlx::query("UPDATE accepted_orders SET published = TRUE WHERE order_id = $1")
+            .bind(order_id)
+            .execute(&self.gateway)
+            .await
+            .map_err(database_error(GATEWAY_DB))?;
+        Ok(())
+    }
+
+    /// An accepted order that Kafka acknowledged (an unacknowledged one was
+    /// answered 503 and does not exist for the client yet).
+    pub async fn published_order(&self, order_id: Uuid) -> Result<Option<AcceptedOrder>, AppError> {
+        sqlx::query_as::<_, AcceptedOrder>(
+            "SELECT customer_id, order_id, request_hash, items, currency, published, created_at \
+             FROM accepted_orders WHERE order_id = $1 AND published",
+        )
+        .bind(order_id)
+        .fetch_optional(&self.gateway)
+        .await
+        .map_err(database_error(GATEWAY_DB))
+    }
+
+    pub async fn order_status(&self, order_id: &str) -> Result<Option<OrderStatusRow>, AppError> {
+        sqlx::query_as::<_, OrderStatusRow>(
+            "SELECT order_id::text AS order_id, customer_id::text AS customer_id, \
+                    status::text AS status, reason::text AS reason, currency::text AS currency, \
+                    total::numeric AS total, items::jsonb AS items, history::jsonb AS history \
+             FROM order_status WHERE order_id::text = $1",
+        )
+        .bind(order_id)
+        .fetch_optional(&self.orders)
+        .await
+        .map_err(database_error(ORDER_DB))
+    }
+
+    pub async fn stock_level(&self, sku: &str) -> Result<Option<StockLevelRow>, AppError> {
+        sqlx::query_as::<_, StockLevelRow>(
+            "SELECT sku::text AS sku, name::text AS name, available::bigint AS available, \
+                    reserved::bigint AS reserved, unit_price::numeric AS unit_price \
+             FROM stock_levels WHERE sku::text = $1",
+        )
+        .bind(sku)
+        .fetch_optional(&self.inventory)
+        .await
+        .map_err(database_error(INVENTORY_DB))
+    }
+
+    /// Whether each database answers and holds the table or view we read.
+    pub async fn readiness(&self) -> Vec<(&'static str, Result<(), String>)> {
+        let probe = |pool: &PgPool, sql: &'static str| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query(sql)
+                    .execute(&pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        };
+        let (gateway, orders, inventory) = tokio::join!(
+            probe(&self.gateway, "SELECT 1 FROM accepted_orders LIMIT 0"),
+            probe(&self.orders, "SELECT 1 FROM order_status LIMIT 0"),
+            probe(&self.inventory, "SELECT 1 FROM stock_levels LIMIT 0"),
+        );
+        vec![
+            ("gateway_db", gateway),
+            ("order_db", orders),
+            ("inventory_db", inventory),
+        ]
+    }
+}

@@ -1,0 +1,281 @@
+//! A gateway per test: the real router driven with `oneshot`, an in-memory
+//! publisher, and (when the test needs one) a fresh PostgreSQL database
+//! `chorus_test_<random>` holding the gateway's tables and stand-ins for the
+//! workers' read models, dropped afterwards.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use chorus_gateway::auth::{Role, issue_token};
+use chorus_gateway::publish::MemoryPublisher;
+use chorus_gateway::store::Store;
+use chorus_gateway::{AppState, Settings, app};
+use serde_json::Value;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, PgPool};
+use tower::ServiceExt;
+
+pub const SECRET: &str = "chorus-gateway-test-secret";
+pub const HOW_TO_START: &str = "start the stack with `make up`";
+
+/// Where the tests create their databases (a role that may CREATE DATABASE).
+pub fn admin_url() -> String {
+    std::env::var("CHORUS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://chorus:chorus@127.0.0.1:55432/postgres".to_string())
+}
+
+/// The workers' read models as the gateway expects them (owned by other
+/// services in production; stand-ins here).
+const READ_MODELS: &str = "
+CREATE TABLE order_status (
+    order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL,
+    reason TEXT NULL, currency TEXT NOT NULL, total NUMERIC NULL,
+    items JSONB NOT NULL, history JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
+CREATE TABLE stock_levels (
+    sku TEXT PRIMARY KEY, name TEXT NOT NULL, available INTEGER NOT NULL,
+    reserved INTEGER NOT NULL, sold INTEGER NOT NULL DEFAULT 0, unit_price NUMERIC(12, 2) NOT NULL);
+";
+
+/// A throwaway database, dropped (with its connections) when this drops.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    pub pool: PgPool,
+}
+
+impl TestDb {
+    pub async fn create() -> TestDb {
+        let admin_url = admin_url();
+        let address = admin_url
+            .rsplit_once('@')
+            .map_or(admin_url.as_str(), |(_, a)| a)
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL unreachable at {address}: {HOW_TO_START} ({e})")
+            });
+        let name = format!("chorus_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("CREATE DATABASE");
+        admin.close().await;
+        let url = format!(
+            "{}/{name}",
+            admin_url.rsplit_once('/').expect("a URL with a database").0
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect(&url)
+            .await
+            .expect("connecting to the test database");
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .expect("migrating");
+        sqlx::raw_sql(READ_MODELS)
+            .execute(&pool)
+            .await
+            .expect("creating the read models");
+        TestDb { name, url, pool }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop cannot await: drop the database from a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                if let Ok(admin) = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&admin_url())
+                    .await
+                {
+                    let _ = sqlx::query(AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&admin)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub publisher: Arc<MemoryPublisher>,
+    pub db: Option<TestDb>,
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.text))
+    }
+
+    /// Asserts the error shape and returns `(code, field)`.
+    pub fn error(&self, status: StatusCode) -> (String, Option<String>) {
+        assert_eq!(self.status, status, "{}", self.text);
+        let body = self.json();
+        let error = &body["error"];
+        assert!(error["code"].is_string(), "{body}");
+        assert!(error["message"].is_string(), "{body}");
+        assert!(
+            error.get("field").is_some(),
+            "field must be present: {body}"
+        );
+        (
+            error["code"].as_str().unwrap().to_string(),
+            error["field"].as_str().map(str::to_string),
+        )
+    }
+}
+
+pub fn settings(per_sec: u32, burst: u32) -> Settings {
+    Settings {
+        jwt_secret: SECRET.to_string(),
+        rate_limit_per_sec: per_sec,
+        rate_limit_burst: burst,
+    }
+}
+
+impl TestApp {
+    /// With a fresh database behind all three pools.
+    pub async fn spawn() -> TestApp {
+        let db = TestDb::create().await;
+        let pool = db.pool.clone();
+        let store = Store::new(pool.clone(), pool.clone(), pool);
+        TestApp::with_store(store, Some(db), settings(1000, 1000))
+    }
+
+    /// With pools pointing nowhere: for tests that must answer before any
+    /// database is touched (any database use answers 503).
+    pub fn without_db() -> TestApp {
+        TestApp::without_db_with(settings(1000, 1000))
+    }
+
+    pub fn without_db_with(settings: Settings) -> TestApp {
+        let nowhere = || Store::lazy_pool("postgres://nobody:x@127.0.0.1:1/none", 1).unwrap();
+        let store = Store::new(nowhere(), nowhere(), nowhere());
+        TestApp::with_store(store, None, settings)
+    }
+
+    fn with_store(store: Store, db: Option<TestDb>, settings: Settings) -> TestApp {
+        let publisher = Arc::new(MemoryPublisher::default());
+        let state = AppState::new(store, publisher.clone(), &settings);
+        TestApp {
+            router: app(state.clone()),
+            state,
+            publisher,
+            db,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.db.as_ref().expect("a test database").pool
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        TestResponse {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> TestResponse {
+        let mut request = Request::builder().method(Method::GET).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    pub async fn post_order(&self, token: &str, key: Option<&str>, body: &Value) -> TestResponse {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/orders")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json");
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        self.send(request.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    pub async fn put_stock(&self, token: &str, sku: &str, body: &Value) -> TestResponse {
+        let request = Request::builder()
+            .method(Method::PUT)
+            .uri(format!("/v1/admin/inventory/{sku}"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        self.send(request).await
+    }
+
+    /// Writes the order's row in the stand-in `order_status` read model.
+    pub async fn set_order_status(&self, order_id: &str, customer: &str, status: &str) {
+        sqlx::query(
+            "INSERT INTO order_status (order_id, customer_id, status, reason, currency, total, items, history) \
+             VALUES ($1, $2, $3, NULL, 'EUR', 39.98, \
+                     '[{\"sku\":\"SKU-1\",\"quantity\":2,\"unit_price\":\"19.99\"}]', \
+                     jsonb_build_array(jsonb_build_object('status', 'PENDING', 'at', '2025-01-01T00:00:00Z'), \
+                                       jsonb_build_object('status', $3::text, 'at', '2025-01-01T00:00:01Z'))) \
+             ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, history = EXCLUDED.history",
+        )
+        .bind(order_id)
+        .bind(customer)
+        .bind(status)
+        .execute(self.pool())
+        .await
+        .expect("writing order_status");
+    }
+}
+
+pub fn token(sub: &str, role: Role) -> String {
+    issue_token(SECRET, sub, role, Duration::from_secs(600)).unwrap()
+}
+
+pub fn customer(sub: &str) -> String {
+    token(sub, Role::Customer)
+}
+
+pub fn admin() -> String {
+    token("ops", Role::Admin)
+}
+
+pub fn order_body() -> Value {
+    serde_json::json!({"items":[{"sku":"SKU-1","quantity":2}],"currency":"EUR","payment_token":"tok_ok"})
+}

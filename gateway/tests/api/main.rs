@@ -1,0 +1,12 @@
+//! Tests of the gateway's HTTP contract. Most drive the router in process
+//! with an in-memory publisher; those that need PostgreSQL create their own
+//! database and fail (never pass) when it is down; `kafka` runs the whole
+//! application against the real local stack.
+
+mod docs_and_health;
+mod errors;
+mod helpers;
+mod inventory;
+mod kafka;
+mod orders;
+mod status;

@@ -1,0 +1,385 @@
+//! A whole chorus deployment for one test: its own topics, its own databases,
+//! the four workers and the gateway as real processes (the binaries `make
+//! test` builds), torn down when the test ends.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chorus_avro::TopicCatalogue;
+use serde_json::{Value, json};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+
+use crate::{HOW_TO_START, Stack};
+
+pub const WORKERS: [&str; 4] = ["order", "inventory", "payment", "notification"];
+const JWT_SECRET: &str = "e2e-test-secret-with-enough-entropy-0123456789";
+
+/// One running deployment.
+pub struct Saga {
+    pub stack: Stack,
+    pub topics: TopicCatalogue,
+    pub gateway_url: String,
+    pub http: reqwest::Client,
+    admin_url: String,
+    databases: HashMap<&'static str, String>,
+    processes: HashMap<&'static str, Child>,
+    env: HashMap<&'static str, Vec<(String, String)>>,
+    logs: PathBuf,
+}
+
+impl Saga {
+    /// Starts everything and waits until every process is ready.
+    pub async fn start() -> Saga {
+        Saga::start_with(&[]).await
+    }
+
+    /// Like `start`, with extra environment for every process.
+    pub async fn start_with(extra_env: &[(&str, &str)]) -> Saga {
+        let stack = Stack::get().await;
+        let topics = stack.fresh_topics().await;
+        // As `make run` does: the schemas are registered before anything runs.
+        let registered = crate::run(stack.chorus(&topics).args(["schemas", "register"]));
+        assert!(registered.status.success(), "{}", crate::describe(&registered));
+        let admin_url = std::env::var("CHORUS_TEST_PG_ADMIN_URL")
+            .unwrap_or_else(|_| "postgres://chorus:chorus@127.0.0.1:55432/postgres".to_string());
+        let admin = admin_pool(&admin_url).await;
+        let mut databases = HashMap::new();
+        for service in WORKERS.iter().chain(["gateway"].iter()) {
+            let name = format!("{}_{service}", topics.namespace());
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&admin)
+                .await
+                .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
+            databases.insert(*service, db_url(&admin_url, &name));
+        }
+        admin.close().await;
+
+        let logs = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/e2e-logs")
+            .join(topics.namespace());
+        std::fs::create_dir_all(&logs).unwrap();
+        let gateway_port = free_port();
+        let common: Vec<(String, String)> = [
+            ("CHORUS_KAFKA_BROKERS", stack.brokers.as_str()),
+            ("CHORUS_SCHEMA_REGISTRY_URL", stack.registry.as_str()),
+            ("CHORUS_TOPIC_NAMESPACE", topics.namespace()),
+            ("CHORUS_TOPIC_PARTITIONS", &topics.partitions().to_string()),
+            ("CHORUS_MAX_BACKOFF_MS", "500"),
+            ("RUST_LOG", "info,rdkafka=warn,sqlx=warn"),
+        ]
+        .iter()
+        .chain(extra_env.iter())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut env = HashMap::new();
+        for worker in WORKERS {
+            let mut vars = common.clone();
+            vars.push(("CHORUS_DATABASE_URL".into(), databases[worker].clone()));
+            vars.push(("CHORUS_HTTP_ADDR".into(), format!("127.0.0.1:{}", free_port())));
+            env.insert(worker, vars);
+        }
+        let mut gateway = common.clone();
+        gateway.extend([
+            ("CHORUS_DATABASE_URL".into(), databases["gateway"].clone()),
+            ("CHORUS_ORDER_DB_URL".into(), databases["order"].clone()),
+            ("CHORUS_INVENTORY_DB_URL".into(), databases["inventory"].clone()),
+            ("CHORUS_HTTP_ADDR".into(), format!("127.0.0.1:{gateway_port}")),
+            ("CHORUS_JWT_SECRET".into(), JWT_SECRET.into()),
+            ("CHORUS_RATE_LIMIT_PER_SEC".into(), "100000".into()),
+        ]);
+        env.insert("gateway", gateway);
+
+        let mut saga = Saga {
+            stack,
+            topics,
+            gateway_url: format!("http://127.0.0.1:{gateway_port}"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            admin_url,
+            databases,
+            processes: HashMap::new(),
+            env,
+            logs,
+        };
+        for service in ["order", "inventory", "payment", "notification", "gateway"] {
+            saga.spawn(service);
+        }
+        for service in ["order", "inventory", "payment", "notification", "gateway"] {
+            saga.wait_ready(service).await;
+        }
+        saga
+    }
+
+    /// Starts (or restarts) one service's process.
+    pub fn spawn(&mut self, service: &'static str) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.join(format!("{service}.log")))
+            .unwrap();
+        let child = Command::new(binary(service))
+            .envs(self.env[service].iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", binary(service).display()));
+        self.processes.insert(service, child);
+    }
+
+    /// Kills a service with SIGKILL (no chance to flush or commit).
+    pub fn kill(&mut self, service: &'static str) {
+        if let Some(mut child) = self.processes.remove(service) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    pub fn terminate(&mut self, service: &'static str) -> std::process::ExitStatus {
+        let mut child = self.processes.remove(service).expect("service running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        for _ in 0..300 {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        panic!("{service} did not exit within 30 s of SIGTERM");
+    }
+
+    /// Waits for the service's `/readyz`, failing with its log if it died.
+    pub async fn wait_ready(&mut self, service: &'static str) {
+        let addr = self.env[service]
+            .iter()
+            .find(|(k, _)| k == "CHORUS_HTTP_ADDR")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        let url = format!("http://{addr}/readyz");
+        for _ in 0..600 {
+            if let Some(child) = self.processes.get_mut(service)
+                && let Some(status) = child.try_wait().unwrap()
+            {
+                panic!("{service} exited with {status}:\n{}", self.log(service));
+            }
+            if let Ok(response) = self.http.get(&url).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{service} not ready within 60 s:\n{}", self.log(service));
+    }
+
+    pub fn log(&self, service: &str) -> String {
+        let text = std::fs::read_to_string(self.logs.join(format!("{service}.log")))
+            .unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    /// A connection pool to one service's database.
+    pub async fn db(&self, service: &str) -> PgPool {
+        admin_pool(&self.databases[service]).await
+    }
+
+    /// A signed token for `sub` with `role`.
+    pub fn token(&self, sub: &str, role: &str) -> String {
+        let claims = json!({
+            "sub": sub,
+            "role": role,
+            "exp": chrono::Utc::now().timestamp() + 3600,
+        });
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    /// Sets a SKU's stock and price through the admin API and waits until the
+    /// inventory read model shows it.
+    pub async fn set_stock(&self, sku: &str, available: i64, unit_price: &str) {
+        let admin = self.token("ops", "admin");
+        let response = self
+            .http
+            .put(format!("{}/v1/admin/inventory/{sku}", self.gateway_url))
+            .bearer_auth(&admin)
+            .json(&json!({"available": available, "unit_price": unit_price, "name": sku}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+        for _ in 0..300 {
+            if let Some(stock) = self.stock(sku).await
+                && stock["available"] == available
+                && stock["unit_price"] == unit_price
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("stock of {sku} never became {available}");
+    }
+
+    /// The admin view of a SKU, or None when unknown.
+    pub async fn stock(&self, sku: &str) -> Option<Value> {
+        let response = self
+            .http
+            .get(format!("{}/v1/admin/inventory/{sku}", self.gateway_url))
+            .bearer_auth(self.token("ops", "admin"))
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            200 => Some(response.json().await.unwrap()),
+            404 => None,
+            other => panic!("GET inventory {sku}: {other} {}", response.text().await.unwrap()),
+        }
+    }
+
+    /// Places an order as `customer`; returns (status code, body).
+    pub async fn place(&self, customer: &str, key: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/v1/orders", self.gateway_url))
+            .bearer_auth(self.token(customer, "customer"))
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Places an order that must be accepted; returns its id.
+    pub async fn place_ok(&self, customer: &str, items: &[(&str, i64)], token: &str) -> String {
+        let body = order_body(items, token);
+        let key = uuid::Uuid::new_v4().to_string();
+        let (status, body) = self.place(customer, &key, &body).await;
+        assert_eq!(status, 202, "{body}");
+        body["order_id"].as_str().unwrap().to_string()
+    }
+
+    /// Long-polls an order until it is final (or `timeout` passes); returns its body.
+    pub async fn wait_final(&self, customer: &str, order_id: &str, timeout: Duration) -> Value {
+        let token = self.token(customer, "customer");
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut seen = "PENDING".to_string();
+        loop {
+            let response = self
+                .http
+                .get(format!(
+                    "{}/v1/orders/{order_id}?wait=10&seen={seen}",
+                    self.gateway_url
+                ))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "GET {order_id}");
+            let body: Value = response.json().await.unwrap();
+            seen = body["status"].as_str().unwrap().to_string();
+            if seen == "CONFIRMED" || seen == "CANCELLED" {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "order {order_id} still {seen} after {timeout:?}"
+            );
+        }
+    }
+}
+
+impl Drop for Saga {
+    fn drop(&mut self) {
+        for (_, mut child) in self.processes.drain() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if !std::thread::panicking() {
+            // Leave the databases of a failed test for inspection.
+            let admin_url = self.admin_url.clone();
+            let names: Vec<String> = self
+                .databases
+                .values()
+                .map(|url| url.rsplit('/').next().unwrap().to_string())
+                .collect();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Runtime::new().unwrap();
+                runtime.block_on(async {
+                    let admin = admin_pool(&admin_url).await;
+                    for name in names {
+                        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&admin).await;
+                    }
+                });
+            })
+            .join()
+            .ok();
+        }
+    }
+}
+
+/// `{"items":[…],"currency":"EUR","payment_token":token}`.
+pub fn order_body(items: &[(&str, i64)], token: &str) -> Value {
+    let items: Vec<Value> = items
+        .iter()
+        .map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity}))
+        .collect();
+    json!({"items": items, "currency": "EUR", "payment_token": token})
+}
+
+/// A fresh SKU name no other test uses.
+pub fn sku(label: &str) -> String {
+    format!(
+        "{label}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8].to_uppercase()
+    )
+}
+
+async fn admin_pool(url: &str) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL unreachable at {url}: {e}; {HOW_TO_START}"))
+}
+
+fn db_url(admin_url: &str, database: &str) -> String {
+    let base = admin_url.rsplit_once('/').map_or(admin_url, |(base, _)| base);
+    format!("{base}/{database}")
+}
+
+fn binary(service: &str) -> PathBuf {
+    let dir = crate::chorus_bin()
+        .parent()
+        .expect("binary directory")
+        .to_path_buf();
+    let path = dir.join(format!("chorus-{service}"));
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --workspace --bins` (make test does)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}

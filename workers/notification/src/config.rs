@@ -1,0 +1,276 @@
+//! Notification configuration: which channels are on, from `CHORUS_NOTIFY_…`,
+//! `CHORUS_WEBHOOK_…` and `CHORUS_SMTP_…` variables. A bad or missing value
+//! stops the worker at start-up naming the variable; secrets are never shown.
+
+use std::time::Duration;
+
+use chorus_runtime::{ConfigError, Env};
+use lettre::message::Mailbox;
+
+use crate::rules::{Channel, RetryPolicy};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationConfig {
+    /// `CHORUS_NOTIFY_LOG` (default true): a structured log line per notification.
+    pub log: bool,
+    pub webhook: Option<WebhookConfig>,
+    pub smtp: Option<SmtpConfig>,
+    /// `CHORUS_NOTIFY_MAX_ATTEMPTS` (default 4) for the webhook and SMTP channels.
+    pub retry: RetryPolicy,
+}
+
+/// On when `CHORUS_WEBHOOK_URL` is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// `CHORUS_WEBHOOK_SECRET`, required with the URL.
+    pub secret: String,
+    /// `CHORUS_WEBHOOK_TIMEOUT_MS` (default 2000).
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// On when `CHORUS_SMTP_URL` is set (e.g. `smtp://127.0.0.1:1025`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpConfig {
+    pub url: String,
+    /// `CHORUS_SMTP_FROM` (default `chorus@localhost`).
+    pub from: Mailbox,
+    /// `CHORUS_SMTP_RECIPIENT_DOMAIN` (default `example.com`), for customer ids
+    /// that are not e-mail addresses.
+    pub recipient_domain: String,
+    /// `CHORUS_SMTP_TIMEOUT_MS` (default 5000).
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("url", &without_credentials(&self.url))
+            .field("from", &self.from)
+            .field("recipient_domain", &self.recipient_domain)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl NotificationConfig {
+    pub fn from_env(env: &Env) -> Result<NotificationConfig, ConfigError> {
+        let config = NotificationConfig {
+            log: env.parse("CHORUS_NOTIFY_LOG", true)?,
+            webhook: webhook(env)?,
+            smtp: smtp(env)?,
+            retry: RetryPolicy {
+                max_attempts: positive(env, "CHORUS_NOTIFY_MAX_ATTEMPTS", 4)?,
+                ..RetryPolicy::default()
+            },
+        };
+        if config.channels().is_empty() {
+            return Err(invalid(
+                "CHORUS_NOTIFY_LOG",
+                "false",
+                "no notification channel left: keep the log on, or set CHORUS_WEBHOOK_URL or CHORUS_SMTP_URL",
+            ));
+        }
+        Ok(config)
+    }
+
+    /// The channels that are on, in the order they are tried.
+    pub fn channels(&self) -> Vec<Channel> {
+        let mut channels = Vec::new();
+        if self.webhook.is_some() {
+            channels.push(Channel::Webhook);
+        }
+        if self.smtp.is_some() {
+            channels.push(Channel::Smtp);
+        }
+        if self.log {
+            channels.push(Channel::Log);
+        }
+        channels
+    }
+}
+
+fn webhook(env: &Env) -> Result<Option<WebhookConfig>, ConfigError> {
+    let Some(url) = env.optional_url("CHORUS_WEBHOOK_URL")? else {
+        return Ok(None);
+    };
+    let secret = match env.get("CHORUS_WEBHOOK_SECRET") {
+        Some(secret) if !secret.trim().is_empty() => secret,
+        _ => {
+            return Err(invalid(
+                "CHORUS_WEBHOOK_SECRET",
+                "",
+                "required when CHORUS_WEBHOOK_URL is set (webhooks are signed with it)",
+            ));
+        }
+    };
+    Ok(Some(WebhookConfig {
+        url,
+        secret,
+        timeout: Duration::from_millis(positive(env, "CHORUS_WEBHOOK_TIMEOUT_MS", 2_000)?),
+    }))
+}
+
+fn smtp(env: &Env) -> Result<Option<SmtpConfig>, ConfigError> {
+    let Some(url) = env
+        .get("CHORUS_SMTP_URL")
+        .filter(|url| !url.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let shown = without_credentials(&url);
+    if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+        return Err(invalid(
+            "CHORUS_SMTP_URL",
+            &shown,
+            "must be an smtp:// or smtps:// URL",
+        ));
+    }
+    if let Err(e) = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&url) {
+        return Err(invalid("CHORUS_SMTP_URL", &shown, &e.to_string()));
+    }
+    let from = env.string("CHORUS_SMTP_FROM", "chorus@localhost")?;
+    Ok(Some(SmtpConfig {
+        url,
+        from: from.parse().map_err(|e: lettre::address::AddressError| {
+            invalid("CHORUS_SMTP_FROM", &from, &e.to_string())
+        })?,
+        recipient_domain: env.string("CHORUS_SMTP_RECIPIENT_DOMAIN", "example.com")?,
+        timeout: Duration::from_millis(positive(env, "CHORUS_SMTP_TIMEOUT_MS", 5_000)?),
+    }))
+}
+
+/// `smtp://user:pass@host` shown as `smtp://***@host`.
+fn without_credentials(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}***{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn positive<T>(env: &Env, name: &str, default: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + From<u8> + PartialEq,
+    T::Err: std::fmt::Display,
+{
+    let value = env.parse(name, default)?;
+    if value == T::from(0) {
+        return Err(invalid(name, "0", "must be at least 1"));
+    }
+    Ok(value)
+}
+
+fn invalid(variable: &str, value: &str, problem: &str) -> ConfigError {
+    ConfigError {
+        variable: variable.to_string(),
+        value: value.to_string(),
+        problem: problem.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<NotificationConfig, ConfigError> {
+        NotificationConfig::from_env(&Env::from_pairs(pairs))
+    }
+
+    #[test]
+    fn only_the_log_is_on_by_default() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.channels(), [Channel::Log]);
+        assert_eq!(config.retry.max_attempts, 4);
+    }
+
+    #[test]
+    fn a_webhook_url_with_a_secret_turns_the_webhook_on() {
+        let config = config(&[
+            ("CHORUS_WEBHOOK_URL", "http://127.0.0.1:9000/hooks"),
+            ("CHORUS_WEBHOOK_SECRET", "s3cret"),
+        ])
+        .unwrap();
+        assert_eq!(config.channels(), [Channel::Webhook, Channel::Log]);
+        let webhook = config.webhook.unwrap();
+        assert_eq!(webhook.url, "http://127.0.0.1:9000/hooks");
+        assert_eq!(webhook.timeout, Duration::from_secs(2));
+        assert!(!format!("{webhook:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_webhook_without_a_secret_is_refused_naming_the_secret() {
+        let err = config(&[("CHORUS_WEBHOOK_URL", "http://127.0.0.1:9000")]).unwrap_err();
+        assert_eq!(err.variable, "CHORUS_WEBHOOK_SECRET");
+        assert!(err.to_string().contains("CHORUS_WEBHOOK_SECRET"));
+    }
+
+    #[test]
+    fn an_smtp_url_turns_mail_on_with_default_sender_and_domain() {
+        let config = config(&[
+            ("CHORUS_SMTP_URL", "smtp://127.0.0.1:1025"),
+            ("CHORUS_NOTIFY_LOG", "false"),
+        ])
+        .unwrap();
+        assert_eq!(config.channels(), [Channel::Smtp]);
+        let smtp = config.smtp.unwrap();
+        assert_eq!(smtp.from.to_string(), "chorus@localhost");
+        assert_eq!(smtp.recipient_domain, "example.com");
+    }
+
+    #[test]
+    fn all_three_channels_in_their_order() {
+        let config = config(&[
+            ("CHORUS_WEBHOOK_URL", "https://hooks.test/x"),
+            ("CHORUS_WEBHOOK_SECRET", "k"),
+            ("CHORUS_SMTP_URL", "smtp://mail.test:25"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.channels(),
+            [Channel::Webhook, Channel::Smtp, Channel::Log]
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_variable_and_hide_credentials() {
+        let variable = |pairs: &[(&str, &str)]| config(pairs).unwrap_err().variable;
+        assert_eq!(
+            variable(&[("CHORUS_NOTIFY_LOG", "perhaps")]),
+            "CHORUS_NOTIFY_LOG"
+        );
+        assert_eq!(
+            variable(&[("CHORUS_NOTIFY_LOG", "false")]),
+            "CHORUS_NOTIFY_LOG"
+        );
+        assert_eq!(
+            variable(&[("CHORUS_WEBHOOK_URL", "hooks.test")]),
+            "CHORUS_WEBHOOK_URL"
+        );
+        assert_eq!(
+            variable(&[
+                ("CHORUS_SMTP_FROM", "x"),
+                ("CHORUS_SMTP_URL", "smtp://h:25")
+            ]),
+            "CHORUS_SMTP_FROM"
+        );
+        assert_eq!(
+            variable(&[("CHORUS_NOTIFY_MAX_ATTEMPTS", "0")]),
+            "CHORUS_NOTIFY_MAX_ATTEMPTS"
+        );
+        let err = config(&[("CHORUS_SMTP_URL", "http://user:pw@mail.test")]).unwrap_err();
+        assert_eq!(err.variable, "CHORUS_SMTP_URL");
+        assert!(!err.to_string().contains("pw"), "{err}");
+    }
+}

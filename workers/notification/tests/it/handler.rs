@@ -1,0 +1,232 @@
+//! The handler inside a real transaction: one recorded notification per
+//! order, final state and channel.
+
+use std::time::Duration;
+
+use chorus_avro::{Event, OrderCancelled, OrderConfirmed, StockReleased};
+use chorus_notification::signature::verify;
+use chorus_notification::store::find_delivery;
+use chorus_notification::{
+    Channel, FinalStatus, NotificationConfig, NotificationHandler, RetryPolicy,
+};
+use chorus_runtime::{Env, HandleError, Handler};
+
+use crate::stubs::{smtp_server, webhook_receiver};
+use crate::support::TestDb;
+
+const SECRET: &str = "whsec_handler";
+
+fn handler(pairs: &[(&str, &str)], max_attempts: u32) -> NotificationHandler {
+    let mut config = NotificationConfig::from_env(&Env::from_pairs(pairs)).unwrap();
+    config.retry = RetryPolicy {
+        max_attempts,
+        first_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(40),
+    };
+    NotificationHandler::from_config(&config).unwrap()
+}
+
+/// Handles `event` in one transaction, committed only on success as the loop does.
+async fn handle(
+    db: &TestDb,
+    handler: &NotificationHandler,
+    event: &Event,
+) -> Result<Vec<Event>, HandleError> {
+    let mut tx = db.pool.begin().await.unwrap();
+    let emitted = handler.handle(&mut tx, event).await?;
+    tx.commit().await.unwrap();
+    Ok(emitted)
+}
+
+fn confirmed(customer_id: &str) -> OrderConfirmed {
+    let order_id = format!("order-{}", uuid::Uuid::new_v4());
+    OrderConfirmed {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        order_id: order_id.clone(),
+        occurred_at: 0,
+        correlation_id: order_id,
+        causation_id: None,
+        customer_id: customer_id.into(),
+        total: "19.99".parse().unwrap(),
+        currency: "EUR".into(),
+    }
+}
+
+fn channels_of(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .map(|event| match event {
+            Event::NotificationSent(sent) => sent.channel.clone(),
+            other => panic!("expected NotificationSent, got {other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_confirmation_is_delivered_once_per_channel_and_never_again() {
+    let db = TestDb::create().await;
+    let (url, hooks) = webhook_receiver(|_| 200).await;
+    let handler = handler(
+        &[
+            ("CHORUS_WEBHOOK_URL", &url),
+            ("CHORUS_WEBHOOK_SECRET", SECRET),
+        ],
+        4,
+    );
+    assert_eq!(handler.channels(), [Channel::Webhook, Channel::Log]);
+    let order = confirmed("alice");
+
+    let events = handle(&db, &handler, &order.clone().into()).await.unwrap();
+
+    assert_eq!(channels_of(&events), ["webhook", "log"]);
+    {
+        let hooks = hooks.lock().unwrap();
+        assert_eq!(hooks.len(), 1);
+        assert!(verify(
+            SECRET.as_bytes(),
+            &hooks[0].body,
+            hooks[0].signature.as_deref().unwrap()
+        ));
+        let body: serde_json::Value = serde_json::from_slice(&hooks[0].body).unwrap();
+        assert_eq!(body["order_id"], order.order_id.as_str());
+        assert_eq!(body["event_id"], order.event_id.as_str());
+    }
+    let mut conn = db.pool.acquire().await.unwrap();
+    let delivery = find_delivery(
+        &mut conn,
+        &order.order_id,
+        FinalStatus::Confirmed,
+        Channel::Webhook,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(delivery.attempts, 1);
+    assert_eq!(
+        Some(delivery.delivery_id.to_string()),
+        hooks.lock().unwrap()[0].delivery
+    );
+
+    // The same final state announced again (another event id): nobody is told twice.
+    let again = OrderConfirmed {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        ..order.clone()
+    };
+    assert_eq!(handle(&db, &handler, &again.into()).await.unwrap(), vec![]);
+    assert_eq!(hooks.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failing_webhook_fails_transiently_records_nothing_and_the_retry_resends_the_same_delivery()
+ {
+    let db = TestDb::create().await;
+    // Down for the whole first handling (2 attempts), up for the retry.
+    let (url, hooks) = webhook_receiver(|n| if n < 2 { 500 } else { 200 }).await;
+    let handler = handler(
+        &[
+            ("CHORUS_WEBHOOK_URL", &url),
+            ("CHORUS_WEBHOOK_SECRET", SECRET),
+        ],
+        2,
+    );
+    let order = confirmed("alice");
+    let event = Event::from(order.clone());
+
+    let failure = handle(&db, &handler, &event).await.unwrap_err();
+    assert!(matches!(failure, HandleError::Transient(_)), "{failure}");
+    let mut conn = db.pool.acquire().await.unwrap();
+    for channel in [Channel::Webhook, Channel::Log] {
+        let recorded = find_delivery(&mut conn, &order.order_id, FinalStatus::Confirmed, channel)
+            .await
+            .unwrap();
+        assert_eq!(recorded, None, "{channel}");
+    }
+
+    let events = handle(&db, &handler, &event).await.unwrap();
+    assert_eq!(channels_of(&events), ["webhook", "log"]);
+    let hooks = hooks.lock().unwrap();
+    assert_eq!(hooks.len(), 3);
+    assert!(
+        hooks
+            .iter()
+            .all(|hook| hook.delivery == hooks[0].delivery && hook.body == hooks[0].body)
+    );
+}
+
+#[tokio::test]
+async fn a_cancellation_is_mailed_and_recorded() {
+    let db = TestDb::create().await;
+    let (url, mails) = smtp_server(0).await;
+    let handler = handler(
+        &[("CHORUS_SMTP_URL", &url), ("CHORUS_NOTIFY_LOG", "false")],
+        4,
+    );
+    let cancelled = OrderCancelled {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        order_id: "order-c".into(),
+        occurred_at: 0,
+        correlation_id: "order-c".into(),
+        causation_id: None,
+        customer_id: "bob@shop.test".into(),
+        reason: "payment_declined".into(),
+        detail: Some("card declined".into()),
+    };
+
+    let events = handle(&db, &handler, &cancelled.into()).await.unwrap();
+
+    assert_eq!(channels_of(&events), ["smtp"]);
+    let Event::NotificationSent(sent) = &events[0] else {
+        unreachable!()
+    };
+    assert_eq!(sent.final_status, "CANCELLED");
+    assert_eq!(mails.lock().unwrap()[0].to, ["<bob@shop.test>"]);
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert!(
+        find_delivery(&mut conn, "order-c", FinalStatus::Cancelled, Channel::Smtp)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_customer_without_a_mailable_address_is_dead_lettered_before_anything_is_sent() {
+    let db = TestDb::create().await;
+    let (hook_url, hooks) = webhook_receiver(|_| 200).await;
+    let (smtp_url, mails) = smtp_server(0).await;
+    let handler = handler(
+        &[
+            ("CHORUS_WEBHOOK_URL", &hook_url),
+            ("CHORUS_WEBHOOK_SECRET", SECRET),
+            ("CHORUS_SMTP_URL", &smtp_url),
+        ],
+        4,
+    );
+
+    let failure = handle(&db, &handler, &confirmed("no body").into())
+        .await
+        .unwrap_err();
+
+    assert!(matches!(failure, HandleError::Permanent(_)), "{failure}");
+    assert!(hooks.lock().unwrap().is_empty());
+    assert!(mails.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn events_that_are_not_final_states_are_ignored() {
+    let db = TestDb::create().await;
+    let handler = handler(&[], 4);
+    let released = StockReleased {
+        event_id: "e".into(),
+        order_id: "o".into(),
+        occurred_at: 0,
+        correlation_id: "o".into(),
+        causation_id: None,
+        lines: vec![],
+        reason: "payment_declined".into(),
+    };
+    assert_eq!(
+        handle(&db, &handler, &released.into()).await.unwrap(),
+        vec![]
+    );
+}

@@ -1,0 +1,269 @@
+//! Given (facts so far) / when (event) / then (status, history, events) —
+//! in every arrival order the topics allow.
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::testing::{
+    authorized, payment_failed, placed, price, reservation_failed, stock_reserved,
+};
+
+fn envelope(event_type: EventType) -> Envelope {
+    Envelope {
+        event_id: format!("id-of-{event_type}"),
+        occurred_at: 1_700_000_000_000,
+        correlation_id: "o1".into(),
+        causation_id: Some("cause-1".into()),
+    }
+}
+
+fn at(second: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 18, 0, second).unwrap()
+}
+
+fn fact(event: impl Into<Event>) -> Fact {
+    fact_of(&event.into()).unwrap().expect("an order fact").1
+}
+
+/// Applies `events` in turn; returns the order and everything it emitted.
+fn given(events: Vec<Event>) -> (Order, Vec<Event>) {
+    let mut order = Order::new("o1");
+    let mut emitted = vec![];
+    for (i, event) in events.into_iter().enumerate() {
+        if let Some((next, events)) = apply(&order, fact(event), at(i as u32), envelope) {
+            order = next;
+            emitted.extend(events);
+        }
+    }
+    (order, emitted)
+}
+
+fn statuses(order: &Order) -> Vec<&str> {
+    order.history.iter().map(|h| h.status.as_str()).collect()
+}
+
+fn placed_o1() -> Event {
+    placed("o1", &[("A", 2), ("B", 1)]).into()
+}
+fn reserved_o1() -> Event {
+    stock_reserved("o1", &[("A", 2, "19.99"), ("B", 1, "5.00")]).into()
+}
+fn authorized_o1() -> Event {
+    authorized("o1", "44.98").into()
+}
+fn declined_o1() -> Event {
+    payment_failed("o1", "payment_declined").into()
+}
+
+// ---- the happy path ----
+
+#[test]
+fn placed_then_reserved_then_authorized_confirms_once() {
+    let (order, emitted) = given(vec![placed_o1()]);
+    assert_eq!(order.status, Some(Status::Pending));
+    assert!(emitted.is_empty());
+
+    let (order, emitted) = given(vec![placed_o1(), reserved_o1()]);
+    assert_eq!(order.status, Some(Status::Reserved));
+    assert!(emitted.is_empty());
+
+    let (order, emitted) = given(vec![placed_o1(), reserved_o1(), authorized_o1()]);
+    assert_eq!(order.status, Some(Status::Confirmed));
+    assert_eq!(statuses(&order), ["PENDING", "RESERVED", "CONFIRMED"]);
+    assert_eq!(order.history[2].at, at(2));
+    let [Event::OrderConfirmed(e)] = emitted.as_slice() else {
+        panic!("{emitted:?}")
+    };
+    assert_eq!(e.customer_id, "cust-7");
+    assert_eq!(e.total, price("44.98"));
+    assert_eq!(e.currency, "EUR");
+    assert_eq!(e.order_id, "o1");
+    assert_eq!(e.event_id, "id-of-OrderConfirmed");
+}
+
+#[test]
+fn every_arrival_order_of_the_happy_path_confirms_once_with_the_same_history() {
+    let orders: [[fn() -> Event; 3]; 6] = [
+        [placed_o1, reserved_o1, authorized_o1],
+        [placed_o1, authorized_o1, reserved_o1],
+        [reserved_o1, placed_o1, authorized_o1],
+        [reserved_o1, authorized_o1, placed_o1],
+        [authorized_o1, placed_o1, reserved_o1],
+        [authorized_o1, reserved_o1, placed_o1],
+    ];
+    for arrival in orders {
+        let (order, emitted) = given(arrival.iter().map(|e| e()).collect());
+        assert_eq!(order.status, Some(Status::Confirmed));
+        assert_eq!(names(&emitted), ["OrderConfirmed"]);
+        assert_eq!(statuses(&order), ["PENDING", "RESERVED", "CONFIRMED"]);
+    }
+}
+
+#[test]
+fn nothing_is_decided_before_the_order_is_placed() {
+    let (order, emitted) = given(vec![authorized_o1(), reserved_o1()]);
+    assert_eq!(order.status, None);
+    assert!(order.history.is_empty() && emitted.is_empty());
+    assert!(order.facts.reserved.is_some() && order.facts.payment_authorized.is_some());
+
+    let (order, emitted) = given(vec![authorized_o1(), reserved_o1(), placed_o1()]);
+    assert_eq!(statuses(&order), ["PENDING", "RESERVED", "CONFIRMED"]);
+    assert_eq!(names(&emitted), ["OrderConfirmed"]);
+}
+
+// ---- compensations ----
+
+#[test]
+fn a_failed_reservation_cancels_naming_the_skus() {
+    let (order, emitted) = given(vec![
+        placed_o1(),
+        reservation_failed("o1", "out_of_stock", &["A", "B"]).into(),
+    ]);
+    let cancelled = Status::Cancelled {
+        reason: "out_of_stock".into(),
+        detail: Some("A, B".into()),
+    };
+    assert_eq!(order.status, Some(cancelled));
+    assert_eq!(statuses(&order), ["PENDING", "CANCELLED"]);
+    let [Event::OrderCancelled(e)] = emitted.as_slice() else {
+        panic!("{emitted:?}")
+    };
+    assert_eq!(
+        (e.reason.as_str(), e.detail.as_deref()),
+        ("out_of_stock", Some("A, B"))
+    );
+    assert_eq!(e.customer_id, "cust-7");
+    assert_eq!(e.event_id, "id-of-OrderCancelled");
+}
+
+#[test]
+fn an_unknown_sku_arriving_before_the_order_cancels_when_it_is_placed() {
+    let (order, emitted) = given(vec![
+        reservation_failed("o1", "unknown_sku", &["GHOST"]).into(),
+        placed_o1(),
+    ]);
+    assert_eq!(statuses(&order), ["PENDING", "CANCELLED"]);
+    let [Event::OrderCancelled(e)] = emitted.as_slice() else {
+        panic!("{emitted:?}")
+    };
+    assert_eq!(
+        (e.reason.as_str(), e.detail.as_deref()),
+        ("unknown_sku", Some("GHOST"))
+    );
+}
+
+#[test]
+fn a_failed_payment_cancels_with_its_reason() {
+    let (order, emitted) = given(vec![placed_o1(), reserved_o1(), declined_o1()]);
+    assert_eq!(statuses(&order), ["PENDING", "RESERVED", "CANCELLED"]);
+    let [Event::OrderCancelled(e)] = emitted.as_slice() else {
+        panic!("{emitted:?}")
+    };
+    assert_eq!(e.reason, "payment_declined");
+    assert_eq!(e.detail.as_deref(), Some("card declined"));
+
+    let unavailable: Event = payment_failed("o1", "payment_unavailable").into();
+    let (order, _) = given(vec![unavailable, placed_o1(), reserved_o1()]);
+    assert!(
+        matches!(order.status, Some(Status::Cancelled { ref reason, .. }) if reason == "payment_unavailable")
+    );
+    assert_eq!(
+        statuses(&order),
+        ["PENDING", "CANCELLED"],
+        "final before reserved arrived"
+    );
+}
+
+#[test]
+fn every_arrival_order_of_a_declined_payment_cancels_exactly_once() {
+    let orders: [[fn() -> Event; 3]; 6] = [
+        [placed_o1, reserved_o1, declined_o1],
+        [placed_o1, declined_o1, reserved_o1],
+        [reserved_o1, placed_o1, declined_o1],
+        [reserved_o1, declined_o1, placed_o1],
+        [declined_o1, placed_o1, reserved_o1],
+        [declined_o1, reserved_o1, placed_o1],
+    ];
+    for arrival in orders {
+        let (order, emitted) = given(arrival.iter().map(|e| e()).collect());
+        assert_eq!(order.status.as_ref().map(Status::name), Some("CANCELLED"));
+        assert_eq!(names(&emitted), ["OrderCancelled"]);
+    }
+}
+
+// ---- final is final; repeats change nothing ----
+
+#[test]
+fn a_final_status_is_never_left_and_never_announced_twice() {
+    let (confirmed, _) = given(vec![placed_o1(), reserved_o1(), authorized_o1()]);
+    let (after, emitted) = apply(&confirmed, fact(declined_o1()), at(9), envelope).unwrap();
+    assert_eq!(after.status, Some(Status::Confirmed));
+    assert_eq!(after.history, confirmed.history);
+    assert!(emitted.is_empty());
+    assert!(
+        after.facts.payment_failed.is_some(),
+        "the late fact is kept"
+    );
+
+    let (cancelled, _) = given(vec![placed_o1(), declined_o1()]);
+    for late in [reserved_o1(), authorized_o1()] {
+        let (after, emitted) = apply(&cancelled, fact(late), at(9), envelope).unwrap();
+        assert_eq!(after.status, cancelled.status);
+        assert!(emitted.is_empty());
+    }
+}
+
+#[test]
+fn a_fact_stated_again_changes_nothing_and_the_first_statement_wins() {
+    let (order, _) = given(vec![placed_o1(), reserved_o1()]);
+    for again in [placed("o1", &[("Z", 9)]).into(), reserved_o1()] {
+        assert_eq!(apply(&order, fact(again), at(9), envelope), None);
+    }
+    assert_eq!(order.facts.placed.unwrap().items[0].sku, "A");
+}
+
+// ---- what the order listens to ----
+
+#[test]
+fn invalid_orders_can_never_be_applied() {
+    assert!(fact_of(&placed("o1", &[]).into()).is_err());
+    assert!(fact_of(&placed("o1", &[("A", 1), ("B", 0)]).into()).is_err());
+    assert!(fact_of(&placed("o1", &[("A", -1)]).into()).is_err());
+}
+
+#[test]
+fn the_orders_own_output_and_informational_events_are_ignored() {
+    let (_, emitted) = given(vec![placed_o1(), declined_o1()]);
+    let own = emitted[0].clone();
+    assert_eq!(fact_of(&own), Ok(None));
+    let (_, emitted) = given(vec![placed_o1(), reserved_o1(), authorized_o1()]);
+    assert_eq!(fact_of(&emitted[0]), Ok(None));
+    let released = chorus_avro::StockReleased {
+        event_id: "r".into(),
+        order_id: "o1".into(),
+        occurred_at: 0,
+        correlation_id: "o1".into(),
+        causation_id: None,
+        lines: vec![],
+        reason: "payment_declined".into(),
+    };
+    assert_eq!(fact_of(&released.into()), Ok(None));
+}
+
+#[test]
+fn history_entries_serialize_as_the_gateway_reads_them() {
+    let entry = HistoryEntry {
+        status: "PENDING".into(),
+        at: at(0) + chrono::Duration::milliseconds(123),
+    };
+    let json = serde_json::to_string(&entry).unwrap();
+    assert_eq!(
+        json,
+        r#"{"status":"PENDING","at":"2026-11-23T18:00:00.123Z"}"#
+    );
+    assert_eq!(serde_json::from_str::<HistoryEntry>(&json).unwrap(), entry);
+}
+
+fn names(events: &[Event]) -> Vec<&'static str> {
+    events.iter().map(|e| e.event_type().name()).collect()
+}

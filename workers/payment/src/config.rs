@@ -1,0 +1,145 @@
+//! Payment configuration from `CHORUS_PAYMENT_…` variables; a bad value stops
+//! the worker at start-up naming the variable.
+
+use std::time::Duration;
+
+use chorus_runtime::{ConfigError, Env};
+
+use crate::rules::RetryPolicy;
+
+/// Which provider charges the customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderChoice {
+    /// `CHORUS_PAYMENT_PROVIDER=sandbox` (the default).
+    Sandbox,
+    /// `CHORUS_PAYMENT_PROVIDER=http` with `CHORUS_PAYMENT_URL`.
+    Http { url: String, timeout: Duration },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentConfig {
+    pub provider: ProviderChoice,
+    pub retry: RetryPolicy,
+}
+
+impl PaymentConfig {
+    pub fn from_env(env: &Env) -> Result<PaymentConfig, ConfigError> {
+        let provider = match env.string("CHORUS_PAYMENT_PROVIDER", "sandbox")?.trim() {
+            "sandbox" => ProviderChoice::Sandbox,
+            "http" => ProviderChoice::Http {
+                url: env
+                    .optional_url("CHORUS_PAYMENT_URL")?
+                    .map(|url| url.trim_end_matches('/').to_string())
+                    .ok_or_else(|| {
+                        invalid(
+                            "CHORUS_PAYMENT_URL",
+                            "",
+                            "required when CHORUS_PAYMENT_PROVIDER=http",
+                        )
+                    })?,
+                timeout: Duration::from_millis(positive(env, "CHORUS_PAYMENT_TIMEOUT_MS", 2_000)?),
+            },
+            other => {
+                return Err(invalid(
+                    "CHORUS_PAYMENT_PROVIDER",
+                    other,
+                    "must be `sandbox` or `http`",
+                ));
+            }
+        };
+        Ok(PaymentConfig {
+            provider,
+            retry: RetryPolicy {
+                max_attempts: positive(env, "CHORUS_PAYMENT_MAX_ATTEMPTS", 4)?,
+                ..RetryPolicy::default()
+            },
+        })
+    }
+}
+
+fn positive<T>(env: &Env, name: &str, default: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + From<u8> + PartialEq,
+    T::Err: std::fmt::Display,
+{
+    let value = env.parse(name, default)?;
+    if value == T::from(0) {
+        return Err(invalid(name, "0", "must be at least 1"));
+    }
+    Ok(value)
+}
+
+fn invalid(variable: &str, value: &str, problem: &str) -> ConfigError {
+    ConfigError {
+        variable: variable.to_string(),
+        value: value.to_string(),
+        problem: problem.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sandbox_with_four_attempts_is_the_default() {
+        let config = PaymentConfig::from_env(&Env::from_pairs(&[])).unwrap();
+        assert_eq!(config.provider, ProviderChoice::Sandbox);
+        assert_eq!(config.retry, RetryPolicy::default());
+        assert_eq!(config.retry.max_attempts, 4);
+    }
+
+    #[test]
+    fn http_takes_its_url_and_timeout() {
+        let env = Env::from_pairs(&[
+            ("CHORUS_PAYMENT_PROVIDER", "http"),
+            ("CHORUS_PAYMENT_URL", "http://127.0.0.1:8090/"),
+            ("CHORUS_PAYMENT_MAX_ATTEMPTS", "2"),
+        ]);
+        let config = PaymentConfig::from_env(&env).unwrap();
+        assert_eq!(
+            config.provider,
+            ProviderChoice::Http {
+                url: "http://127.0.0.1:8090".into(),
+                timeout: Duration::from_millis(2_000)
+            }
+        );
+        assert_eq!(config.retry.max_attempts, 2);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let variable = |pairs: &[(&str, &str)]| {
+            PaymentConfig::from_env(&Env::from_pairs(pairs))
+                .unwrap_err()
+                .variable
+        };
+        assert_eq!(
+            variable(&[("CHORUS_PAYMENT_PROVIDER", "stripe")]),
+            "CHORUS_PAYMENT_PROVIDER"
+        );
+        assert_eq!(
+            variable(&[("CHORUS_PAYMENT_PROVIDER", "http")]),
+            "CHORUS_PAYMENT_URL"
+        );
+        assert_eq!(
+            variable(&[
+                ("CHORUS_PAYMENT_PROVIDER", "http"),
+                ("CHORUS_PAYMENT_URL", "127.0.0.1:8090")
+            ]),
+            "CHORUS_PAYMENT_URL"
+        );
+        assert_eq!(
+            variable(&[
+                ("CHORUS_PAYMENT_PROVIDER", "http"),
+                ("CHORUS_PAYMENT_URL", "http://x"),
+                ("CHORUS_PAYMENT_TIMEOUT_MS", "soon")
+            ]),
+            "CHORUS_PAYMENT_TIMEOUT_MS"
+        );
+        assert_eq!(
+            variable(&[("CHORUS_PAYMENT_MAX_ATTEMPTS", "0")]),
+            "CHORUS_PAYMENT_MAX_ATTEMPTS"
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! What the worker needs from a payment provider: authorize an amount under an
+//! idempotency key, and say whether a failure is a "no" or a "not now".
+//!
+//! A provider must honour the idempotency key: asked twice with the same key it
+//! charges once and answers with the same authorization both times. The
+//! worker's retries and replays rely on it.
+
+mod http;
+mod sandbox;
+
+use std::future::Future;
+
+use rust_decimal::Decimal;
+
+pub use http::HttpProvider;
+pub use sandbox::SandboxProvider;
+
+/// One authorization to ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationRequest {
+    /// The order; also the idempotency key and the provider-side reference.
+    pub order_id: String,
+    pub amount: Decimal,
+    pub currency: String,
+    /// The opaque payment-method token the customer handed over.
+    pub token: String,
+}
+
+impl AuthorizationRequest {
+    pub fn idempotency_key(&self) -> &str {
+        &self.order_id
+    }
+}
+
+/// The provider's reference for a granted authorization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    pub authorization_id: String,
+}
+
+/// Why no authorization came back; the variant decides whether to ask again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// A final answer: asking again would get the same "no".
+    #[error("declined: {reason}")]
+    Declined { reason: String },
+    /// The provider could not answer now (5xx, 429, timeout, connection):
+    /// asking again with the same idempotency key is safe.
+    #[error("unavailable: {cause}")]
+    Unavailable { cause: String },
+}
+
+/// A payment provider.
+pub trait PaymentProvider: Send + Sync + 'static {
+    fn authorize(
+        &self,
+        request: &AuthorizationRequest,
+    ) -> impl Future<Output = Result<Authorization, ProviderError>> + Send;
+}
+
+/// The provider chosen by configuration (`CHORUS_PAYMENT_PROVIDER`).
+#[derive(Debug, Clone)]
+pub enum ConfiguredProvider {
+    Sandbox(SandboxProvider),
+    Http(HttpProvider),
+}
+
+impl PaymentProvider for ConfiguredProvider {
+    async fn authorize(
+        &self,
+        request: &AuthorizationRequest,
+    ) -> Result<Authorization, ProviderError> {
+        match self {
+            ConfiguredProvider::Sandbox(sandbox) => sandbox.authorize(request).await,
+            ConfiguredProvider::Http(http) => http.authorize(request).await,
+        }
+    }
+}
+
+/// An error and its sources on one line, for a log field or an event detail.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

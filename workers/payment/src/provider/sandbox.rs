@@ -1,0 +1,134 @@
+//! The sandbox provider: a pretend payment provider for local runs and tests,
+//! driven by the payment token.
+//!
+//! It behaves like an external provider would: its books (`sandbox_charges`,
+//! `sandbox_calls`) are written through its own pool connection, so a worker
+//! transaction that rolls back does not un-charge, and the same idempotency key
+//! charges once and returns the same authorization however often it is asked.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use super::{Authorization, AuthorizationRequest, PaymentProvider, ProviderError, error_chain};
+
+/// Approves.
+pub const TOKEN_APPROVE: &str = "tok_ok";
+/// Declines.
+pub const TOKEN_DECLINE: &str = "tok_decline";
+/// Fails transiently on every call.
+pub const TOKEN_UNAVAILABLE: &str = "tok_unavailable";
+
+#[derive(Debug, Clone)]
+pub struct SandboxProvider {
+    pool: PgPool,
+}
+
+impl SandboxProvider {
+    /// A sandbox keeping its books through `pool`.
+    pub fn new(pool: PgPool) -> SandboxProvider {
+        SandboxProvider { pool }
+    }
+
+    /// A sandbox with a small pool of its own to `worker_pool`'s database, so
+    /// it never waits for a connection held by a handler's transaction (which
+    /// would be waiting for the sandbox).
+    pub fn alongside(worker_pool: &PgPool) -> SandboxProvider {
+        let options = (*worker_pool.connect_options()).clone();
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options);
+        SandboxProvider { pool }
+    }
+
+    /// How many calls the sandbox received for `idempotency_key`.
+    pub async fn calls(&self, idempotency_key: &str) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT count(*) FROM sandbox_calls WHERE idempotency_key = $1")
+            .bind(idempotency_key)
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    /// How many charges the sandbox holds for `idempotency_key` (0 or 1).
+    pub async fn charges(&self, idempotency_key: &str) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT count(*) FROM sandbox_charges WHERE idempotency_key = $1")
+            .bind(idempotency_key)
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    async fn record_call(&self, request: &AuthorizationRequest) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO sandbox_calls (idempotency_key, token) VALUES ($1, $2)")
+            .bind(request.idempotency_key())
+            .bind(&request.token)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Charges once per idempotency key; a repeat reads back the first charge.
+    async fn charge(&self, request: &AuthorizationRequest) -> Result<Authorization, ProviderError> {
+        let unavailable = |e: sqlx::Error| ProviderError::Unavailable {
+            cause: format!("sandbox ledger: {}", error_chain(&e)),
+        };
+        let new_id = format!("sbx_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(
+            "INSERT INTO sandbox_charges (idempotency_key, amount, currency, authorization_id)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(request.idempotency_key())
+        .bind(request.amount)
+        .bind(&request.currency)
+        .bind(&new_id)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let (amount, currency, authorization_id): (rust_decimal::Decimal, String, String) =
+            sqlx::query_as(
+                "SELECT amount, currency, authorization_id FROM sandbox_charges
+                 WHERE idempotency_key = $1",
+            )
+            .bind(request.idempotency_key())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        // Like a real provider, refuse to reuse a key for a different charge.
+        if amount != request.amount || currency != request.currency {
+            return Err(ProviderError::Declined {
+                reason: format!(
+                    "idempotency key already used for {amount} {currency}, not {} {}",
+                    request.amount, request.currency
+                ),
+            });
+        }
+        Ok(Authorization { authorization_id })
+    }
+}
+
+impl PaymentProvider for SandboxProvider {
+    async fn authorize(
+        &self,
+        request: &AuthorizationRequest,
+    ) -> Result<Authorization, ProviderError> {
+        self.record_call(request)
+            .await
+            .map_err(|e| ProviderError::Unavailable {
+                cause: format!("sandbox ledger: {}", error_chain(&e)),
+            })?;
+        match request.token.as_str() {
+            TOKEN_APPROVE => self.charge(request).await,
+            TOKEN_DECLINE => Err(ProviderError::Declined {
+                reason: "card declined".to_string(),
+            }),
+            TOKEN_UNAVAILABLE => Err(ProviderError::Unavailable {
+                cause: "sandbox: tok_unavailable never gets through".to_string(),
+            }),
+            _ => Err(ProviderError::Declined {
+                reason: "unknown token".to_string(),
+            }),
+        }
+    }
+}
