@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod publish;
 pub mod rate_limit;
 pub mod routes;
+pub mod status_watch;
 pub mod store;
 pub mod traceparent;
 pub mod validate;
@@ -31,6 +32,7 @@ use error::BODY_LIMIT_BYTES;
 use metrics::Metrics;
 use publish::Publisher;
 use rate_limit::RateLimiter;
+use status_watch::StatusWatch;
 use store::Store;
 
 /// What every handler shares. Cheap to clone.
@@ -45,6 +47,7 @@ struct Inner {
     tokens: TokenVerifier,
     rate_limiter: RateLimiter,
     metrics: Metrics,
+    status_watch: Arc<StatusWatch>,
     /// Cancelled at shutdown: long-polls answer at once.
     shutdown: CancellationToken,
 }
@@ -69,6 +72,7 @@ impl AppState {
                     settings.rate_limit_burst,
                 ),
                 metrics: Metrics::new(),
+                status_watch: Arc::default(),
                 shutdown: CancellationToken::new(),
             }),
         }

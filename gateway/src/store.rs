@@ -160,6 +160,20 @@ impl Store {
         .map_err(database_error(ORDER_DB))
     }
 
+    /// The current status of each of these orders the read model has.
+    pub async fn order_statuses(
+        &self,
+        order_ids: &[String],
+    ) -> Result<Vec<(String, String)>, AppError> {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT order_id::text, status::text FROM order_status WHERE order_id::text = ANY($1)",
+        )
+        .bind(order_ids)
+        .fetch_all(&self.orders)
+        .await
+        .map_err(database_error(ORDER_DB))
+    }
+
     pub async fn stock_level(&self, sku: &str) -> Result<Option<StockLevelRow>, AppError> {
         sqlx::query_as::<_, StockLevelRow>(
             "SELECT sku::text AS sku, name::text AS name, available::bigint AS available, \

@@ -4,7 +4,7 @@
 pub mod health;
 pub mod inventory;
 pub mod openapi;
-pub mod order_view;
+pub mod order_status;
 pub mod orders;
 
 use axum::handler::Handler;
@@ -25,7 +25,11 @@ where
     H: Handler<T, AppState>,
     T: 'static,
 {
-    let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
+    let mut filter = MethodFilter::try_from(method.clone()).expect("a standard method");
+    if method == Method::GET {
+        // As axum's `get`: HEAD runs the GET handler and the body is dropped.
+        filter = filter.or(MethodFilter::HEAD);
+    }
     Route {
         method,
         path,
@@ -36,7 +40,11 @@ where
 pub fn table() -> Vec<Route> {
     vec![
         route(Method::POST, "/v1/orders", orders::place_order),
-        route(Method::GET, "/v1/orders/{order_id}", orders::get_order),
+        route(
+            Method::GET,
+            "/v1/orders/{order_id}",
+            order_status::get_order,
+        ),
         route(
             Method::PUT,
             "/v1/admin/inventory/{sku}",

@@ -1,11 +1,9 @@
-//! `POST /v1/orders` and `GET /v1/orders/{order_id}`.
+//! `POST /v1/orders`.
 //!
 //! A POST answers 202 only after Kafka acknowledged `OrderPlaced`. The
 //! accepted order is recorded first under (subject, Idempotency-Key); if Kafka
 //! fails the row stays unpublished and a retry with the same key publishes the
 //! same order (same order id, same event id) again.
-
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -16,21 +14,18 @@ use chorus_avro::{Event, OrderLine, OrderPlaced};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::AppError;
-use crate::extract::{JsonBody, PathParam, QueryParams};
-use crate::routes::order_view::{self, OrderView};
+use crate::extract::JsonBody;
 use crate::store::NewOrder;
 use crate::traceparent::TraceContext;
-use crate::validate::{Currency, IdempotencyKey, PaymentToken, Quantity, Sku, StatusName};
+use crate::validate::{Currency, IdempotencyKey, PaymentToken, Quantity, Sku};
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub const MAX_LINES: usize = 50;
-pub const MAX_WAIT_SECS: u64 = 30;
 
 /// The body of `POST /v1/orders` as the client sends it.
 #[derive(Debug, Deserialize)]
@@ -196,57 +191,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, AppError> {
         .map_err(|_| "must be visible ASCII".to_string())
         .and_then(IdempotencyKey::parse)
         .map_err(|m| AppError::field("Idempotency-Key", m))
-}
-
-/// `?wait=<seconds>&seen=<STATUS>`.
-#[derive(Debug, Deserialize)]
-pub struct StatusQuery {
-    wait: Option<String>,
-    seen: Option<String>,
-}
-
-pub async fn get_order(
-    State(state): State<AppState>,
-    caller: Caller,
-    PathParam(order_id): PathParam,
-    QueryParams(query): QueryParams<StatusQuery>,
-) -> Result<Json<OrderView>, AppError> {
-    let wait = match query.wait.as_deref() {
-        None => 0,
-        Some(text) => text
-            .parse::<u64>()
-            .ok()
-            .filter(|&secs| secs <= MAX_WAIT_SECS)
-            .ok_or_else(|| {
-                AppError::field(
-                    "wait",
-                    format!("must be a whole number of seconds from 0 to {MAX_WAIT_SECS}"),
-                )
-            })?,
-    };
-    let seen = query
-        .seen
-        .as_deref()
-        .map(StatusName::parse)
-        .transpose()
-        .map_err(|m| AppError::field("seen", m))?;
-    let deadline = Instant::now() + Duration::from_secs(wait);
-    let mut pause = Duration::from_millis(25);
-    loop {
-        let view = order_view::load(&state, &caller, &order_id).await?;
-        let changed = seen.as_ref().is_none_or(|s| !s.matches(&view.status));
-        let now = Instant::now();
-        if changed || view.is_final() || now >= deadline {
-            return Ok(Json(view));
-        }
-        // Poll the read model with a growing pause; a shutdown answers
-        // with the current state at once instead of holding the drain.
-        tokio::select! {
-            () = tokio::time::sleep(pause.min(deadline - now)) => {}
-            () = state.inner.shutdown.cancelled() => return Ok(Json(view)),
-        }
-        pause = (pause * 2).min(Duration::from_millis(250));
-    }
 }
 
 #[cfg(test)]

@@ -166,3 +166,44 @@ async fn a_long_poll_answers_at_once_when_the_gateway_shuts_down() {
     assert_eq!(response.json()["status"], "PENDING");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn many_long_polls_wake_only_for_their_own_order() {
+    let app = TestApp::spawn().await;
+    let changing = place(&app, "alice").await;
+    let quiet = {
+        let response = app
+            .post_order(&customer("alice"), Some("key-2"), &order_body())
+            .await;
+        response.json()["order_id"].as_str().unwrap().to_string()
+    };
+    let alice = customer("alice");
+    let poll = |order_id: String, wait: u64| {
+        let app = &app;
+        let alice = &alice;
+        async move {
+            let started = Instant::now();
+            let path = format!("/v1/orders/{order_id}?wait={wait}&seen=PENDING");
+            let status = app.get(&path, Some(alice)).await.json()["status"].clone();
+            (status, started.elapsed())
+        }
+    };
+    let waiters = futures::future::join_all(
+        (0..10)
+            .map(|_| poll(changing.clone(), 20))
+            .chain((0..10).map(|_| poll(quiet.clone(), 2))),
+    );
+    let change = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.set_order_status(&changing, "alice", "CANCELLED").await;
+    };
+    let (results, ()) = tokio::join!(waiters, change);
+    for (status, elapsed) in &results[..10] {
+        assert_eq!(status, "CANCELLED");
+        assert!(*elapsed < Duration::from_secs(5), "{elapsed:?}");
+    }
+    for (status, elapsed) in &results[10..] {
+        assert_eq!(status, "PENDING");
+        assert!(*elapsed >= Duration::from_secs(2), "{elapsed:?}");
+    }
+}

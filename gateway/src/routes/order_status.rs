@@ -1,18 +1,27 @@
-//! An order as `GET /v1/orders/{id}` shows it: from the order service's read
-//! model, or — until that has seen the order — from the gateway's own record
-//! as `PENDING`, so an order is never 404 to its owner after its 202.
+//! `GET /v1/orders/{order_id}`: the order service's read model, or — until
+//! that has seen the order — the gateway's own record as `PENDING`, so an
+//! order is never 404 to its owner after its 202. `?wait=&seen=` long-polls
+//! through the shared [`StatusWatch`](crate::status_watch::StatusWatch).
 
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::AppError;
+use crate::extract::{PathParam, QueryParams};
 use crate::store::{AcceptedOrder, OrderStatusRow};
+use crate::validate::StatusName;
 
 pub const FINAL_STATUSES: [&str; 2] = ["CONFIRMED", "CANCELLED"];
+pub const MAX_WAIT_SECS: u64 = 30;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OrderView {
@@ -40,10 +49,77 @@ pub struct HistoryEntry {
 
 impl OrderView {
     pub fn is_final(&self) -> bool {
-        FINAL_STATUSES
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case(&self.status))
+        is_final(&self.status)
     }
+}
+
+pub fn is_final(status: &str) -> bool {
+    FINAL_STATUSES
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(status))
+}
+
+/// `?wait=<seconds>&seen=<STATUS>`.
+#[derive(Debug, Deserialize)]
+pub struct StatusQuery {
+    wait: Option<String>,
+    seen: Option<String>,
+}
+
+pub async fn get_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(order_id): PathParam,
+    QueryParams(query): QueryParams<StatusQuery>,
+) -> Result<Json<OrderView>, AppError> {
+    let wait = match query.wait.as_deref() {
+        None => 0,
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|&secs| secs <= MAX_WAIT_SECS)
+            .ok_or_else(|| {
+                AppError::field(
+                    "wait",
+                    format!("must be a whole number of seconds from 0 to {MAX_WAIT_SECS}"),
+                )
+            })?,
+    };
+    let seen = query
+        .seen
+        .as_deref()
+        .map(StatusName::parse)
+        .transpose()
+        .map_err(|m| AppError::field("seen", m))?;
+    let view = load(&state, &caller, &order_id).await?;
+    let Some(seen) = seen.filter(|s| wait > 0 && s.matches(&view.status) && !view.is_final())
+    else {
+        return Ok(Json(view));
+    };
+    let deadline = Instant::now() + Duration::from_secs(wait);
+    let inner = &state.inner;
+    let mut watch = inner
+        .status_watch
+        .subscribe(&view.order_id, &inner.store, &inner.shutdown);
+    loop {
+        // A shutdown answers the current state at once instead of holding
+        // the graceful drain for up to 30 s.
+        tokio::select! {
+            changed = watch.status.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let status = watch.status.borrow_and_update().clone();
+                if status.is_some_and(|s| !seen.matches(&s) || is_final(&s)) {
+                    break;
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => break,
+            () = inner.shutdown.cancelled() => break,
+        }
+    }
+    drop(watch);
+    Ok(Json(load(&state, &caller, &order_id).await?))
 }
 
 /// The order if `caller` may see it (its owner or an admin); otherwise 404,
