@@ -163,9 +163,10 @@ impl Serialize for Event {
 
 /// The envelope fields of an event caused by another one.
 ///
-/// The event id is a UUIDv5 of the cause's id and the new event's type, so a
-/// cause processed twice (after a crash) emits the same ids again and
-/// downstream consumers recognise the repeat as a duplicate.
+/// The event id is a UUIDv5 of the cause's id and the new event's type (and,
+/// with [`Envelope::caused_by_keyed`], a discriminator), so a cause processed
+/// twice (after a crash) emits the same ids again and downstream consumers
+/// recognise the repeat as a duplicate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     pub event_id: String,
@@ -175,12 +176,36 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// The one event of `event_type` that `cause` gives rise to.
     pub fn caused_by(cause: &Event, event_type: EventType) -> Envelope {
         Envelope::caused_by_parts(cause.event_id(), cause.correlation_id(), event_type)
     }
 
-    pub fn caused_by_parts(cause_id: &str, correlation_id: &str, event_type: EventType) -> Envelope {
-        let namespace = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, cause_id.as_bytes());
+    /// One of several events of `event_type` that `cause` gives rise to, told
+    /// apart by `discriminator` (e.g. the channel a notification went out on):
+    /// each gets an id of its own, the same again when the cause is reprocessed.
+    pub fn caused_by_keyed(cause: &Event, event_type: EventType, discriminator: &str) -> Envelope {
+        Envelope::derive(
+            &format!("{}#{discriminator}", cause.event_id()),
+            cause.event_id(),
+            cause.correlation_id(),
+            event_type,
+        )
+    }
+
+    /// [`Envelope::caused_by`] for a cause known only by its ids.
+    pub fn caused_by_parts(
+        cause_id: &str,
+        correlation_id: &str,
+        event_type: EventType,
+    ) -> Envelope {
+        Envelope::derive(cause_id, cause_id, correlation_id, event_type)
+    }
+
+    /// The event id is derived from `seed` (the cause's id, with any
+    /// discriminator) and the event type.
+    fn derive(seed: &str, cause_id: &str, correlation_id: &str, event_type: EventType) -> Envelope {
+        let namespace = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, seed.as_bytes());
         Envelope {
             event_id: uuid::Uuid::new_v5(&namespace, event_type.name().as_bytes()).to_string(),
             occurred_at: chrono::Utc::now().timestamp_millis(),
@@ -340,4 +365,63 @@ pub struct NotificationSent {
     pub customer_id: String,
     pub final_status: String,
     pub channel: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placed(event_id: &str) -> Event {
+        OrderPlaced {
+            event_id: event_id.into(),
+            order_id: "o-1".into(),
+            occurred_at: 0,
+            correlation_id: "corr-1".into(),
+            causation_id: None,
+            customer_id: "c-1".into(),
+            items: vec![],
+            currency: "EUR".into(),
+            payment_token: "tok".into(),
+        }
+        .into()
+    }
+
+    #[test]
+    fn keyed_envelopes_are_distinct_per_discriminator_and_deterministic() {
+        let cause = placed("e-1");
+        let t = EventType::NotificationSent;
+        let webhook = Envelope::caused_by_keyed(&cause, t, "webhook");
+        let email = Envelope::caused_by_keyed(&cause, t, "email");
+        let plain = Envelope::caused_by(&cause, t);
+
+        assert_ne!(webhook.event_id, email.event_id);
+        assert_ne!(webhook.event_id, plain.event_id);
+        assert_eq!(
+            webhook.event_id,
+            Envelope::caused_by_keyed(&cause, t, "webhook").event_id
+        );
+        assert_ne!(
+            webhook.event_id,
+            Envelope::caused_by_keyed(&cause, EventType::OrderConfirmed, "webhook").event_id
+        );
+        assert_ne!(
+            webhook.event_id,
+            Envelope::caused_by_keyed(&placed("e-2"), t, "webhook").event_id
+        );
+        assert!(uuid::Uuid::parse_str(&webhook.event_id).is_ok());
+        for envelope in [&webhook, &email, &plain] {
+            assert_eq!(envelope.causation_id.as_deref(), Some("e-1"));
+            assert_eq!(envelope.correlation_id, "corr-1");
+        }
+    }
+
+    #[test]
+    fn caused_by_agrees_with_caused_by_parts() {
+        let cause = placed("e-1");
+        let plain = Envelope::caused_by(&cause, EventType::StockReserved);
+        let parts = Envelope::caused_by_parts("e-1", "corr-1", EventType::StockReserved);
+        assert_eq!(plain.event_id, parts.event_id);
+        assert_eq!(plain.causation_id, parts.causation_id);
+        assert_eq!(plain.correlation_id, parts.correlation_id);
+    }
 }

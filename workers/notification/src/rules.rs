@@ -172,16 +172,14 @@ pub fn email_text(outcome: &OrderOutcome) -> (String, String) {
 
 /// The event recording the delivery of `outcome` on `channel`.
 pub fn notification_sent(cause: &Event, outcome: &OrderOutcome, channel: Channel) -> Event {
-    // `Envelope::caused_by` gives one id per cause and event type; one cause
-    // here yields one NotificationSent per channel, so the channel joins the key.
-    let key = format!("{}#{}", cause.event_id(), channel.as_str());
-    let envelope = Envelope::caused_by_parts(&key, cause.correlation_id(), NotificationSent::TYPE);
+    // One cause yields one NotificationSent per channel: the channel tells them apart.
+    let envelope = Envelope::caused_by_keyed(cause, NotificationSent::TYPE, channel.as_str());
     NotificationSent {
         event_id: envelope.event_id,
         order_id: outcome.order_id.clone(),
         occurred_at: envelope.occurred_at,
         correlation_id: envelope.correlation_id,
-        causation_id: Some(cause.event_id().to_string()),
+        causation_id: envelope.causation_id,
         customer_id: outcome.customer_id.clone(),
         final_status: outcome.final_status.as_str().to_string(),
         channel: channel.as_str().to_string(),

@@ -17,6 +17,8 @@ pub mod relay;
 pub mod retry;
 pub mod shutdown;
 pub mod telemetry;
+/// Test support for the workers: a throwaway, migrated PostgreSQL database.
+pub mod testing;
 pub mod topics;
 
 pub use app::{WorkerContext, run_worker};

@@ -2,12 +2,13 @@
 //! each test in a database of its own. They fail when PostgreSQL is down.
 
 use chorus_avro::Event;
+use chorus_runtime::testing::TestDb;
 use chorus_runtime::{HandleError, Handler};
 use rust_decimal::Decimal;
 use tokio::task::JoinSet;
 
 use crate::InventoryHandler;
-use crate::testing::{TestDb, adjusted, cancelled, confirmed, payment_failed, placed, price};
+use crate::testing::{adjusted, cancelled, confirmed, payment_failed, placed, price};
 
 /// Handles one event in its own committed transaction, as the consumer loop does.
 async fn handle(db: &TestDb, event: impl Into<Event>) -> Result<Vec<Event>, HandleError> {
@@ -42,7 +43,7 @@ fn names(events: &[Event]) -> Vec<&'static str> {
 
 #[tokio::test]
 async fn adjustments_set_the_catalogue_and_the_view_shows_it() {
-    let db = TestDb::new().await;
+    let db = TestDb::create(&[&crate::MIGRATOR]).await;
     handle(&db, adjusted("A", 5, "19.99")).await.unwrap();
     assert_eq!(level(&db, "A").await, (5, 0, 0, price("19.99")));
 
@@ -84,7 +85,7 @@ async fn adjustments_set_the_catalogue_and_the_view_shows_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_orders_for_the_last_five_units_reserve_exactly_five() {
-    let db = TestDb::new().await;
+    let db = TestDb::create(&[&crate::MIGRATOR]).await;
     handle(&db, adjusted("LAST", 5, "3.00")).await.unwrap();
 
     let db = std::sync::Arc::new(db);
@@ -107,7 +108,7 @@ async fn twenty_concurrent_orders_for_the_last_five_units_reserve_exactly_five()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crossed_orders_for_the_same_skus_never_deadlock() {
-    let db = std::sync::Arc::new(TestDb::new().await);
+    let db = std::sync::Arc::new(TestDb::create(&[&crate::MIGRATOR]).await);
     handle(&db, adjusted("A", 100, "1")).await.unwrap();
     handle(&db, adjusted("B", 100, "1")).await.unwrap();
 
@@ -133,7 +134,7 @@ async fn crossed_orders_for_the_same_skus_never_deadlock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_failure_and_the_cancellation_racing_it_release_once() {
-    let db = std::sync::Arc::new(TestDb::new().await);
+    let db = std::sync::Arc::new(TestDb::create(&[&crate::MIGRATOR]).await);
     handle(&db, adjusted("A", 4, "2.50")).await.unwrap();
     let reserved = handle(&db, placed("o1", &[("A", 1), ("A", 2)]))
         .await
@@ -161,7 +162,7 @@ async fn a_payment_failure_and_the_cancellation_racing_it_release_once() {
 
 #[tokio::test]
 async fn a_confirmed_order_is_sold_and_a_resent_order_is_ignored() {
-    let db = TestDb::new().await;
+    let db = TestDb::create(&[&crate::MIGRATOR]).await;
     handle(&db, adjusted("A", 4, "1")).await.unwrap();
     assert_eq!(
         names(&handle(&db, placed("o1", &[("A", 3)])).await.unwrap()),
@@ -191,7 +192,7 @@ async fn a_confirmed_order_is_sold_and_a_resent_order_is_ignored() {
 
 #[tokio::test]
 async fn refused_orders_hold_nothing_and_invalid_orders_are_permanent() {
-    let db = TestDb::new().await;
+    let db = TestDb::create(&[&crate::MIGRATOR]).await;
     handle(&db, adjusted("A", 1, "1")).await.unwrap();
     let out = handle(&db, placed("o1", &[("A", 2), ("GHOST", 1)]))
         .await
@@ -227,7 +228,7 @@ async fn refused_orders_hold_nothing_and_invalid_orders_are_permanent() {
 
 #[tokio::test]
 async fn a_cancellation_that_overtakes_its_order_keeps_the_late_order_from_reserving() {
-    let db = TestDb::new().await;
+    let db = TestDb::create(&[&crate::MIGRATOR]).await;
     handle(&db, adjusted("A", 2, "1")).await.unwrap();
     assert!(
         handle(&db, cancelled("o1", "customer_request"))

@@ -9,10 +9,10 @@ use chorus_notification::store::find_delivery;
 use chorus_notification::{
     Channel, FinalStatus, NotificationConfig, NotificationHandler, RetryPolicy,
 };
+use chorus_runtime::testing::TestDb;
 use chorus_runtime::{Env, HandleError, Handler};
 
 use crate::stubs::{smtp_server, webhook_receiver};
-use crate::support::TestDb;
 
 const SECRET: &str = "whsec_handler";
 
@@ -64,7 +64,7 @@ fn channels_of(events: &[Event]) -> Vec<String> {
 
 #[tokio::test]
 async fn a_confirmation_is_delivered_once_per_channel_and_never_again() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(&[&chorus_notification::MIGRATOR]).await;
     let (url, hooks) = webhook_receiver(|_| 200).await;
     let handler = handler(
         &[
@@ -119,7 +119,7 @@ async fn a_confirmation_is_delivered_once_per_channel_and_never_again() {
 #[tokio::test]
 async fn a_failing_webhook_fails_transiently_records_nothing_and_the_retry_resends_the_same_delivery()
  {
-    let db = TestDb::create().await;
+    let db = TestDb::create(&[&chorus_notification::MIGRATOR]).await;
     // Down for the whole first handling (2 attempts), up for the retry.
     let (url, hooks) = webhook_receiver(|n| if n < 2 { 500 } else { 200 }).await;
     let handler = handler(
@@ -155,7 +155,7 @@ async fn a_failing_webhook_fails_transiently_records_nothing_and_the_retry_resen
 
 #[tokio::test]
 async fn a_cancellation_is_mailed_and_recorded() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(&[&chorus_notification::MIGRATOR]).await;
     let (url, mails) = smtp_server(0).await;
     let handler = handler(
         &[("CHORUS_SMTP_URL", &url), ("CHORUS_NOTIFY_LOG", "false")],
@@ -191,7 +191,7 @@ async fn a_cancellation_is_mailed_and_recorded() {
 
 #[tokio::test]
 async fn a_customer_without_a_mailable_address_is_dead_lettered_before_anything_is_sent() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(&[&chorus_notification::MIGRATOR]).await;
     let (hook_url, hooks) = webhook_receiver(|_| 200).await;
     let (smtp_url, mails) = smtp_server(0).await;
     let handler = handler(
@@ -214,7 +214,7 @@ async fn a_customer_without_a_mailable_address_is_dead_lettered_before_anything_
 
 #[tokio::test]
 async fn events_that_are_not_final_states_are_ignored() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(&[&chorus_notification::MIGRATOR]).await;
     let handler = handler(&[], 4);
     let released = StockReleased {
         event_id: "e".into(),

@@ -5,5 +5,4 @@
 mod handler;
 mod smtp;
 mod stubs;
-mod support;
 mod webhook;

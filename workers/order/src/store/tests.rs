@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use chorus_avro::Event;
+use chorus_runtime::testing::TestDb;
 use chorus_runtime::{HandleError, Handler};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
@@ -12,7 +13,7 @@ use tokio::task::JoinSet;
 use super::*;
 use crate::OrderHandler;
 use crate::testing::{
-    TestDb, authorized, payment_failed, placed, price, reservation_failed, stock_reserved,
+    authorized, payment_failed, placed, price, reservation_failed, stock_reserved,
 };
 
 /// Handles one event in its own committed transaction, as the consumer loop does.
@@ -56,7 +57,7 @@ async fn history(db: &TestDb, order_id: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn the_view_shows_placed_orders_in_the_gateways_shape() {
-    let db = TestDb::new().await;
+    let db = TestDb::create(&[&crate::MIGRATOR]).await;
     let columns: Vec<String> = sqlx::query_scalar(
         "SELECT column_name::text FROM information_schema.columns
          WHERE table_name = 'order_status' ORDER BY ordinal_position",
@@ -141,7 +142,7 @@ async fn the_view_shows_placed_orders_in_the_gateways_shape() {
 
 #[tokio::test]
 async fn every_fact_survives_the_round_trip_through_the_table() {
-    let db = TestDb::new().await;
+    let db = TestDb::create(&[&crate::MIGRATOR]).await;
     for event in [
         Event::from(placed("o1", &[("A", 1)])),
         stock_reserved("o1", &[("A", 1, "0.10")]).into(),
@@ -187,7 +188,7 @@ async fn every_fact_survives_the_round_trip_through_the_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_of_one_order_racing_from_different_topics_confirm_it_once() {
-    let db = Arc::new(TestDb::new().await);
+    let db = Arc::new(TestDb::create(&[&crate::MIGRATOR]).await);
     let mut tasks = JoinSet::new();
     for i in 0..10 {
         let order_id = format!("o{i}");
@@ -222,7 +223,7 @@ async fn events_of_one_order_racing_from_different_topics_confirm_it_once() {
 
 #[tokio::test]
 async fn a_declined_payment_cancels_and_later_facts_change_nothing() {
-    let db = TestDb::new().await;
+    let db = TestDb::create(&[&crate::MIGRATOR]).await;
     handle(&db, placed("o1", &[("A", 1)])).await.unwrap();
     handle(&db, stock_reserved("o1", &[("A", 1, "2.00")]))
         .await
@@ -260,7 +261,7 @@ async fn a_declined_payment_cancels_and_later_facts_change_nothing() {
 
 #[tokio::test]
 async fn invalid_orders_are_permanent_and_ignored_events_write_nothing() {
-    let db = TestDb::new().await;
+    let db = TestDb::create(&[&crate::MIGRATOR]).await;
     let result = handle(&db, placed("o1", &[("A", 0)])).await;
     assert!(
         matches!(result, Err(HandleError::Permanent(_))),

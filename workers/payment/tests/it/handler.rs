@@ -3,9 +3,10 @@
 use chorus_avro::{Event, OrderConfirmed, PaymentFailed, StockReserved};
 use chorus_payment::store::find_payment;
 use chorus_payment::{ConfiguredProvider, PaymentConfig, PaymentHandler, SandboxProvider};
+use chorus_runtime::testing::TestDb;
 use chorus_runtime::{Env, HandleError, Handler};
 
-use crate::support::{TestDb, stock_reserved};
+use crate::support::stock_reserved;
 
 fn sandbox_handler(db: &TestDb) -> (PaymentHandler, SandboxProvider) {
     let config = PaymentConfig::from_env(&Env::from_pairs(&[])).unwrap();
@@ -34,7 +35,7 @@ fn failed(events: &[Event]) -> &PaymentFailed {
 
 #[tokio::test]
 async fn an_approved_token_is_authorized_once_and_recorded() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(&[&chorus_payment::MIGRATOR]).await;
     let (handler, sandbox) = sandbox_handler(&db);
     assert!(matches!(handler.provider(), ConfiguredProvider::Sandbox(_)));
     let reserved = stock_reserved("19.99", "tok_ok");
@@ -68,7 +69,7 @@ async fn an_approved_token_is_authorized_once_and_recorded() {
 
 #[tokio::test]
 async fn a_second_reservation_of_a_paid_order_neither_calls_nor_emits() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(&[&chorus_payment::MIGRATOR]).await;
     let (handler, sandbox) = sandbox_handler(&db);
     let reserved = stock_reserved("19.99", "tok_ok");
     handle(&db, &handler, &reserved.clone().into())
@@ -86,7 +87,7 @@ async fn a_second_reservation_of_a_paid_order_neither_calls_nor_emits() {
 
 #[tokio::test]
 async fn a_rolled_back_transaction_replays_into_the_same_single_charge() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(&[&chorus_payment::MIGRATOR]).await;
     let (handler, sandbox) = sandbox_handler(&db);
     let reserved = stock_reserved("42.00", "tok_ok");
     let cause = Event::from(reserved.clone());
@@ -112,7 +113,7 @@ async fn a_rolled_back_transaction_replays_into_the_same_single_charge() {
 
 #[tokio::test]
 async fn a_declined_token_fails_the_payment_after_one_call() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(&[&chorus_payment::MIGRATOR]).await;
     let (handler, sandbox) = sandbox_handler(&db);
     let reserved = stock_reserved("10.00", "tok_decline");
     let events = handle(&db, &handler, &reserved.clone().into())
@@ -127,7 +128,7 @@ async fn a_declined_token_fails_the_payment_after_one_call() {
 
 #[tokio::test]
 async fn an_unknown_token_is_declined_as_unknown() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(&[&chorus_payment::MIGRATOR]).await;
     let (handler, _) = sandbox_handler(&db);
     let events = handle(&db, &handler, &stock_reserved("1.00", "tok_what").into())
         .await
@@ -137,7 +138,7 @@ async fn an_unknown_token_is_declined_as_unknown() {
 
 #[tokio::test]
 async fn an_unavailable_provider_is_asked_four_times_then_the_payment_fails() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(&[&chorus_payment::MIGRATOR]).await;
     let (handler, sandbox) = sandbox_handler(&db);
     let reserved = stock_reserved("10.00", "tok_unavailable");
     let events = handle(&db, &handler, &reserved.clone().into())
@@ -158,7 +159,7 @@ async fn an_unavailable_provider_is_asked_four_times_then_the_payment_fails() {
 
 #[tokio::test]
 async fn other_events_are_ignored() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(&[&chorus_payment::MIGRATOR]).await;
     let (handler, _) = sandbox_handler(&db);
     let confirmed = OrderConfirmed {
         event_id: "e".into(),

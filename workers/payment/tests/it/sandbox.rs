@@ -1,8 +1,7 @@
 //! The sandbox provider keeps its own books: one charge per idempotency key.
 
 use chorus_payment::{AuthorizationRequest, PaymentProvider, ProviderError, SandboxProvider};
-
-use crate::support::TestDb;
+use chorus_runtime::testing::TestDb;
 
 fn request(order_id: &str, token: &str) -> AuthorizationRequest {
     AuthorizationRequest {
@@ -15,7 +14,7 @@ fn request(order_id: &str, token: &str) -> AuthorizationRequest {
 
 #[tokio::test]
 async fn the_same_idempotency_key_twice_charges_once_with_one_authorization() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(&[&chorus_payment::MIGRATOR]).await;
     let sandbox = SandboxProvider::new(db.pool.clone());
     let first = sandbox.authorize(&request("o-1", "tok_ok")).await.unwrap();
     let again = sandbox.authorize(&request("o-1", "tok_ok")).await.unwrap();
@@ -26,7 +25,7 @@ async fn the_same_idempotency_key_twice_charges_once_with_one_authorization() {
 
 #[tokio::test]
 async fn concurrent_calls_with_one_key_charge_once() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(&[&chorus_payment::MIGRATOR]).await;
     let sandbox = SandboxProvider::new(db.pool.clone());
     let (first, second) = (request("o-2", "tok_ok"), request("o-2", "tok_ok"));
     let (a, b) = tokio::join!(sandbox.authorize(&first), sandbox.authorize(&second));
@@ -36,7 +35,7 @@ async fn concurrent_calls_with_one_key_charge_once() {
 
 #[tokio::test]
 async fn a_key_reused_for_another_amount_is_declined() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(&[&chorus_payment::MIGRATOR]).await;
     let sandbox = SandboxProvider::new(db.pool.clone());
     sandbox.authorize(&request("o-3", "tok_ok")).await.unwrap();
     let other = AuthorizationRequest {
@@ -52,7 +51,7 @@ async fn a_key_reused_for_another_amount_is_declined() {
 
 #[tokio::test]
 async fn tokens_decide_the_answer_and_every_call_is_counted() {
-    let db = TestDb::create().await;
+    let db = TestDb::create(&[&chorus_payment::MIGRATOR]).await;
     let sandbox = SandboxProvider::new(db.pool.clone());
     assert_eq!(
         sandbox.authorize(&request("o-4", "tok_decline")).await,
