@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use chorus_avro::TopicCatalogue;
 use serde_json::{Value, json};
-use sqlx::postgres::PgPoolOptions;
+use chorus_runtime::testing::TestDb;
 use sqlx::PgPool;
 
-use crate::{HOW_TO_START, Stack};
+use crate::Stack;
 
 pub const WORKERS: [&str; 4] = ["order", "inventory", "payment", "notification"];
 const JWT_SECRET: &str = "e2e-test-secret-with-enough-entropy-0123456789";
@@ -24,8 +24,7 @@ pub struct Saga {
     pub topics: TopicCatalogue,
     pub gateway_url: String,
     pub http: reqwest::Client,
-    admin_url: String,
-    databases: HashMap<&'static str, String>,
+    databases: HashMap<&'static str, TestDb>,
     processes: HashMap<&'static str, Child>,
     env: HashMap<&'static str, Vec<(String, String)>>,
     logs: PathBuf,
@@ -44,19 +43,11 @@ impl Saga {
         // As `make run` does: the schemas are registered before anything runs.
         let registered = crate::run(stack.chorus(&topics).args(["schemas", "register"]));
         assert!(registered.status.success(), "{}", crate::describe(&registered));
-        let admin_url = std::env::var("CHORUS_TEST_PG_ADMIN_URL")
-            .unwrap_or_else(|_| "postgres://chorus:chorus@127.0.0.1:55432/postgres".to_string());
-        let admin = admin_pool(&admin_url).await;
+        // Empty databases, one per service: each migrates its own at start-up.
         let mut databases = HashMap::new();
         for service in WORKERS.iter().chain(["gateway"].iter()) {
-            let name = format!("{}_{service}", topics.namespace());
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-                .execute(&admin)
-                .await
-                .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
-            databases.insert(*service, db_url(&admin_url, &name));
+            databases.insert(*service, TestDb::create(&[]).await);
         }
-        admin.close().await;
 
         let logs = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../target/e2e-logs")
@@ -78,15 +69,15 @@ impl Saga {
         let mut env = HashMap::new();
         for worker in WORKERS {
             let mut vars = common.clone();
-            vars.push(("CHORUS_DATABASE_URL".into(), databases[worker].clone()));
+            vars.push(("CHORUS_DATABASE_URL".into(), databases[worker].url.clone()));
             vars.push(("CHORUS_HTTP_ADDR".into(), format!("127.0.0.1:{}", free_port())));
             env.insert(worker, vars);
         }
         let mut gateway = common.clone();
         gateway.extend([
-            ("CHORUS_DATABASE_URL".into(), databases["gateway"].clone()),
-            ("CHORUS_ORDER_DB_URL".into(), databases["order"].clone()),
-            ("CHORUS_INVENTORY_DB_URL".into(), databases["inventory"].clone()),
+            ("CHORUS_DATABASE_URL".into(), databases["gateway"].url.clone()),
+            ("CHORUS_ORDER_DB_URL".into(), databases["order"].url.clone()),
+            ("CHORUS_INVENTORY_DB_URL".into(), databases["inventory"].url.clone()),
             ("CHORUS_HTTP_ADDR".into(), format!("127.0.0.1:{gateway_port}")),
             ("CHORUS_JWT_SECRET".into(), JWT_SECRET.into()),
             ("CHORUS_RATE_LIMIT_PER_SEC".into(), "100000".into()),
@@ -101,7 +92,6 @@ impl Saga {
                 .timeout(Duration::from_secs(60))
                 .build()
                 .unwrap(),
-            admin_url,
             databases,
             processes: HashMap::new(),
             env,
@@ -189,7 +179,7 @@ impl Saga {
 
     /// A connection pool to one service's database.
     pub async fn db(&self, service: &str) -> PgPool {
-        admin_pool(&self.databases[service]).await
+        self.databases[service].pool.clone()
     }
 
     /// A signed token for `sub` with `role`.
@@ -304,30 +294,10 @@ impl Saga {
 
 impl Drop for Saga {
     fn drop(&mut self) {
+        // The processes go first, then (as the fields drop) their databases.
         for (_, mut child) in self.processes.drain() {
             let _ = child.kill();
             let _ = child.wait();
-        }
-        if !std::thread::panicking() {
-            // Leave the databases of a failed test for inspection.
-            let admin_url = self.admin_url.clone();
-            let names: Vec<String> = self
-                .databases
-                .values()
-                .map(|url| url.rsplit('/').next().unwrap().to_string())
-                .collect();
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Runtime::new().unwrap();
-                runtime.block_on(async {
-                    let admin = admin_pool(&admin_url).await;
-                    for name in names {
-                        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&admin).await;
-                    }
-                });
-            })
-            .join()
-            .ok();
         }
     }
 }
@@ -347,20 +317,6 @@ pub fn sku(label: &str) -> String {
         "{label}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8].to_uppercase()
     )
-}
-
-async fn admin_pool(url: &str) -> PgPool {
-    PgPoolOptions::new()
-        .max_connections(4)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL unreachable at {url}: {e}; {HOW_TO_START}"))
-}
-
-fn db_url(admin_url: &str, database: &str) -> String {
-    let base = admin_url.rsplit_once('/').map_or(admin_url, |(base, _)| base);
-    format!("{base}/{database}")
 }
 
 fn binary(service: &str) -> PathBuf {

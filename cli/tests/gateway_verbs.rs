@@ -11,55 +11,27 @@ use chorus_gateway::auth::{Role, TokenVerifier};
 use chorus_gateway::publish::MemoryPublisher;
 use chorus_gateway::store::Store;
 use chorus_gateway::{AppState, Settings, app};
+use chorus_runtime::testing::TestDb;
 use serde_json::Value;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::PgPool;
 
 const SECRET: &str = "chorus-cli-test-secret";
-
-fn admin_url() -> String {
-    std::env::var("CHORUS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://chorus:chorus@127.0.0.1:55432/postgres".to_string())
-}
 
 struct Gateway {
     url: String,
     pool: PgPool,
-    db_name: String,
+    db: TestDb,
     publisher: Arc<MemoryPublisher>,
 }
 
 impl Gateway {
     async fn start() -> Gateway {
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(&admin_url())
+        let db = TestDb::create(&[&chorus_gateway::MIGRATOR]).await;
+        sqlx::raw_sql(chorus_gateway::READ_MODEL_STAND_INS)
+            .execute(&db.pool)
             .await
-            .unwrap_or_else(|e| {
-                panic!("PostgreSQL unreachable at 127.0.0.1:55432: start the stack with `make up` ({e})")
-            });
-        let db_name = format!("chorus_test_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
-            .execute(&admin)
-            .await
-            .unwrap();
-        let url = format!("{}/{db_name}", admin_url().rsplit_once('/').unwrap().0);
-        let pool = PgPoolOptions::new().connect(&url).await.unwrap();
-        sqlx::migrate!("../gateway/migrations")
-            .run(&pool)
-            .await
-            .unwrap();
-        sqlx::raw_sql(
-            "CREATE TABLE order_status (order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, \
-               status TEXT NOT NULL, reason TEXT, currency TEXT NOT NULL, total NUMERIC, \
-               items JSONB NOT NULL, history JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
-             CREATE TABLE stock_levels (sku TEXT PRIMARY KEY, name TEXT NOT NULL, available INT NOT NULL, \
-               reserved INT NOT NULL, sold INT NOT NULL DEFAULT 0, unit_price NUMERIC NOT NULL);",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
+            .expect("creating the read models");
+        let pool = db.pool.clone();
         let publisher = Arc::new(MemoryPublisher::default());
         let state = AppState::new(
             Store::new(pool.clone(), pool.clone(), pool.clone()),
@@ -76,7 +48,7 @@ impl Gateway {
         Gateway {
             url,
             pool,
-            db_name,
+            db,
             publisher,
         }
     }
@@ -94,14 +66,8 @@ impl Gateway {
 
     async fn stop(self) {
         self.pool.close().await;
-        let admin = PgPoolOptions::new().connect(&admin_url()).await.unwrap();
-        sqlx::query(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.db_name
-        )))
-        .execute(&admin)
-        .await
-        .unwrap();
+        // Dropping the test database removes it.
+        drop(self.db);
     }
 }
 

@@ -38,7 +38,7 @@ impl Application {
                     redact_url(&config.database_url)
                 )
             })?;
-        sqlx::migrate!()
+        crate::MIGRATOR
             .run(&gateway_db)
             .await
             .context("migrating the gateway database")?;

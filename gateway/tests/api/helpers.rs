@@ -14,108 +14,23 @@ use chorus_gateway::publish::MemoryPublisher;
 use chorus_gateway::store::Store;
 use chorus_gateway::{AppState, Settings, app};
 use serde_json::Value;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::PgPool;
 use tower::ServiceExt;
 
 pub const SECRET: &str = "chorus-gateway-test-secret";
 pub const HOW_TO_START: &str = "start the stack with `make up`";
 
-/// Where the tests create their databases (a role that may CREATE DATABASE).
-pub fn admin_url() -> String {
-    std::env::var("CHORUS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://chorus:chorus@127.0.0.1:55432/postgres".to_string())
-}
+pub use chorus_runtime::testing::TestDb;
 
-/// The workers' read models as the gateway expects them (owned by other
-/// services in production; stand-ins here).
-const READ_MODELS: &str = "
-CREATE TABLE order_status (
-    order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL,
-    reason TEXT NULL, currency TEXT NOT NULL, total NUMERIC NULL,
-    items JSONB NOT NULL, history JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
-CREATE TABLE stock_levels (
-    sku TEXT PRIMARY KEY, name TEXT NOT NULL, available INTEGER NOT NULL,
-    reserved INTEGER NOT NULL, sold INTEGER NOT NULL DEFAULT 0, unit_price NUMERIC(12, 2) NOT NULL);
-";
-
-/// A throwaway database, dropped (with its connections) when this drops.
-pub struct TestDb {
-    pub name: String,
-    pub url: String,
-    pub pool: PgPool,
-}
-
-impl TestDb {
-    pub async fn create() -> TestDb {
-        let admin_url = admin_url();
-        let address = admin_url
-            .rsplit_once('@')
-            .map_or(admin_url.as_str(), |(_, a)| a)
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| {
-                panic!("PostgreSQL unreachable at {address}: {HOW_TO_START} ({e})")
-            });
-        let name = format!("chorus_test_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .expect("CREATE DATABASE");
-        admin.close().await;
-        let url = format!(
-            "{}/{name}",
-            admin_url.rsplit_once('/').expect("a URL with a database").0
-        );
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .connect(&url)
-            .await
-            .expect("connecting to the test database");
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .expect("migrating");
-        sqlx::raw_sql(READ_MODELS)
-            .execute(&pool)
-            .await
-            .expect("creating the read models");
-        TestDb { name, url, pool }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop cannot await: drop the database from a runtime of its own.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                if let Ok(admin) = PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect(&admin_url())
-                    .await
-                {
-                    let _ = sqlx::query(AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&admin)
-                    .await;
-                }
-            });
-        })
-        .join();
-    }
+/// A throwaway database with the gateway's tables and stand-ins for the
+/// workers' read models, dropped afterwards.
+pub async fn test_db() -> TestDb {
+    let db = TestDb::create(&[&chorus_gateway::MIGRATOR]).await;
+    sqlx::raw_sql(chorus_gateway::READ_MODEL_STAND_INS)
+        .execute(&db.pool)
+        .await
+        .expect("creating the read models");
+    db
 }
 
 pub struct TestApp {
@@ -166,7 +81,7 @@ pub fn settings(per_sec: u32, burst: u32) -> Settings {
 impl TestApp {
     /// With a fresh database behind all three pools.
     pub async fn spawn() -> TestApp {
-        let db = TestDb::create().await;
+        let db = test_db().await;
         let pool = db.pool.clone();
         let store = Store::new(pool.clone(), pool.clone(), pool);
         TestApp::with_store(store, Some(db), settings(1000, 1000))

@@ -15,7 +15,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers};
 use serde_json::json;
 
-use crate::helpers::{HOW_TO_START, SECRET, TestDb, order_body, token};
+use crate::helpers::{HOW_TO_START, SECRET, order_body, test_db, token};
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -52,7 +52,7 @@ async fn the_gateway_publishes_order_placed_to_kafka_before_its_202() {
     if let Err(e) = registry_client.subjects().await {
         panic!("Schema registry unreachable at {registry}: {HOW_TO_START} ({e})");
     }
-    let db = TestDb::create().await;
+    let db = test_db().await;
     let namespace = format!("gw{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let catalogue = TopicCatalogue::new(namespace.clone(), 2);
     ensure_topics(&brokers, &catalogue, 1, Duration::from_secs(30))

@@ -14,6 +14,8 @@ pub const DEFAULT_ADMIN_URL: &str = "postgres://chorus:chorus@127.0.0.1:55432/po
 /// A database of its own for one test, dropped when the value is.
 pub struct TestDb {
     pub pool: PgPool,
+    /// The database's URL, for processes under test.
+    pub url: String,
     name: String,
     admin: PgConnectOptions,
 }
@@ -49,6 +51,10 @@ impl TestDb {
                 // Enough for the concurrency tests' parallel transactions.
                 .max_connections(24)
                 .connect_lazy_with(admin.clone().database(&name)),
+            url: format!(
+                "{}/{name}",
+                admin_url.rsplit_once('/').map_or(admin_url, |(base, _)| base)
+            ),
             name,
             admin,
         };
