@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use chorus_avro::Topic;
 use chorus_tests::saga::{Saga, order_body, sku};
+use rdkafka::message::{Headers, Message};
 use serde_json::json;
 
 const FINAL_WITHIN: Duration = Duration::from_secs(60);
@@ -49,6 +51,32 @@ async fn happy_path_confirms_the_order_and_sells_the_stock() {
         .await
         .unwrap();
     assert_eq!(delivered, 1);
+
+    // One trace from the gateway through every worker: every event of the
+    // order carries a `traceparent` with the gateway's trace id.
+    let mut trace_ids = Vec::new();
+    for (topic, count) in [
+        (Topic::Orders, 2),
+        (Topic::Inventory, 1),
+        (Topic::Payments, 1),
+        (Topic::Notifications, 1),
+    ] {
+        let messages = saga
+            .stack
+            .read(&saga.topics.name(topic), count, Duration::from_secs(30))
+            .await;
+        for message in &messages {
+            let traceparent = message
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == "traceparent"))
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_else(|| panic!("no traceparent on {topic:?}"));
+            trace_ids.push(traceparent.split('-').nth(1).unwrap().to_string());
+        }
+    }
+    assert_eq!(trace_ids.len(), 5);
+    assert!(trace_ids.iter().all(|id| *id == trace_ids[0]), "{trace_ids:?}");
 }
 
 #[tokio::test]
