@@ -83,3 +83,16 @@ pub enum RegistryError {
     #[error("schema registry at {url} answered something unexpected: {cause}")]
     Unexpected { url: String, cause: String },
 }
+
+/// An error and its sources on one line (`outer: cause: root cause`), for a
+/// log field, an error message or an event detail.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -16,7 +16,7 @@ mod topics;
 
 pub use codec::{Codec, CodecConfig};
 pub use compat::{SchemaDiff, backward_incompatibilities};
-pub use error::{DecodeError, EncodeError, RegistryError};
+pub use error::{DecodeError, EncodeError, RegistryError, error_chain};
 pub use events::*;
 pub use json::{JsonError, event_from_json, event_to_json};
 pub use registry::{Compatibility, RegistryClient, subject_name};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::error::RegistryError;
+use crate::error::{RegistryError, error_chain};
 use crate::events::EventType;
 
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -174,15 +174,4 @@ fn parse<T: for<'de> Deserialize<'de>>(url: &str, body: &str) -> Result<T, Regis
         url: url.to_string(),
         cause: format!("{e}: {body}"),
     })
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

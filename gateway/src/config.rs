@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chorus_avro::{CodecConfig, DEFAULT_PARTITIONS, TopicCatalogue};
+use chorus_runtime::app::redact;
+use chorus_runtime::config::check_scheme;
 use chorus_runtime::{ConfigError, Env};
 
 use crate::auth::DEV_JWT_SECRET;
@@ -48,9 +50,9 @@ impl std::fmt::Debug for GatewayConfig {
             .field("partitions", &self.partitions)
             .field("jwt_secret", &"<redacted>")
             .field("dev", &self.dev)
-            .field("database_url", &redact_url(&self.database_url))
-            .field("order_db_url", &redact_url(&self.order_db_url))
-            .field("inventory_db_url", &redact_url(&self.inventory_db_url))
+            .field("database_url", &redact(&self.database_url))
+            .field("order_db_url", &redact(&self.order_db_url))
+            .field("inventory_db_url", &redact(&self.inventory_db_url))
             .field("db_pool_size", &self.db_pool_size)
             .field("rate_limit_per_sec", &self.rate_limit_per_sec)
             .field("rate_limit_burst", &self.rate_limit_burst)
@@ -62,56 +64,22 @@ impl std::fmt::Debug for GatewayConfig {
 impl GatewayConfig {
     pub fn from_env(env: &Env) -> Result<GatewayConfig, ConfigError> {
         let dev = env.parse("CHORUS_DEV", false)?;
-        let jwt_secret = match env.get("CHORUS_JWT_SECRET") {
-            Some(secret) if secret.trim().is_empty() => {
-                return Err(problem("CHORUS_JWT_SECRET", "", "must not be empty"));
-            }
-            Some(secret) => secret,
-            None => DEV_JWT_SECRET.to_string(),
-        };
+        let jwt_secret = env.secret("CHORUS_JWT_SECRET", DEV_JWT_SECRET)?;
         if jwt_secret == DEV_JWT_SECRET && !dev {
-            return Err(problem(
+            return Err(ConfigError::new(
                 "CHORUS_JWT_SECRET",
                 "<the public development secret>",
                 "refusing to start with the development JWT secret; set CHORUS_JWT_SECRET \
                  to a secret of your own, or CHORUS_DEV=true for a development run",
             ));
         }
-        let rate_limit_per_sec: u32 = env.parse("CHORUS_RATE_LIMIT_PER_SEC", 100)?;
-        if rate_limit_per_sec == 0 {
-            return Err(problem(
-                "CHORUS_RATE_LIMIT_PER_SEC",
-                "0",
-                "must be at least 1",
-            ));
-        }
-        let rate_limit_burst: u32 = env.parse(
+        let rate_limit_per_sec: u32 = env.positive("CHORUS_RATE_LIMIT_PER_SEC", 100)?;
+        let rate_limit_burst: u32 = env.positive(
             "CHORUS_RATE_LIMIT_BURST",
             rate_limit_per_sec.saturating_mul(2),
         )?;
-        if rate_limit_burst == 0 {
-            return Err(problem(
-                "CHORUS_RATE_LIMIT_BURST",
-                "0",
-                "must be at least 1",
-            ));
-        }
-        let partitions = env.parse("CHORUS_TOPIC_PARTITIONS", DEFAULT_PARTITIONS)?;
-        if partitions < 1 {
-            return Err(problem(
-                "CHORUS_TOPIC_PARTITIONS",
-                &partitions.to_string(),
-                "must be at least 1",
-            ));
-        }
-        let publish_timeout_ms: u64 = env.parse("CHORUS_PUBLISH_TIMEOUT_MS", 5_000)?;
-        if publish_timeout_ms == 0 {
-            return Err(problem(
-                "CHORUS_PUBLISH_TIMEOUT_MS",
-                "0",
-                "must be at least 1",
-            ));
-        }
+        let partitions = env.positive("CHORUS_TOPIC_PARTITIONS", DEFAULT_PARTITIONS)?;
+        let publish_timeout = env.positive_duration_ms("CHORUS_PUBLISH_TIMEOUT_MS", 5_000)?;
         Ok(GatewayConfig {
             http_addr: env.parse("CHORUS_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
             brokers: env.string("CHORUS_KAFKA_BROKERS", "127.0.0.1:9092")?,
@@ -142,7 +110,7 @@ impl GatewayConfig {
             db_pool_size: env.parse("CHORUS_DB_POOL_SIZE", 16)?,
             rate_limit_per_sec,
             rate_limit_burst,
-            publish_timeout: Duration::from_millis(publish_timeout_ms),
+            publish_timeout,
         })
     }
 
@@ -161,37 +129,14 @@ impl GatewayConfig {
 
 fn postgres_url(env: &Env, name: &str, default: &str) -> Result<String, ConfigError> {
     let value = env.string(name, default)?;
-    if value.starts_with("postgres://") || value.starts_with("postgresql://") {
-        Ok(value)
-    } else {
-        Err(problem(
-            name,
-            &redact_url(&value),
-            "must be a postgres:// URL",
-        ))
-    }
-}
-
-/// The URL with its password replaced, fit for logs and error messages.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_string();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
-    }
-}
-
-fn problem(variable: &str, value: &str, problem: &str) -> ConfigError {
-    ConfigError {
-        variable: variable.to_string(),
-        value: value.to_string(),
-        problem: problem.to_string(),
-    }
+    check_scheme(
+        name,
+        &value,
+        &redact(&value),
+        &["postgres://", "postgresql://"],
+        "must be a postgres:// URL",
+    )?;
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -237,14 +182,5 @@ mod tests {
             let err = GatewayConfig::from_env(&env).unwrap_err();
             assert_eq!(err.variable, variable, "{err}");
         }
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://u:p@h:1/db"),
-            "postgres://u:***@h:1/db"
-        );
-        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
     }
 }

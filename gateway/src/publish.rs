@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chorus_avro::{Codec, EncodeError, Event, RegistryClient, TopicCatalogue};
-use chorus_runtime::kafka::{fetch_metadata, producer};
+use chorus_runtime::health::{probe_kafka, probe_registry};
+use chorus_runtime::kafka::producer;
 use futures::future::BoxFuture;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -41,8 +42,7 @@ impl From<PublishError> for AppError {
     }
 }
 
-/// One dependency's answer to a readiness probe.
-pub type Check = (&'static str, Result<(), String>);
+pub use chorus_runtime::health::Check;
 
 /// Where events go. The Kafka implementation serves production; tests of the
 /// HTTP layer use [`MemoryPublisher`].
@@ -147,23 +147,8 @@ impl Publisher for KafkaPublisher {
     fn readiness(&self) -> BoxFuture<'_, Vec<Check>> {
         Box::pin(async move {
             let orders = self.catalogue().name(chorus_avro::Topic::Orders);
-            let kafka = match fetch_metadata(&self.brokers, Some(&orders), self.probe_timeout).await
-            {
-                Err(e) => Err(e.to_string()),
-                Ok(metadata) => match metadata.topics().iter().find(|t| t.name() == orders) {
-                    Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(()),
-                    _ => Err(format!(
-                        "topic {orders} is missing at {}; run `chorus topics create`",
-                        self.brokers
-                    )),
-                },
-            };
-            let registry = self
-                .registry
-                .subjects()
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string());
+            let kafka = probe_kafka(&self.brokers, Some(&orders), self.probe_timeout).await;
+            let registry = probe_registry(&self.registry).await;
             vec![("kafka", kafka), ("schema_registry", registry)]
         })
     }

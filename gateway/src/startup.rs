@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chorus_avro::Codec;
+use chorus_runtime::app::redact;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{GatewayConfig, redact_url};
+use crate::config::GatewayConfig;
 use crate::publish::KafkaPublisher;
 use crate::store::Store;
 use crate::{AppState, Settings, app};
@@ -35,7 +36,7 @@ impl Application {
             .with_context(|| {
                 format!(
                     "the gateway database at {} (CHORUS_DATABASE_URL) is unreachable",
-                    redact_url(&config.database_url)
+                    redact(&config.database_url)
                 )
             })?;
         crate::MIGRATOR

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use chorus_runtime::health::{Check, probe_database};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -187,21 +188,11 @@ impl Store {
     }
 
     /// Whether each database answers and holds the table or view we read.
-    pub async fn readiness(&self) -> Vec<(&'static str, Result<(), String>)> {
-        let probe = |pool: &PgPool, sql: &'static str| {
-            let pool = pool.clone();
-            async move {
-                sqlx::query(sql)
-                    .execute(&pool)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
-        };
+    pub async fn readiness(&self) -> Vec<Check> {
         let (gateway, orders, inventory) = tokio::join!(
-            probe(&self.gateway, "SELECT 1 FROM accepted_orders LIMIT 0"),
-            probe(&self.orders, "SELECT 1 FROM order_status LIMIT 0"),
-            probe(&self.inventory, "SELECT 1 FROM stock_levels LIMIT 0"),
+            probe_database(&self.gateway, "SELECT 1 FROM accepted_orders LIMIT 0"),
+            probe_database(&self.orders, "SELECT 1 FROM order_status LIMIT 0"),
+            probe_database(&self.inventory, "SELECT 1 FROM stock_levels LIMIT 0"),
         );
         vec![
             ("gateway_db", gateway),

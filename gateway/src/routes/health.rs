@@ -6,7 +6,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use chorus_runtime::health;
+use serde_json::{Value, json};
 
 use crate::AppState;
 
@@ -26,16 +27,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         .iter()
         .filter_map(|(name, result)| result.as_ref().err().map(|e| format!("{name}: {e}")))
         .collect();
-    let report: Map<String, Value> = checks
-        .into_iter()
-        .map(|(name, result)| {
-            let value = match result {
-                Ok(()) => json!("ok"),
-                Err(e) => json!(e),
-            };
-            (name.to_string(), value)
-        })
-        .collect();
+    let report = health::report(checks);
     if failed.is_empty() {
         (
             StatusCode::OK,

@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
+use chorus_runtime::config::check_scheme;
+use chorus_runtime::retry::RetryPolicy;
 use chorus_runtime::{ConfigError, Env};
 use lettre::message::Mailbox;
 
-use crate::rules::{Channel, RetryPolicy};
+use crate::rules::Channel;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotificationConfig {
@@ -70,12 +72,12 @@ impl NotificationConfig {
             webhook: webhook(env)?,
             smtp: smtp(env)?,
             retry: RetryPolicy {
-                max_attempts: positive(env, "CHORUS_NOTIFY_MAX_ATTEMPTS", 4)?,
+                max_attempts: env.positive("CHORUS_NOTIFY_MAX_ATTEMPTS", 4)?,
                 ..RetryPolicy::default()
             },
         };
         if config.channels().is_empty() {
-            return Err(invalid(
+            return Err(ConfigError::new(
                 "CHORUS_NOTIFY_LOG",
                 "false",
                 "no notification channel left: keep the log on, or set CHORUS_WEBHOOK_URL or CHORUS_SMTP_URL",
@@ -104,49 +106,40 @@ fn webhook(env: &Env) -> Result<Option<WebhookConfig>, ConfigError> {
     let Some(url) = env.optional_url("CHORUS_WEBHOOK_URL")? else {
         return Ok(None);
     };
-    let secret = match env.get("CHORUS_WEBHOOK_SECRET") {
-        Some(secret) if !secret.trim().is_empty() => secret,
-        _ => {
-            return Err(invalid(
-                "CHORUS_WEBHOOK_SECRET",
-                "",
-                "required when CHORUS_WEBHOOK_URL is set (webhooks are signed with it)",
-            ));
-        }
-    };
+    let secret = env.required(
+        "CHORUS_WEBHOOK_SECRET",
+        "required when CHORUS_WEBHOOK_URL is set (webhooks are signed with it)",
+    )?;
     Ok(Some(WebhookConfig {
         url,
         secret,
-        timeout: Duration::from_millis(positive(env, "CHORUS_WEBHOOK_TIMEOUT_MS", 2_000)?),
+        timeout: env.positive_duration_ms("CHORUS_WEBHOOK_TIMEOUT_MS", 2_000)?,
     }))
 }
 
 fn smtp(env: &Env) -> Result<Option<SmtpConfig>, ConfigError> {
-    let Some(url) = env
-        .get("CHORUS_SMTP_URL")
-        .filter(|url| !url.trim().is_empty())
-    else {
+    let Some(url) = env.optional("CHORUS_SMTP_URL") else {
         return Ok(None);
     };
     let shown = without_credentials(&url);
-    if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
-        return Err(invalid(
-            "CHORUS_SMTP_URL",
-            &shown,
-            "must be an smtp:// or smtps:// URL",
-        ));
-    }
+    check_scheme(
+        "CHORUS_SMTP_URL",
+        &url,
+        &shown,
+        &["smtp://", "smtps://"],
+        "must be an smtp:// or smtps:// URL",
+    )?;
     if let Err(e) = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&url) {
-        return Err(invalid("CHORUS_SMTP_URL", &shown, &e.to_string()));
+        return Err(ConfigError::new("CHORUS_SMTP_URL", &shown, &e.to_string()));
     }
     let from = env.string("CHORUS_SMTP_FROM", "chorus@localhost")?;
     Ok(Some(SmtpConfig {
         url,
         from: from.parse().map_err(|e: lettre::address::AddressError| {
-            invalid("CHORUS_SMTP_FROM", &from, &e.to_string())
+            ConfigError::new("CHORUS_SMTP_FROM", &from, &e.to_string())
         })?,
         recipient_domain: env.string("CHORUS_SMTP_RECIPIENT_DOMAIN", "example.com")?,
-        timeout: Duration::from_millis(positive(env, "CHORUS_SMTP_TIMEOUT_MS", 5_000)?),
+        timeout: env.positive_duration_ms("CHORUS_SMTP_TIMEOUT_MS", 5_000)?,
     }))
 }
 
@@ -157,26 +150,6 @@ fn without_credentials(url: &str) -> String {
             format!("{}***{}", &url[..scheme_end + 3], &url[at..])
         }
         _ => url.to_string(),
-    }
-}
-
-fn positive<T>(env: &Env, name: &str, default: T) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr + From<u8> + PartialEq,
-    T::Err: std::fmt::Display,
-{
-    let value = env.parse(name, default)?;
-    if value == T::from(0) {
-        return Err(invalid(name, "0", "must be at least 1"));
-    }
-    Ok(value)
-}
-
-fn invalid(variable: &str, value: &str, problem: &str) -> ConfigError {
-    ConfigError {
-        variable: variable.to_string(),
-        value: value.to_string(),
-        problem: problem.to_string(),
     }
 }
 

@@ -19,9 +19,10 @@ pub mod signature;
 pub mod store;
 
 pub use channels::{Channels, DeliveryError, SmtpChannel, WebhookChannel};
+pub use chorus_runtime::retry::RetryPolicy;
 pub use config::{NotificationConfig, SmtpConfig, WebhookConfig};
 pub use handler::NotificationHandler;
-pub use rules::{Channel, FinalStatus, OrderOutcome, RetryPolicy};
+pub use rules::{Channel, FinalStatus, OrderOutcome};
 
 /// The notification database's tables (versions from 1001; the runtime's inbox
 /// and outbox migrations use the versions below 1000 of the same database).

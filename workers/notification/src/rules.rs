@@ -1,7 +1,6 @@
 //! The notification rules, pure: which events are final states, what each
-//! channel says about them, their delivery ids, and the retry schedule.
-
-use std::time::Duration;
+//! channel says about them and their delivery ids. The retry schedule is
+//! [`chorus_runtime::retry::RetryPolicy`]'s.
 
 use chorus_avro::{Envelope, Event, EventPayload, NotificationSent};
 use rust_decimal::Decimal;
@@ -187,37 +186,6 @@ pub fn notification_sent(cause: &Event, outcome: &OrderOutcome, channel: Channel
     .into()
 }
 
-/// How often, and how patiently, a failing channel is tried again within one
-/// handling of the event (after that the consumer loop retries the event).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Tries in total, the first included; at least 1.
-    pub max_attempts: u32,
-    pub first_backoff: Duration,
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 4,
-            first_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(1),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The pause after failed attempt `attempt` (1-based): doubling, capped.
-    pub fn backoff_after(&self, attempt: u32) -> Duration {
-        chorus_runtime::retry::backoff(attempt, self.first_backoff, self.max_backoff)
-    }
-
-    pub fn may_retry_after(&self, attempt: u32) -> bool {
-        attempt < self.max_attempts
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,15 +320,5 @@ mod tests {
             (sent.final_status.as_str(), sent.channel.as_str()),
             ("CONFIRMED", "webhook")
         );
-    }
-
-    #[test]
-    fn backoff_doubles_from_50ms_and_stops_at_1s() {
-        let policy = RetryPolicy::default();
-        let ms: Vec<u128> = (1..=7)
-            .map(|a| policy.backoff_after(a).as_millis())
-            .collect();
-        assert_eq!(ms, [50, 100, 200, 400, 800, 1000, 1000]);
-        assert!(policy.may_retry_after(3) && !policy.may_retry_after(4));
     }
 }

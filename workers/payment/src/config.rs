@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
+use chorus_runtime::retry::RetryPolicy;
 use chorus_runtime::{ConfigError, Env};
-
-use crate::rules::RetryPolicy;
 
 /// Which provider charges the customer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,20 +26,14 @@ impl PaymentConfig {
         let provider = match env.string("CHORUS_PAYMENT_PROVIDER", "sandbox")?.trim() {
             "sandbox" => ProviderChoice::Sandbox,
             "http" => ProviderChoice::Http {
-                url: env
-                    .optional_url("CHORUS_PAYMENT_URL")?
-                    .map(|url| url.trim_end_matches('/').to_string())
-                    .ok_or_else(|| {
-                        invalid(
-                            "CHORUS_PAYMENT_URL",
-                            "",
-                            "required when CHORUS_PAYMENT_PROVIDER=http",
-                        )
-                    })?,
-                timeout: Duration::from_millis(positive(env, "CHORUS_PAYMENT_TIMEOUT_MS", 2_000)?),
+                url: env.required_url(
+                    "CHORUS_PAYMENT_URL",
+                    "required when CHORUS_PAYMENT_PROVIDER=http",
+                )?,
+                timeout: env.positive_duration_ms("CHORUS_PAYMENT_TIMEOUT_MS", 2_000)?,
             },
             other => {
-                return Err(invalid(
+                return Err(ConfigError::new(
                     "CHORUS_PAYMENT_PROVIDER",
                     other,
                     "must be `sandbox` or `http`",
@@ -50,30 +43,10 @@ impl PaymentConfig {
         Ok(PaymentConfig {
             provider,
             retry: RetryPolicy {
-                max_attempts: positive(env, "CHORUS_PAYMENT_MAX_ATTEMPTS", 4)?,
+                max_attempts: env.positive("CHORUS_PAYMENT_MAX_ATTEMPTS", 4)?,
                 ..RetryPolicy::default()
             },
         })
-    }
-}
-
-fn positive<T>(env: &Env, name: &str, default: T) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr + From<u8> + PartialEq,
-    T::Err: std::fmt::Display,
-{
-    let value = env.parse(name, default)?;
-    if value == T::from(0) {
-        return Err(invalid(name, "0", "must be at least 1"));
-    }
-    Ok(value)
-}
-
-fn invalid(variable: &str, value: &str, problem: &str) -> ConfigError {
-    ConfigError {
-        variable: variable.to_string(),
-        value: value.to_string(),
-        problem: problem.to_string(),
     }
 }
 

@@ -9,13 +9,14 @@
 //! provider's idempotency key turns the second call into a read of the first.
 
 use chorus_avro::{Event, Topic};
+use chorus_runtime::retry::RetryPolicy;
 use chorus_runtime::{Env, HandleError, Handler};
 use sqlx::{PgConnection, PgPool};
 
 use crate::config::{PaymentConfig, ProviderChoice};
 use crate::provider::{ConfiguredProvider, HttpProvider, PaymentProvider, SandboxProvider};
 use crate::retry::authorize_with_retries;
-use crate::rules::{self, RetryPolicy};
+use crate::rules;
 use crate::store::{self, PaymentRecord};
 
 pub struct PaymentHandler<P = ConfiguredProvider> {

@@ -13,6 +13,7 @@ pub mod retry;
 pub mod rules;
 pub mod store;
 
+pub use chorus_runtime::retry::RetryPolicy;
 pub use config::{PaymentConfig, ProviderChoice};
 pub use handler::PaymentHandler;
 pub use provider::{
@@ -20,7 +21,7 @@ pub use provider::{
     ProviderError, SandboxProvider,
 };
 pub use retry::authorize_with_retries;
-pub use rules::{Charge, PaymentOutcome, RetryPolicy};
+pub use rules::{Charge, PaymentOutcome};
 
 /// The payment database's tables (versions from 1001; the runtime's inbox and
 /// outbox migrations use the versions below 1000 of the same database).

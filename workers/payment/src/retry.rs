@@ -2,7 +2,9 @@
 //! carries the same idempotency key, so retrying can never charge twice.
 
 use crate::provider::{AuthorizationRequest, PaymentProvider, ProviderError};
-use crate::rules::{Charge, PaymentOutcome, RetryPolicy};
+use chorus_runtime::retry::RetryPolicy;
+
+use crate::rules::{Charge, PaymentOutcome};
 
 /// Authorizes `request`, retrying `Unavailable` with `policy`'s backoff; a
 /// provider still unavailable after the last attempt is an outcome, not an error.

@@ -1,7 +1,6 @@
-//! The payment rules, pure: what to ask the provider for, how long to wait
-//! between attempts, and which event an outcome becomes. No I/O, no async.
-
-use std::time::Duration;
+//! The payment rules, pure: what to ask the provider for and which event an
+//! outcome becomes. No I/O, no async. The pause between attempts is
+//! [`chorus_runtime::retry::RetryPolicy`]'s.
 
 use chorus_avro::{Envelope, Event, EventPayload, PaymentAuthorized, PaymentFailed, StockReserved};
 use rust_decimal::Decimal;
@@ -12,45 +11,6 @@ use crate::provider::AuthorizationRequest;
 pub const PAYMENT_DECLINED: &str = "payment_declined";
 /// `PaymentFailed.reason` when the provider could not be reached after every attempt.
 pub const PAYMENT_UNAVAILABLE: &str = "payment_unavailable";
-
-/// How often, and how patiently, a transiently failing provider is asked again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Calls in total, the first included; at least 1.
-    pub max_attempts: u32,
-    pub first_backoff: Duration,
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 4,
-            first_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(1),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The pause after failed attempt `attempt` (1-based): `first_backoff`
-    /// doubled per attempt, never above `max_backoff`.
-    pub fn backoff_after(&self, attempt: u32) -> Duration {
-        chorus_runtime::retry::backoff(attempt, self.first_backoff, self.max_backoff)
-    }
-
-    /// Whether another call may follow failed attempt `attempt`.
-    pub fn may_retry_after(&self, attempt: u32) -> bool {
-        attempt < self.max_attempts
-    }
-
-    /// Every pause of a sequence that fails each time.
-    pub fn schedule(&self) -> Vec<Duration> {
-        (1..self.max_attempts.max(1))
-            .map(|attempt| self.backoff_after(attempt))
-            .collect()
-    }
-}
 
 /// What the provider finally answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,33 +112,6 @@ mod tests {
             currency: "EUR".into(),
             payment_token: "tok_ok".into(),
         }
-    }
-
-    #[test]
-    fn backoff_doubles_from_50ms_and_stops_at_1s() {
-        let policy = RetryPolicy::default();
-        let ms: Vec<u128> = (1..=7)
-            .map(|a| policy.backoff_after(a).as_millis())
-            .collect();
-        assert_eq!(ms, [50, 100, 200, 400, 800, 1000, 1000]);
-        assert_eq!(policy.backoff_after(u32::MAX), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn four_attempts_pause_three_times() {
-        let policy = RetryPolicy::default();
-        assert_eq!(
-            policy.schedule(),
-            [50, 100, 200].map(Duration::from_millis).to_vec()
-        );
-        assert!(policy.may_retry_after(3));
-        assert!(!policy.may_retry_after(4));
-        let once = RetryPolicy {
-            max_attempts: 1,
-            ..policy
-        };
-        assert!(once.schedule().is_empty());
-        assert!(!once.may_retry_after(1));
     }
 
     #[test]

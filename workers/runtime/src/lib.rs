@@ -22,6 +22,9 @@ pub mod testing;
 pub mod topics;
 
 pub use app::{WorkerContext, run_worker};
+/// An error and its sources on one line; one definition for the whole
+/// workspace, in `chorus-avro` (which cannot depend on the runtime).
+pub use chorus_avro::error_chain;
 pub use config::{ConfigError, Env, WorkerConfig};
 pub use handler::{HandleError, Handler};
 pub use process::{ProcessOutcome, Processor};

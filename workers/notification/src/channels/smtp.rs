@@ -3,14 +3,16 @@
 //! Transient SMTP failures (4xx replies, connection errors) are retried with
 //! backoff; a permanent reply fails at once.
 
+use chorus_runtime::error_chain;
+use chorus_runtime::retry::RetryPolicy;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use uuid::Uuid;
 
-use super::{DeliveryError, error_chain};
+use super::DeliveryError;
 use crate::config::SmtpConfig;
-use crate::rules::{OrderOutcome, RetryPolicy, email_text, recipient_address};
+use crate::rules::{OrderOutcome, email_text, recipient_address};
 
 #[derive(Debug)]
 pub struct SmtpChannel {

@@ -4,12 +4,13 @@
 //! dedupe on. A 2xx answer is delivered; 5xx, 408, 429, timeouts and
 //! connection errors are retried with backoff; anything else fails at once.
 
+use chorus_runtime::error_chain;
+use chorus_runtime::retry::RetryPolicy;
 use reqwest::StatusCode;
 use uuid::Uuid;
 
-use super::{DeliveryError, error_chain};
+use super::DeliveryError;
 use crate::config::WebhookConfig;
-use crate::rules::RetryPolicy;
 use crate::signature::{DELIVERY_HEADER, SIGNATURE_HEADER, sign};
 
 pub struct WebhookChannel {

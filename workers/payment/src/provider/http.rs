@@ -8,10 +8,11 @@
 
 use std::time::Duration;
 
+use chorus_runtime::error_chain;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::{Authorization, AuthorizationRequest, PaymentProvider, ProviderError, error_chain};
+use super::{Authorization, AuthorizationRequest, PaymentProvider, ProviderError};
 
 #[derive(Debug, Clone)]
 pub struct HttpProvider {

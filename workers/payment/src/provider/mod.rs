@@ -76,15 +76,3 @@ impl PaymentProvider for ConfiguredProvider {
         }
     }
 }
-
-/// An error and its sources on one line, for a log field or an event detail.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}

@@ -8,10 +8,11 @@
 
 use std::time::Duration;
 
+use chorus_runtime::error_chain;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use super::{Authorization, AuthorizationRequest, PaymentProvider, ProviderError, error_chain};
+use super::{Authorization, AuthorizationRequest, PaymentProvider, ProviderError};
 
 /// Approves.
 pub const TOKEN_APPROVE: &str = "tok_ok";
