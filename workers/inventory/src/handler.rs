@@ -26,6 +26,17 @@ impl Handler for InventoryHandler {
         &[Topic::InventoryCommands, Topic::Orders, Topic::Payments]
     }
 
+    fn handles(&self, event_type: EventType) -> bool {
+        matches!(
+            event_type,
+            EventType::StockAdjusted
+                | EventType::OrderPlaced
+                | EventType::PaymentFailed
+                | EventType::OrderCancelled
+                | EventType::OrderConfirmed
+        )
+    }
+
     async fn handle(
         &self,
         conn: &mut PgConnection,

@@ -14,7 +14,7 @@
 //! later, it is never skipped. The log channel goes last, so a failing remote
 //! channel rolls back before anything is logged.
 
-use chorus_avro::{Event, Topic};
+use chorus_avro::{Event, EventType, Topic};
 use chorus_runtime::{Env, HandleError, Handler};
 use sqlx::PgConnection;
 
@@ -52,6 +52,13 @@ impl Handler for NotificationHandler {
 
     fn topics(&self) -> &'static [Topic] {
         &[Topic::Orders]
+    }
+
+    fn handles(&self, event_type: EventType) -> bool {
+        matches!(
+            event_type,
+            EventType::OrderConfirmed | EventType::OrderCancelled
+        )
     }
 
     async fn handle(

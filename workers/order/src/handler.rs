@@ -27,6 +27,17 @@ impl Handler for OrderHandler {
         &[Topic::Orders, Topic::Inventory, Topic::Payments]
     }
 
+    fn handles(&self, event_type: EventType) -> bool {
+        matches!(
+            event_type,
+            EventType::OrderPlaced
+                | EventType::StockReserved
+                | EventType::StockReservationFailed
+                | EventType::PaymentAuthorized
+                | EventType::PaymentFailed
+        )
+    }
+
     async fn handle(
         &self,
         conn: &mut PgConnection,

@@ -8,7 +8,7 @@
 //! between the provider call and the commit replays the event, and the
 //! provider's idempotency key turns the second call into a read of the first.
 
-use chorus_avro::{Event, Topic};
+use chorus_avro::{Event, EventType, Topic};
 use chorus_runtime::retry::RetryPolicy;
 use chorus_runtime::{Env, HandleError, Handler};
 use sqlx::{PgConnection, PgPool};
@@ -61,6 +61,13 @@ impl<P: PaymentProvider> Handler for PaymentHandler<P> {
 
     fn topics(&self) -> &'static [Topic] {
         &[Topic::Inventory]
+    }
+
+    fn handles(&self, event_type: EventType) -> bool {
+        matches!(
+            event_type,
+            EventType::StockReserved
+        )
     }
 
     async fn handle(

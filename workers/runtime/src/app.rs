@@ -17,6 +17,7 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::config::WorkerConfig;
 use crate::consumer::{self, RebalanceContext, WorkerConsumer};
+use crate::delivery::OutboxPublisher;
 use crate::handler::Handler;
 use crate::kafka::{client_config, fetch_metadata, producer};
 use crate::metrics::Metrics;
@@ -107,6 +108,9 @@ where
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
+            // Low latency over fewer fetch requests: an idle partition does not
+            // hold a fetch back longer than this.
+            .set("fetch.wait.max.ms", "50")
             .set("enable.partition.eof", "false")
             .set("partition.assignment.strategy", "cooperative-sticky")
             .create_with_context(RebalanceContext)
@@ -147,16 +151,20 @@ where
         shutdown.clone(),
     ));
 
+    let (publisher, tracker) = OutboxPublisher::start(producer.clone(), pool.clone());
     let processor = Arc::new(Processor {
         handler,
         pool: pool.clone(),
         codec,
         producer: producer.clone(),
+        publisher,
         metrics,
     });
     consumer::run(processor, consumer, config.max_backoff, shutdown.clone()).await;
 
     shutdown.cancel();
+    // The processor (and with it the publisher) is gone: deliver what is left.
+    tracker.drain().await;
     let _ = relay.await;
     producer
         .flush(Duration::from_secs(10))

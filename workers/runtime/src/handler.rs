@@ -7,7 +7,7 @@
 
 use std::future::Future;
 
-use chorus_avro::{Event, Topic};
+use chorus_avro::{Event, EventType, Topic};
 use sqlx::PgConnection;
 
 /// Why an event could not be applied, which decides what the loop does next.
@@ -43,6 +43,14 @@ pub trait Handler: Send + Sync + 'static {
 
     /// The topics this worker consumes.
     fn topics(&self) -> &'static [Topic];
+
+    /// Whether `handle` acts on events of this type. Events it does not act
+    /// on (other services' events sharing a topic) are acknowledged without
+    /// opening a transaction.
+    fn handles(&self, event_type: EventType) -> bool {
+        let _ = event_type;
+        true
+    }
 
     /// Applies `event` using `conn`, which is inside the loop's transaction,
     /// and returns the events to emit. Events of types the worker does not

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod config;
 pub mod consumer;
+pub mod delivery;
 pub mod dlq;
 pub mod handler;
 pub mod health;

@@ -7,8 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use sqlx::{PgConnection, PgPool};
 
 /// One event waiting in the outbox.
@@ -69,27 +68,9 @@ pub async fn publish(
     rows: &[OutboxRow],
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
     let deliveries: Vec<_> = rows
         .iter()
-        .map(|row| {
-            let mut headers = OwnedHeaders::new_with_capacity(row.headers.len());
-            for (key, value) in row.headers.iter() {
-                headers = headers.insert(Header {
-                    key,
-                    value: Some(value.as_str()),
-                });
-            }
-            producer.send(
-                FutureRecord::to(&row.topic)
-                    .key(&row.key)
-                    .payload(&row.payload)
-                    .headers(headers),
-                timeout,
-            )
-        })
+        .map(|row| producer.send(crate::delivery::record(row), timeout))
         .collect();
     for delivery in futures::future::join_all(deliveries).await {
         delivery.map_err(|(e, _)| anyhow::anyhow!("publishing from the outbox: {e}"))?;

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chorus_avro::{Codec, EncodeError, Event};
 use rdkafka::message::{Headers, Message, OwnedMessage};
@@ -14,6 +14,7 @@ use rdkafka::producer::FutureProducer;
 use sqlx::PgPool;
 use tracing::Instrument;
 
+use crate::delivery::OutboxPublisher;
 use crate::dlq::dead_letter;
 use crate::handler::{HandleError, Handler};
 use crate::metrics::Metrics;
@@ -25,6 +26,8 @@ use crate::telemetry::{continue_trace, trace_headers};
 pub enum ProcessOutcome {
     Applied { emitted: usize },
     Duplicate,
+    /// An event type this worker does not act on: no transaction at all.
+    Ignored,
     DeadLettered { class: &'static str },
 }
 
@@ -33,6 +36,7 @@ impl ProcessOutcome {
         match self {
             ProcessOutcome::Applied { .. } => "applied",
             ProcessOutcome::Duplicate => "duplicate",
+            ProcessOutcome::Ignored => "ignored",
             ProcessOutcome::DeadLettered { .. } => "dead_lettered",
         }
     }
@@ -54,7 +58,10 @@ pub struct Processor<H> {
     pub handler: Arc<H>,
     pub pool: PgPool,
     pub codec: Arc<Codec>,
+    /// For dead letters, which are awaited before the offset moves on.
     pub producer: FutureProducer,
+    /// For emitted events, which leave after their commit without being awaited.
+    pub publisher: OutboxPublisher,
     pub metrics: Arc<Metrics>,
 }
 
@@ -106,6 +113,9 @@ impl<H: Handler> Processor<H> {
             Err(e) => return Err(Transient(e.to_string())),
         };
         span.record("event_type", event.event_type().name());
+        if !self.handler.handles(event.event_type()) {
+            return Ok(ProcessOutcome::Ignored);
+        }
 
         let mut tx = self.pool.begin().await?;
         let fresh = crate::inbox::record(
@@ -142,18 +152,9 @@ impl<H: Handler> Processor<H> {
         };
         let written = outbox::write(&mut tx, rows).await?;
         tx.commit().await?;
-
-        // Published right away; if this fails the relay publishes them later.
-        match outbox::publish(&self.producer, &written, Duration::from_secs(30)).await {
-            Ok(()) => {
-                let mut conn = self.pool.acquire().await?;
-                outbox::mark_sent(&mut conn, &written).await?;
-            }
-            Err(e) => tracing::warn!(error = %e, "outbox publish failed; the relay will retry"),
-        }
-        Ok(ProcessOutcome::Applied {
-            emitted: written.len(),
-        })
+        let emitted = written.len();
+        self.publisher.enqueue(written).await;
+        Ok(ProcessOutcome::Applied { emitted })
     }
 
     async fn outbox_rows(
