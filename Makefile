@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status run test build lint fmt
+.PHONY: help up down status run test bench build lint fmt
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ run: ## Stack up, topics created, schemas registered, then say what runs where
 
 test: ## Stack up, every test of the workspace, stack down (even on failure)
 	@bash scripts/test.sh
+
+bench: ## Release builds under load: sagas/s and latency beside the Kafka and PostgreSQL ceilings (BENCHMARKS.md)
+	@bash scripts/bench.sh
 
 build: ## Debug build of every crate and binary
 	cargo build --workspace --all-targets

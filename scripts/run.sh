@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+source scripts/lib/services.sh
 step() { printf '==> %s\n' "$*"; }
 bash scripts/stack.sh up
 
@@ -20,32 +21,18 @@ $chorus topics list
 
 # A development run: the gateway accepts the public development JWT secret.
 export CHORUS_DEV=true
-logs=.stack/logs
-pids=()
+logs=$SERVICES_LOGS
 stop() {
   trap - INT TERM EXIT
   step "stopping services"
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  services_stop
   bash scripts/stack.sh down
 }
 trap stop INT TERM EXIT
 
 step "services"
-for svc in order inventory payment notification gateway; do
-  $bin/chorus-$svc >"$logs/chorus-$svc.log" 2>&1 &
-  pids+=("$!")
-done
-for port in 9101 9102 9103 9104 8000; do
-  for _ in $(seq 1 150); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" && break
-    sleep 0.2
-  done
-  curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" || {
-    echo "a service on port $port did not become ready; see $logs/chorus-*.log" >&2
-    exit 1
-  }
-done
+services_start "$bin"
+services_wait_ready || exit 1
 
 step "demo catalogue"
 export CHORUS_TOKEN=$($chorus token --sub ops --role admin)

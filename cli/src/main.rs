@@ -1,7 +1,9 @@
 //! `chorus`: the developer and operator command line of chorus.
 
 mod args;
+mod bench;
 mod gateway;
+mod load;
 mod produce;
 mod schemas;
 mod tail;
@@ -9,7 +11,7 @@ mod topics;
 
 use clap::Parser;
 
-use args::{Cli, Command, OrderCommand, SchemasCommand, StockCommand, TopicsCommand};
+use args::{BenchCommand, Cli, Command, OrderCommand, SchemasCommand, StockCommand, TopicsCommand};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -31,6 +33,10 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Stock(StockCommand::Set(args)) => gateway::set_stock(&cli.global, &args).await,
         Command::Stock(StockCommand::Get(args)) => gateway::get_stock(&cli.global, &args).await,
+        Command::Load(args) => load::run(&cli.global, &args).await,
+        Command::Bench(BenchCommand::Kafka(args)) => bench::kafka::run(&cli.global, &args).await,
+        Command::Bench(BenchCommand::Pg(args)) => bench::pg::run(&args).await,
+        Command::Bench(BenchCommand::Report(args)) => bench::report::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,100 @@
+//! What a saga costs the infrastructure, measured rather than guessed:
+//! messages appended to the chorus topics (the sum of their high watermarks)
+//! and transactions committed in the chorus databases (`pg_stat_database`).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chorus_runtime::kafka::client_config;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+/// The sum of the high watermarks of every partition, per topic of `topics`
+/// (missing topics are left out).
+pub async fn kafka_messages(
+    brokers: &str,
+    topics: Vec<String>,
+    timeout: Duration,
+) -> anyhow::Result<BTreeMap<String, i64>> {
+    let brokers = brokers.to_string();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<BTreeMap<String, i64>> {
+        let consumer: BaseConsumer = client_config(&brokers).create()?;
+        let metadata = consumer
+            .fetch_metadata(None, timeout)
+            .with_context(|| format!("Kafka at {brokers} is unreachable"))?;
+        let mut totals = BTreeMap::new();
+        for topic in metadata.topics() {
+            if !topics.iter().any(|t| t == topic.name()) {
+                continue;
+            }
+            for partition in topic.partitions() {
+                let (_, high) = consumer
+                    .fetch_watermarks(topic.name(), partition.id(), timeout)
+                    .with_context(|| {
+                        format!("reading offsets of {}/{}", topic.name(), partition.id())
+                    })?;
+                *totals.entry(topic.name().to_string()).or_insert(0) += high;
+            }
+        }
+        Ok(totals)
+    })
+    .await?
+}
+
+/// Waits until the sum of high watermarks stops moving (no saga step left to
+/// publish) for `quiet`, at most `limit`; returns the last reading.
+pub async fn kafka_settled(
+    brokers: &str,
+    topics: &[String],
+    timeout: Duration,
+    quiet: Duration,
+    limit: Duration,
+) -> anyhow::Result<BTreeMap<String, i64>> {
+    let started = Instant::now();
+    let mut last = kafka_messages(brokers, topics.to_vec(), timeout).await?;
+    let mut stable_since = Instant::now();
+    while started.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = kafka_messages(brokers, topics.to_vec(), timeout).await?;
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        } else if stable_since.elapsed() >= quiet {
+            break;
+        }
+    }
+    Ok(last)
+}
+
+/// Reads committed transactions, summed over the databases matching `like`.
+pub struct PgCounter {
+    conn: PgConnection,
+    like: String,
+}
+
+impl PgCounter {
+    pub async fn connect(url: &str, like: &str) -> anyhow::Result<PgCounter> {
+        let conn = PgConnection::connect(url)
+            .await
+            .context("connecting to PostgreSQL to read pg_stat_database (--pg-url)")?;
+        Ok(PgCounter {
+            conn,
+            like: like.to_string(),
+        })
+    }
+
+    /// The current `xact_commit` of each database. Backends flush their
+    /// counters at most once a second, so read it a moment after the activity stopped.
+    pub async fn commits(&mut self) -> anyhow::Result<BTreeMap<String, i64>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT datname::text, xact_commit FROM pg_stat_database WHERE datname LIKE $1",
+        )
+        .bind(&self.like)
+        .fetch_all(&mut self.conn)
+        .await
+        .context("reading pg_stat_database")?;
+        Ok(rows.into_iter().collect())
+    }
+}

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# `make bench`: on release builds, in one go, with the same stack:
+#   1. the stack (left as found: started and stopped here only if it was down),
+#      topics, schemas, the five services (gateway without a practical rate limit)
+#   2. a warm-up load, then idle memory (VmRSS) of every service
+#   3. the ceilings: `chorus bench kafka` and `chorus bench pg`
+#   4. a short closed-loop ramp over a few concurrencies; then `chorus load`
+#      closed-loop at the best of them (maximum throughput), with the CPU
+#      seconds of every process during it
+#   5. `chorus load` open-loop at half that throughput, for a fixed duration
+#   6. peak memory (VmHWM); bench/results/<timestamp>.json and .md, the
+#      markdown table on stdout, and the total duration
+# Sizes can be changed through CHORUS_BENCH_* (see below); the defaults keep
+# the whole run under 10 minutes on a 2-core machine with a warm cargo cache.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/services.sh
+
+began=$(date +%s)
+step() { printf '\n==> %s\n' "$*"; }
+
+CLOSED_ORDERS=${CHORUS_BENCH_CLOSED_ORDERS:-4000}
+RAMP=${CHORUS_BENCH_RAMP:-24 48 96}
+RAMP_ORDERS=${CHORUS_BENCH_RAMP_ORDERS:-600}
+OPEN_SECS=${CHORUS_BENCH_OPEN_SECS:-60}
+WARMUP_ORDERS=${CHORUS_BENCH_WARMUP_ORDERS:-300}
+KAFKA_MESSAGES=${CHORUS_BENCH_KAFKA_MESSAGES:-500000}
+PG_SECS=${CHORUS_BENCH_PG_SECS:-10}
+MIX=${CHORUS_BENCH_MIX:-decline=0.1,out-of-stock=0.1}
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+results=bench/results
+work=$results/$stamp.parts
+mkdir -p "$work"
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# The stack is left as it was found: brought down at the end only if none of it ran.
+stack_ports=(9092 8081 55432)
+stack_was_up=0
+for port in "${stack_ports[@]}"; do port_open "$port" && stack_was_up=1; done
+services_ports_free
+
+finish() {
+  local rc=$?
+  trap - INT TERM EXIT
+  if ((${#SERVICE_PIDS[@]})); then
+    step "stopping the services"
+    services_stop
+  fi
+  if ((stack_was_up == 0)); then
+    step "stopping the stack (it was down when the bench started)"
+    bash scripts/stack.sh down || true
+  fi
+  exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+step "stack"
+bash scripts/stack.sh up
+
+step "build (release)"
+cargo build --release --locked --bins
+bin=target/release
+chorus=$bin/chorus
+
+step "topics and schemas"
+$chorus topics create >/dev/null
+$chorus schemas register >/dev/null
+
+step "services (release builds)"
+export CHORUS_DEV=true
+# The load spreads over many customers, but the bench measures the saga, not the limiter.
+export CHORUS_RATE_LIMIT_PER_SEC=${CHORUS_RATE_LIMIT_PER_SEC:-1000000}
+services_start "$bin"
+services_wait_ready
+
+step "warm-up: $WARMUP_ORDERS orders (and the load's catalogue)"
+$chorus load --orders "$WARMUP_ORDERS" --concurrency 16 --mix "$MIX" --no-costs \
+  --label warm-up --out "$work/warmup.json" >/dev/null
+
+# /proc/<pid>/status fields in kB.
+proc_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+sleep 3
+declare -A idle_kb
+for svc in "${SERVICES[@]}"; do idle_kb[$svc]=$(proc_kb "$(services_pid "$svc")" VmRSS); done
+
+step "ceiling: Kafka"
+$chorus bench kafka --messages "$KAFKA_MESSAGES" --out "$work/kafka.json"
+step "ceiling: PostgreSQL"
+$chorus bench pg --seconds "$PG_SECS" --out "$work/pg.json"
+
+# CPU seconds (user + system) of a process, or of PostgreSQL's whole process tree.
+hz=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+pg_ticks() {
+  local root=$1 total=0 pid
+  for pid in $root $(ps -o pid= --ppid "$root"); do total=$((total + $(cpu_ticks "$pid"))); done
+  echo "$total"
+}
+declare -A cpu_pid
+for svc in "${SERVICES[@]}"; do cpu_pid[$svc]=$(services_pid "$svc"); done
+for part in kafka registry; do
+  if [[ -f .stack/pids/$part.pid ]]; then cpu_pid[$part]=$(<".stack/pids/$part.pid"); fi
+done
+pg_root=""
+if [[ -f .stack/pg/data/postmaster.pid ]]; then pg_root=$(head -n 1 .stack/pg/data/postmaster.pid); fi
+# shellcheck disable=SC2034  # `into` is a nameref to the caller's associative array
+cpu_sample() {
+  local -n into=$1
+  local name
+  for name in "${!cpu_pid[@]}"; do into["$name"]=$(cpu_ticks "${cpu_pid[$name]}"); done
+  if [[ -n $pg_root ]]; then into["postgres"]=$(pg_ticks "$pg_root"); fi
+  # What this shell's finished children used (in this shell, not a subshell): the load generator.
+  times >"$work/times"
+  into["chorus-load"]=$(awk -v hz="$hz" 'NR == 2 { split($1, u, "m"); split($2, s, "m"); printf "%d", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * hz }' "$work/times")
+}
+
+sagas_of() { grep -o '"sagas_per_sec": *[0-9.e+-]*' "$1" | head -n 1 | awk -F': *' '{ print $2 }'; }
+ramp_args=()
+best=0 best_sagas=0
+for c in $RAMP; do
+  step "ramp: $RAMP_ORDERS orders at concurrency $c"
+  $chorus load --orders "$RAMP_ORDERS" --concurrency "$c" --mix "$MIX" --no-setup --no-costs \
+    --label "ramp-$c" --out "$work/ramp-$c.json" | grep 'sagas/s'
+  s=$(sagas_of "$work/ramp-$c.json")
+  ramp_args+=(--meta "ramp_sagas_per_sec.concurrency_$c=$s")
+  if awk -v a="$s" -v b="$best_sagas" 'BEGIN { exit !(a > b) }'; then best=$c best_sagas=$s; fi
+done
+CONCURRENCY=${CHORUS_BENCH_CONCURRENCY:-$best}
+
+step "load: closed loop, $CLOSED_ORDERS orders at concurrency $CONCURRENCY"
+declare -A cpu_before cpu_after
+cpu_sample cpu_before
+load_began=$(date +%s.%N)
+$chorus load --orders "$CLOSED_ORDERS" --concurrency "$CONCURRENCY" --mix "$MIX" --no-setup \
+  --label closed --out "$work/closed.json"
+load_secs=$(awk -v a="$(date +%s.%N)" -v b="$load_began" 'BEGIN { printf "%.1f", a - b }')
+cpu_sample cpu_after
+
+sagas=$(sagas_of "$work/closed.json")
+rate=$(awk -v s="$sagas" 'BEGIN { r = s / 2; if (r < 1) r = 1; printf "%.1f", r }')
+step "load: open loop at $rate orders/s (half of $(printf '%.1f' "$sagas") sagas/s) for $OPEN_SECS s"
+$chorus load --rate "$rate" --duration "$OPEN_SECS" --mix "$MIX" --no-setup \
+  --label open --out "$work/open.json"
+
+rss_args=()
+for svc in "${SERVICES[@]}"; do
+  rss_args+=(--rss "$svc=${idle_kb[$svc]}:$(proc_kb "$(services_pid "$svc")" VmHWM)")
+done
+cpu_args=()
+for name in "${!cpu_after[@]}"; do
+  secs=$(awk -v a="${cpu_after[$name]}" -v b="${cpu_before[$name]:-0}" -v hz="$hz" 'BEGIN { printf "%.1f", (a - b) / hz }')
+  cpu_args+=(--meta "cpu_secs.$name=$secs")
+done
+
+step "results"
+cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+mem_gib=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
+$chorus bench report --kafka "$work/kafka.json" --pg "$work/pg.json" \
+  --closed "$work/closed.json" --open "$work/open.json" "${rss_args[@]}" "${cpu_args[@]}" "${ramp_args[@]}" \
+  --meta "started=$stamp" --meta "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+  --meta "machine=$(nproc) cores, $cpu_model, ${mem_gib} GiB RAM, $(uname -sr)" \
+  --meta "closed_load_wall_secs=$load_secs" --meta "mix=$MIX" \
+  --out "$results/$stamp.json" | tee "$results/$stamp.md"
+rm -rf "$work"
+
+printf '\nresults: %s.json (and .md)\n' "$results/$stamp"
+total=$(($(date +%s) - began))
+printf 'make bench took %dm%02ds\n' $((total / 60)) $((total % 60)) | tee -a "$results/$stamp.md"
