@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chorus_avro::TopicCatalogue;
-use serde_json::{Value, json};
 use chorus_runtime::testing::TestDb;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::Stack;
@@ -42,7 +42,11 @@ impl Saga {
         let topics = stack.fresh_topics().await;
         // As `make run` does: the schemas are registered before anything runs.
         let registered = crate::run(stack.chorus(&topics).args(["schemas", "register"]));
-        assert!(registered.status.success(), "{}", crate::describe(&registered));
+        assert!(
+            registered.status.success(),
+            "{}",
+            crate::describe(&registered)
+        );
         // Empty databases, one per service: each migrates its own at start-up.
         let mut databases = HashMap::new();
         for service in WORKERS.iter().chain(["gateway"].iter()) {
@@ -70,15 +74,27 @@ impl Saga {
         for worker in WORKERS {
             let mut vars = common.clone();
             vars.push(("CHORUS_DATABASE_URL".into(), databases[worker].url.clone()));
-            vars.push(("CHORUS_HTTP_ADDR".into(), format!("127.0.0.1:{}", free_port())));
+            vars.push((
+                "CHORUS_HTTP_ADDR".into(),
+                format!("127.0.0.1:{}", free_port()),
+            ));
             env.insert(worker, vars);
         }
         let mut gateway = common.clone();
         gateway.extend([
-            ("CHORUS_DATABASE_URL".into(), databases["gateway"].url.clone()),
+            (
+                "CHORUS_DATABASE_URL".into(),
+                databases["gateway"].url.clone(),
+            ),
             ("CHORUS_ORDER_DB_URL".into(), databases["order"].url.clone()),
-            ("CHORUS_INVENTORY_DB_URL".into(), databases["inventory"].url.clone()),
-            ("CHORUS_HTTP_ADDR".into(), format!("127.0.0.1:{gateway_port}")),
+            (
+                "CHORUS_INVENTORY_DB_URL".into(),
+                databases["inventory"].url.clone(),
+            ),
+            (
+                "CHORUS_HTTP_ADDR".into(),
+                format!("127.0.0.1:{gateway_port}"),
+            ),
             ("CHORUS_JWT_SECRET".into(), JWT_SECRET.into()),
             ("CHORUS_RATE_LIMIT_PER_SEC".into(), "100000".into()),
         ]);
@@ -171,8 +187,8 @@ impl Saga {
     }
 
     pub fn log(&self, service: &str) -> String {
-        let text = std::fs::read_to_string(self.logs.join(format!("{service}.log")))
-            .unwrap_or_default();
+        let text =
+            std::fs::read_to_string(self.logs.join(format!("{service}.log"))).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(40).collect();
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
@@ -234,7 +250,10 @@ impl Saga {
         match response.status().as_u16() {
             200 => Some(response.json().await.unwrap()),
             404 => None,
-            other => panic!("GET inventory {sku}: {other} {}", response.text().await.unwrap()),
+            other => panic!(
+                "GET inventory {sku}: {other} {}",
+                response.text().await.unwrap()
+            ),
         }
     }
 

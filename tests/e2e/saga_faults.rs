@@ -40,7 +40,11 @@ async fn racing_orders_never_oversell() {
         let outcome = format!("{}:{}", order["status"], order["reason"]);
         *outcomes.entry(outcome).or_default() += 1;
     }
-    assert_eq!(outcomes.get("\"CONFIRMED\":null"), Some(&50), "{outcomes:?}");
+    assert_eq!(
+        outcomes.get("\"CONFIRMED\":null"),
+        Some(&50),
+        "{outcomes:?}"
+    );
     assert_eq!(
         outcomes.get("\"CANCELLED\":\"out_of_stock\""),
         Some(&150),
@@ -67,7 +71,10 @@ async fn a_worker_killed_mid_stream_loses_and_doubles_nothing() {
         // One order in ten declines, so compensations run through the crash too.
         let token = if i % 10 == 0 { "tok_decline" } else { "tok_ok" };
         let customer = format!("buyer-{}", i % 20);
-        orders.push((customer.clone(), saga.place_ok(&customer, &[(&widget, 1)], token).await));
+        orders.push((
+            customer.clone(),
+            saga.place_ok(&customer, &[(&widget, 1)], token).await,
+        ));
         if i == 150 {
             saga.kill("inventory");
             saga.spawn("inventory");
@@ -95,12 +102,11 @@ async fn a_worker_killed_mid_stream_loses_and_doubles_nothing() {
 
     // No double charge: one charge per confirmed order, none for the rest.
     let payments = saga.db("payment").await;
-    let (charges, charged_orders): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(DISTINCT idempotency_key) FROM sandbox_charges",
-    )
-    .fetch_one(&payments)
-    .await
-    .unwrap();
+    let (charges, charged_orders): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT idempotency_key) FROM sandbox_charges")
+            .fetch_one(&payments)
+            .await
+            .unwrap();
     assert_eq!(charges, confirmed);
     assert_eq!(charged_orders, confirmed);
 
@@ -108,11 +114,12 @@ async fn a_worker_killed_mid_stream_loses_and_doubles_nothing() {
     let inventory = saga.db("inventory").await;
     let mut levels = (0, 0, 0);
     for _ in 0..100 {
-        levels = sqlx::query_as("SELECT available, reserved, sold FROM stock_levels WHERE sku = $1")
-            .bind(&widget)
-            .fetch_one(&inventory)
-            .await
-            .unwrap();
+        levels =
+            sqlx::query_as("SELECT available, reserved, sold FROM stock_levels WHERE sku = $1")
+                .bind(&widget)
+                .fetch_one(&inventory)
+                .await
+                .unwrap();
         if levels.1 == 0 {
             break;
         }
@@ -205,10 +212,11 @@ async fn the_same_event_produced_twice_has_one_effect() {
     })
     .to_string();
     for _ in 0..2 {
-        let output = run(saga
-            .stack
-            .chorus(&saga.topics)
-            .args(["produce", "OrderPlaced", "--json", &json]));
+        let output =
+            run(saga
+                .stack
+                .chorus(&saga.topics)
+                .args(["produce", "OrderPlaced", "--json", &json]));
         assert!(output.status.success(), "{}", describe(&output));
     }
     // Injected behind the gateway's back, the order shows once the order
@@ -216,7 +224,13 @@ async fn the_same_event_produced_twice_has_one_effect() {
     let url = format!("{}/v1/orders/{order_id}", saga.gateway_url);
     let token = saga.token("grace", "customer");
     for _ in 0..300 {
-        let response = saga.http.get(&url).bearer_auth(&token).send().await.unwrap();
+        let response = saga
+            .http
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
         if response.status() == 200 {
             break;
         }
@@ -239,7 +253,11 @@ async fn sigterm_stops_every_service_cleanly() {
         .await;
     for service in ["gateway", "order", "inventory", "payment", "notification"] {
         let status = saga.terminate(service);
-        assert!(status.success(), "{service} exited with {status}:\n{}", saga.log(service));
+        assert!(
+            status.success(),
+            "{service} exited with {status}:\n{}",
+            saga.log(service)
+        );
     }
 }
 
@@ -266,15 +284,59 @@ async fn bad_requests_get_their_documented_status_and_error_body() {
         body[field] = value;
         body.to_string()
     };
-    let cases: Vec<(String, &str, Option<&str>, u16, Option<&str>)> = vec![
-        (good.to_string(), "application/json", None, 400, Some("Idempotency-Key")),
-        ("{not json".into(), "application/json", Some("k1"), 400, None),
+    // (body, content type, Idempotency-Key, status, the field the error names)
+    type Case<'a> = (String, &'a str, Option<&'a str>, u16, Option<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            good.to_string(),
+            "application/json",
+            None,
+            400,
+            Some("Idempotency-Key"),
+        ),
+        (
+            "{not json".into(),
+            "application/json",
+            Some("k1"),
+            400,
+            None,
+        ),
         (good.to_string(), "text/plain", Some("k2"), 415, None),
-        (with("items", json!([])), "application/json", Some("k3"), 400, Some("items")),
-        (with("items", json!([{"sku": "SKU-1", "quantity": 0}])), "application/json", Some("k4"), 400, Some("items[0].quantity")),
-        (with("items", json!([{"sku": "bad sku", "quantity": 1}])), "application/json", Some("k5"), 400, Some("items[0].sku")),
-        (with("currency", json!("euro")), "application/json", Some("k6"), 400, Some("currency")),
-        (format!("{{\"pad\":\"{}\"}}", "x".repeat(70 * 1024)), "application/json", Some("k7"), 413, None),
+        (
+            with("items", json!([])),
+            "application/json",
+            Some("k3"),
+            400,
+            Some("items"),
+        ),
+        (
+            with("items", json!([{"sku": "SKU-1", "quantity": 0}])),
+            "application/json",
+            Some("k4"),
+            400,
+            Some("items[0].quantity"),
+        ),
+        (
+            with("items", json!([{"sku": "bad sku", "quantity": 1}])),
+            "application/json",
+            Some("k5"),
+            400,
+            Some("items[0].sku"),
+        ),
+        (
+            with("currency", json!("euro")),
+            "application/json",
+            Some("k6"),
+            400,
+            Some("currency"),
+        ),
+        (
+            format!("{{\"pad\":\"{}\"}}", "x".repeat(70 * 1024)),
+            "application/json",
+            Some("k7"),
+            413,
+            None,
+        ),
     ];
     for (body, content_type, key, status, field) in cases {
         let response = post(body.clone(), content_type, key).await.unwrap();

@@ -23,7 +23,10 @@ async fn happy_path_confirms_the_order_and_sells_the_stock() {
     assert_eq!(order["reason"], json!(null));
     assert_eq!(order["total"], "39.98");
     assert_eq!(order["currency"], "EUR");
-    assert_eq!(order["items"], json!([{"sku": mug, "quantity": 2, "unit_price": "19.99"}]));
+    assert_eq!(
+        order["items"],
+        json!([{"sku": mug, "quantity": 2, "unit_price": "19.99"}])
+    );
     let history: Vec<&str> = order["history"]
         .as_array()
         .unwrap()
@@ -76,7 +79,10 @@ async fn happy_path_confirms_the_order_and_sells_the_stock() {
         }
     }
     assert_eq!(trace_ids.len(), 5);
-    assert!(trace_ids.iter().all(|id| *id == trace_ids[0]), "{trace_ids:?}");
+    assert!(
+        trace_ids.iter().all(|id| *id == trace_ids[0]),
+        "{trace_ids:?}"
+    );
 }
 
 #[tokio::test]
@@ -87,12 +93,16 @@ async fn short_or_unknown_stock_cancels_without_reserving_anything() {
     saga.set_stock(&lamp, 1, "45.00").await;
     saga.set_stock(&bulb, 5, "2.50").await;
 
-    let short = saga.place_ok("bob", &[(&bulb, 2), (&lamp, 2)], "tok_ok").await;
+    let short = saga
+        .place_ok("bob", &[(&bulb, 2), (&lamp, 2)], "tok_ok")
+        .await;
     let order = saga.wait_final("bob", &short, FINAL_WITHIN).await;
     assert_eq!(order["status"], "CANCELLED");
     assert_eq!(order["reason"], "out_of_stock");
 
-    let unknown = saga.place_ok("bob", &[(&bulb, 1), ("NO-SUCH-SKU", 1)], "tok_ok").await;
+    let unknown = saga
+        .place_ok("bob", &[(&bulb, 1), ("NO-SUCH-SKU", 1)], "tok_ok")
+        .await;
     let order = saga.wait_final("bob", &unknown, FINAL_WITHIN).await;
     assert_eq!(order["status"], "CANCELLED");
     assert_eq!(order["reason"], "unknown_sku");

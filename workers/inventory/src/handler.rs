@@ -37,6 +37,13 @@ impl Handler for InventoryHandler {
         )
     }
 
+    /// An order locks its SKUs in sorted order, but a batch of several orders
+    /// would hold the first order's SKUs while locking the next one's, in an
+    /// order a concurrent batch may reverse: one event per transaction here.
+    fn batchable(&self) -> bool {
+        false
+    }
+
     async fn handle(
         &self,
         conn: &mut PgConnection,

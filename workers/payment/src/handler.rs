@@ -64,10 +64,7 @@ impl<P: PaymentProvider> Handler for PaymentHandler<P> {
     }
 
     fn handles(&self, event_type: EventType) -> bool {
-        matches!(
-            event_type,
-            EventType::StockReserved
-        )
+        matches!(event_type, EventType::StockReserved)
     }
 
     async fn handle(

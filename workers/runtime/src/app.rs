@@ -16,7 +16,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::config::WorkerConfig;
-use crate::consumer::{self, RebalanceContext, WorkerConsumer};
+use crate::consumer::{self, LaneSettings, RebalanceContext, WorkerConsumer};
 use crate::delivery::OutboxPublisher;
 use crate::handler::Handler;
 use crate::kafka::{client_config, fetch_metadata, producer};
@@ -160,7 +160,11 @@ where
         publisher,
         metrics,
     });
-    consumer::run(processor, consumer, config.max_backoff, shutdown.clone()).await;
+    let lanes = LaneSettings {
+        max_batch: config.max_batch,
+        max_backoff: config.max_backoff,
+    };
+    consumer::run(processor, consumer, lanes, shutdown.clone()).await;
 
     shutdown.cancel();
     // The processor (and with it the publisher) is gone: deliver what is left.

@@ -44,6 +44,8 @@ pub struct WorkerConfig {
     pub otlp_endpoint: Option<String>,
     /// Ceiling of the exponential backoff between retries of a transient failure.
     pub max_backoff: Duration,
+    /// Messages of one partition applied in one transaction at most.
+    pub max_batch: usize,
 }
 
 impl WorkerConfig {
@@ -74,6 +76,7 @@ impl WorkerConfig {
             )?,
             otlp_endpoint: env.optional_url("CHORUS_OTLP_ENDPOINT")?,
             max_backoff: env.duration_ms("CHORUS_MAX_BACKOFF_MS", 5_000)?,
+            max_batch: env.positive("CHORUS_BATCH_MAX", 32)?,
         })
     }
 

@@ -53,10 +53,19 @@ pub type WorkerConsumer = StreamConsumer<RebalanceContext>;
 
 /// Consumes until `shutdown`, then finishes the message in flight in each
 /// partition, commits, and returns.
+/// How a partition's lane works through its messages.
+#[derive(Debug, Clone, Copy)]
+pub struct LaneSettings {
+    /// Messages applied in one transaction at most.
+    pub max_batch: usize,
+    /// Ceiling of the backoff between retries of a transient failure.
+    pub max_backoff: Duration,
+}
+
 pub async fn run<H: Handler>(
     processor: Arc<Processor<H>>,
     consumer: Arc<WorkerConsumer>,
-    max_backoff: Duration,
+    settings: LaneSettings,
     shutdown: CancellationToken,
 ) {
     let mut lanes: HashMap<(String, i32), (mpsc::Sender<OwnedMessage>, JoinHandle<()>)> =
@@ -88,7 +97,7 @@ pub async fn run<H: Handler>(
                     processor.clone(),
                     consumer.clone(),
                     receiver,
-                    max_backoff,
+                    settings,
                     shutdown.clone(),
                 ));
                 (sender, handle)
@@ -108,28 +117,47 @@ pub async fn run<H: Handler>(
     }
 }
 
-/// Processes one partition's messages in order.
+/// Processes one partition's messages in order: whatever is waiting (up to
+/// `max_batch`) in one transaction when the handler allows, else one by one.
 async fn lane<H: Handler>(
     processor: Arc<Processor<H>>,
     consumer: Arc<WorkerConsumer>,
     mut receiver: mpsc::Receiver<OwnedMessage>,
-    max_backoff: Duration,
+    settings: LaneSettings,
     shutdown: CancellationToken,
 ) {
-    while let Some(message) = receiver.recv().await {
+    while let Some(first) = receiver.recv().await {
         if shutdown.is_cancelled() {
             return;
         }
-        if !process_until_done(&processor, &message, max_backoff, &shutdown).await {
-            return;
+        let mut batch = vec![first];
+        while batch.len() < settings.max_batch {
+            match receiver.try_recv() {
+                Ok(message) => batch.push(message),
+                Err(_) => break,
+            }
         }
-        if let Err(e) =
-            consumer.store_offset(message.topic(), message.partition(), message.offset())
-        {
-            // The partition was revoked meanwhile; its new owner sees the
-            // message again and the inbox recognises it.
-            tracing::debug!(error = %e, "offset not stored");
+        let applied_whole = batch.len() > 1
+            && processor.handler.batchable()
+            && processor.process_batch(&batch).await.is_some();
+        if !applied_whole {
+            for message in &batch {
+                if !process_until_done(&processor, message, settings.max_backoff, &shutdown).await {
+                    return;
+                }
+                store_offset(&consumer, message);
+            }
+        } else if let Some(last) = batch.last() {
+            store_offset(&consumer, last);
         }
+    }
+}
+
+fn store_offset(consumer: &WorkerConsumer, message: &OwnedMessage) {
+    if let Err(e) = consumer.store_offset(message.topic(), message.partition(), message.offset()) {
+        // The partition was revoked meanwhile; its new owner sees the
+        // message again and the inbox recognises it.
+        tracing::debug!(error = %e, "offset not stored");
     }
 }
 

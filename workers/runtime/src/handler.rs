@@ -52,6 +52,14 @@ pub trait Handler: Send + Sync + 'static {
         true
     }
 
+    /// Whether several events may be applied in one transaction. A handler
+    /// whose events lock rows that other events of the same batch may lock in
+    /// another order (inventory: the SKUs of several orders) says no, so
+    /// concurrent batches cannot deadlock.
+    fn batchable(&self) -> bool {
+        true
+    }
+
     /// Applies `event` using `conn`, which is inside the loop's transaction,
     /// and returns the events to emit. Events of types the worker does not
     /// care about return `Ok(vec![])`.

@@ -3,6 +3,7 @@
 //! dead-lettering, retry, telemetry, health endpoints and graceful shutdown.
 
 pub mod app;
+mod batch;
 pub mod config;
 pub mod consumer;
 pub mod delivery;

@@ -11,24 +11,28 @@ use std::time::Instant;
 use chorus_avro::{Codec, EncodeError, Event};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
 
 use crate::delivery::OutboxPublisher;
 use crate::dlq::dead_letter;
 use crate::handler::{HandleError, Handler};
 use crate::metrics::Metrics;
-use crate::outbox::{self, NewOutboxRow};
+use crate::outbox::{self, NewOutboxRow, OutboxRow};
 use crate::telemetry::{continue_trace, trace_headers};
 
 /// What became of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProcessOutcome {
-    Applied { emitted: usize },
+    Applied {
+        emitted: usize,
+    },
     Duplicate,
     /// An event type this worker does not act on: no transaction at all.
     Ignored,
-    DeadLettered { class: &'static str },
+    DeadLettered {
+        class: &'static str,
+    },
 }
 
 impl ProcessOutcome {
@@ -65,38 +69,31 @@ pub struct Processor<H> {
     pub metrics: Arc<Metrics>,
 }
 
+/// Why applying one event inside a transaction did not succeed.
+pub(crate) enum ApplyError {
+    /// The message belongs in the dead-letter topic.
+    Permanent {
+        class: &'static str,
+        reason: String,
+    },
+    Transient(Transient),
+}
+
+impl From<sqlx::Error> for ApplyError {
+    fn from(e: sqlx::Error) -> Self {
+        ApplyError::Transient(e.into())
+    }
+}
+
 impl<H: Handler> Processor<H> {
     pub async fn process(&self, message: &OwnedMessage) -> Result<ProcessOutcome, Transient> {
-        let span = tracing::info_span!(
-            "message",
-            worker = self.handler.name(),
-            topic = message.topic(),
-            partition = message.partition(),
-            offset = message.offset(),
-            order_id = message.key().map(String::from_utf8_lossy).as_deref(),
-            event_type = tracing::field::Empty,
-        );
-        continue_trace(&span, &headers_of(message));
+        let span = self.message_span(message);
         let started = Instant::now();
         let outcome = self
             .process_in_span(message, &span)
             .instrument(span.clone())
             .await?;
-        let topic = message.topic();
-        self.metrics
-            .processing_seconds
-            .with_label_values(&[topic])
-            .observe(started.elapsed().as_secs_f64());
-        self.metrics
-            .processed
-            .with_label_values(&[topic, outcome.label()])
-            .inc();
-        if let ProcessOutcome::DeadLettered { class } = outcome {
-            self.metrics
-                .dead_lettered
-                .with_label_values(&[topic, class])
-                .inc();
-        }
+        self.record(message, &outcome, started);
         Ok(outcome)
     }
 
@@ -116,10 +113,37 @@ impl<H: Handler> Processor<H> {
         if !self.handler.handles(event.event_type()) {
             return Ok(ProcessOutcome::Ignored);
         }
-
         let mut tx = self.pool.begin().await?;
+        match self.apply(&mut tx, message, &event, span).await {
+            Ok(None) => {
+                tx.commit().await?;
+                Ok(ProcessOutcome::Duplicate)
+            }
+            Ok(Some(rows)) => {
+                tx.commit().await?;
+                let emitted = rows.len();
+                self.publisher.enqueue(rows).await;
+                Ok(ProcessOutcome::Applied { emitted })
+            }
+            Err(ApplyError::Permanent { class, reason }) => {
+                tx.rollback().await?;
+                self.dead_letter(message, class, &reason).await
+            }
+            Err(ApplyError::Transient(e)) => Err(e),
+        }
+    }
+
+    /// The inbox row, the effects and the outbox rows of one event, inside
+    /// `conn`'s transaction; `None` when the inbox already had the event.
+    pub(crate) async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        message: &OwnedMessage,
+        event: &Event,
+        span: &tracing::Span,
+    ) -> Result<Option<Vec<OutboxRow>>, ApplyError> {
         let fresh = crate::inbox::record(
-            &mut tx,
+            conn,
             event.event_id(),
             message.topic(),
             message.partition(),
@@ -127,34 +151,70 @@ impl<H: Handler> Processor<H> {
         )
         .await?;
         if !fresh {
-            tx.commit().await?;
             tracing::debug!(event_id = event.event_id(), "duplicate event skipped");
-            return Ok(ProcessOutcome::Duplicate);
+            return Ok(None);
         }
-        let emitted = match self.handler.handle(&mut tx, &event).await {
+        let emitted = match self.handler.handle(conn, event).await {
             Ok(emitted) => emitted,
             Err(HandleError::Permanent(reason)) => {
-                tx.rollback().await?;
-                return self.dead_letter(message, "rejected", &reason).await;
+                return Err(ApplyError::Permanent {
+                    class: "rejected",
+                    reason,
+                });
             }
-            Err(HandleError::Transient(reason)) => return Err(Transient(reason)),
+            Err(HandleError::Transient(reason)) => {
+                return Err(ApplyError::Transient(Transient(reason)));
+            }
         };
         let rows = match self.outbox_rows(&emitted, span).await {
             Ok(rows) => rows,
             Err(EncodeError::Invalid(reason)) => {
-                tx.rollback().await?;
-                let reason = format!("an emitted event does not fit its schema: {reason}");
-                return self
-                    .dead_letter(message, "unencodable_output", &reason)
-                    .await;
+                return Err(ApplyError::Permanent {
+                    class: "unencodable_output",
+                    reason: format!("an emitted event does not fit its schema: {reason}"),
+                });
             }
-            Err(e) => return Err(Transient(e.to_string())),
+            Err(e) => return Err(ApplyError::Transient(Transient(e.to_string()))),
         };
-        let written = outbox::write(&mut tx, rows).await?;
-        tx.commit().await?;
-        let emitted = written.len();
-        self.publisher.enqueue(written).await;
-        Ok(ProcessOutcome::Applied { emitted })
+        Ok(Some(outbox::write(conn, rows).await?))
+    }
+
+    /// One span per message, continuing the trace its headers carry.
+    pub(crate) fn message_span(&self, message: &OwnedMessage) -> tracing::Span {
+        let span = tracing::info_span!(
+            "message",
+            worker = self.handler.name(),
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            order_id = message.key().map(String::from_utf8_lossy).as_deref(),
+            event_type = tracing::field::Empty,
+        );
+        continue_trace(&span, &headers_of(message));
+        span
+    }
+
+    pub(crate) fn record(
+        &self,
+        message: &OwnedMessage,
+        outcome: &ProcessOutcome,
+        started: Instant,
+    ) {
+        let topic = message.topic();
+        self.metrics
+            .processing_seconds
+            .with_label_values(&[topic])
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .processed
+            .with_label_values(&[topic, outcome.label()])
+            .inc();
+        if let ProcessOutcome::DeadLettered { class } = outcome {
+            self.metrics
+                .dead_lettered
+                .with_label_values(&[topic, class])
+                .inc();
+        }
     }
 
     async fn outbox_rows(

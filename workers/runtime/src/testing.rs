@@ -53,7 +53,9 @@ impl TestDb {
                 .connect_lazy_with(admin.clone().database(&name)),
             url: format!(
                 "{}/{name}",
-                admin_url.rsplit_once('/').map_or(admin_url, |(base, _)| base)
+                admin_url
+                    .rsplit_once('/')
+                    .map_or(admin_url, |(base, _)| base)
             ),
             name,
             admin,
