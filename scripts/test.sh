@@ -13,5 +13,5 @@ step "build (debug, all targets)"
 cargo build --workspace --all-targets --locked
 step "cargo test --workspace"
 # The end-to-end suite runs the `chorus` binary built above.
-CHORUS_BIN="$PWD/target/debug/chorus" cargo test --workspace --locked -- --test-threads "${CHORUS_TEST_THREADS:-4}"
+CHORUS_BIN="$PWD/target/debug/chorus" cargo test --workspace --locked -- --test-threads "${CHORUS_TEST_THREADS:-2}"
 step "tests passed in $(( $(date +%s) - started ))s"

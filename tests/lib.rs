@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use chorus_avro::{Codec, CodecConfig, TopicCatalogue};
-use chorus_runtime::kafka::{client_config, fetch_metadata};
+use chorus_runtime::kafka::{client_config, fetch_metadata, topic_partitions};
 use chorus_runtime::topics::ensure_topics;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
@@ -96,16 +96,15 @@ impl Stack {
             .set("enable.auto.commit", "false")
             .create()
             .expect("consumer");
-        let metadata = fetch_metadata(&self.brokers, Some(topic), timeout)
+        let partitions = topic_partitions(&self.brokers, topic, timeout)
             .await
             .expect("metadata");
+        assert!(!partitions.is_empty(), "topic {topic} does not exist");
         let mut assignment = TopicPartitionList::new();
-        for t in metadata.topics() {
-            for p in t.partitions() {
-                assignment
-                    .add_partition_offset(topic, p.id(), Offset::Beginning)
-                    .expect("assignment");
-            }
+        for partition in partitions {
+            assignment
+                .add_partition_offset(topic, partition, Offset::Beginning)
+                .expect("assignment");
         }
         consumer.assign(&assignment).expect("assign");
         let mut messages = Vec::new();

@@ -272,13 +272,21 @@ impl Saga {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    /// Places an order that must be accepted; returns its id.
+    /// Places an order that must be accepted; returns its id. Like a
+    /// storefront, it retries a 503 (a busy dependency) with the same
+    /// Idempotency-Key after the advertised `Retry-After`.
     pub async fn place_ok(&self, customer: &str, items: &[(&str, i64)], token: &str) -> String {
         let body = order_body(items, token);
         let key = uuid::Uuid::new_v4().to_string();
-        let (status, body) = self.place(customer, &key, &body).await;
-        assert_eq!(status, 202, "{body}");
-        body["order_id"].as_str().unwrap().to_string()
+        for _ in 0..30 {
+            let (status, answer) = self.place(customer, &key, &body).await;
+            match status {
+                202 => return answer["order_id"].as_str().unwrap().to_string(),
+                503 => tokio::time::sleep(Duration::from_secs(1)).await,
+                _ => panic!("POST /v1/orders answered {status}: {answer}"),
+            }
+        }
+        panic!("POST /v1/orders stayed unavailable for 30 attempts");
     }
 
     /// Long-polls an order until it is final (or `timeout` passes); returns its body.

@@ -4,7 +4,7 @@ use std::io::Read;
 
 use anyhow::{Context, bail};
 use chorus_avro::{Codec, event_from_json, event_to_json};
-use chorus_runtime::kafka::{fetch_metadata, producer};
+use chorus_runtime::kafka::{producer, topic_partitions};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 
@@ -34,11 +34,9 @@ pub async fn produce(global: &Global, args: &ProduceArgs) -> anyhow::Result<()> 
 
     let catalogue = global.catalogue();
     let topic = catalogue.topic_of(args.event_type);
-    let metadata = fetch_metadata(&global.brokers, Some(&topic), global.timeout()).await?;
-    if metadata
-        .topics()
-        .iter()
-        .all(|t| t.name() != topic || t.partitions().is_empty())
+    if topic_partitions(&global.brokers, &topic, global.timeout())
+        .await?
+        .is_empty()
     {
         bail!(
             "topic {topic} does not exist at {}; run `chorus topics create`",

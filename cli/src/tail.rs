@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chorus_avro::{Codec, event_to_json};
-use chorus_runtime::kafka::{client_config, fetch_metadata};
+use chorus_runtime::kafka::{client_config, topic_partitions};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -18,13 +18,7 @@ use crate::args::{Global, TailArgs};
 pub async fn tail(global: &Global, args: &TailArgs) -> anyhow::Result<()> {
     let catalogue = global.catalogue();
     let topic = catalogue.full_name(&args.topic);
-    let metadata = fetch_metadata(&global.brokers, Some(&topic), global.timeout()).await?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let partitions = topic_partitions(&global.brokers, &topic, global.timeout()).await?;
     if partitions.is_empty() {
         bail!("topic {topic} does not exist at {}", global.brokers);
     }

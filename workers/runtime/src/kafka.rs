@@ -76,3 +76,27 @@ pub async fn fetch_metadata(
     .await
     .expect("metadata task does not panic")
 }
+
+/// The partition ids of `topic`. A topic created a moment ago may be missing
+/// from a broker's metadata for a short while, so this asks again until
+/// `timeout`; an empty list means the topic does not exist.
+pub async fn topic_partitions(
+    brokers: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<i32>, KafkaUnreachable> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let metadata = fetch_metadata(brokers, Some(topic), timeout).await?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if !partitions.is_empty() || std::time::Instant::now() >= deadline {
+            return Ok(partitions);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -9,7 +9,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::kafka::{KafkaUnreachable, client_config, fetch_metadata};
+use crate::kafka::{KafkaUnreachable, client_config, fetch_metadata, topic_partitions};
 
 /// What happened to one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,17 +73,17 @@ async fn wait_for_leaders(
     names: &[String],
     timeout: Duration,
 ) -> Result<(), KafkaUnreachable> {
-    let metadata = fetch_metadata(brokers, None, timeout).await?;
-    let partitions: Vec<(String, i32)> = metadata
-        .topics()
-        .iter()
-        .filter(|t| names.iter().any(|n| n == t.name()))
-        .flat_map(|t| {
-            t.partitions()
-                .iter()
-                .map(|p| (t.name().to_string(), p.id()))
-        })
-        .collect();
+    let mut partitions: Vec<(String, i32)> = Vec::new();
+    for name in names {
+        let ids = topic_partitions(brokers, name, timeout).await?;
+        if ids.is_empty() {
+            return Err(KafkaUnreachable {
+                brokers: brokers.to_string(),
+                cause: format!("topic {name} was created but does not appear in the metadata"),
+            });
+        }
+        partitions.extend(ids.into_iter().map(|id| (name.clone(), id)));
+    }
     let brokers = brokers.to_string();
     tokio::task::spawn_blocking(move || {
         let fail = |cause: String| KafkaUnreachable {
