@@ -18,13 +18,26 @@ mod tests;
 /// The order, created empty if this is its first event, locked until the
 /// transaction ends.
 pub async fn lock_order(conn: &mut PgConnection, order_id: &str) -> Result<Order, sqlx::Error> {
+    if let Some(row) = select_for_update(conn, order_id).await? {
+        return row.into_order();
+    }
     // A concurrent first insert of the same order waits here for the other
     // transaction, then finds its row: the SELECT below always sees one.
     sqlx::query("INSERT INTO orders (order_id) VALUES ($1) ON CONFLICT (order_id) DO NOTHING")
         .bind(order_id)
         .execute(&mut *conn)
         .await?;
-    let row: OrderRow = sqlx::query_as(
+    select_for_update(conn, order_id)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?
+        .into_order()
+}
+
+async fn select_for_update(
+    conn: &mut PgConnection,
+    order_id: &str,
+) -> Result<Option<OrderRow>, sqlx::Error> {
+    sqlx::query_as(
         "SELECT order_id, customer_id, currency, items, reserved_lines, total,
                 reservation_failed_reason, reservation_failed_skus,
                 authorization_id, authorized_amount,
@@ -33,9 +46,8 @@ pub async fn lock_order(conn: &mut PgConnection, order_id: &str) -> Result<Order
          FROM orders WHERE order_id = $1 FOR UPDATE",
     )
     .bind(order_id)
-    .fetch_one(conn)
-    .await?;
-    row.into_order()
+    .fetch_optional(conn)
+    .await
 }
 
 /// Writes the order's facts and derived status (its row is locked by [`lock_order`]).

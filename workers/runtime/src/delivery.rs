@@ -1,8 +1,9 @@
 //! Publishing committed outbox rows without waiting on Kafka in the
 //! processing path: rows are handed to the idempotent producer in commit
 //! order (which keeps per-key order), and a tracker awaits their delivery
-//! reports and marks them sent in batches. A row whose delivery fails stays
-//! unsent and the relay publishes it again.
+//! reports and marks them sent in batches, at most every [`MARK_EVERY`]: one
+//! `UPDATE` for many rows instead of one per row. A row whose delivery fails
+//! stays unsent and the relay publishes it again.
 
 use std::time::Duration;
 
@@ -21,6 +22,11 @@ use crate::outbox::OutboxRow;
 const IN_FLIGHT: usize = 20_000;
 /// How many delivered rows one `UPDATE … sent_at` marks at most.
 const MARK_BATCH: usize = 1_000;
+/// How long delivered rows wait to be marked together. Far below the relay's
+/// staleness threshold, so the relay does not republish them meanwhile; a
+/// crash in between only means the relay publishes them again (duplicates,
+/// which consumers' inboxes drop, never losses).
+const MARK_EVERY: Duration = Duration::from_millis(100);
 
 /// Hands outbox rows to Kafka; see the module docs.
 #[derive(Clone)]
@@ -95,7 +101,10 @@ async fn track(mut receiver: mpsc::Receiver<(i64, DeliveryFuture)>, pool: PgPool
     let mut pending = FuturesUnordered::new();
     let mut delivered: Vec<i64> = Vec::new();
     let mut open = true;
+    let mut tick = tokio::time::interval(MARK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while open || !pending.is_empty() {
+        let mut due = false;
         tokio::select! {
             next = receiver.recv(), if open => match next {
                 Some((id, delivery)) => pending.push(async move { (id, delivery.await) }),
@@ -106,9 +115,9 @@ async fn track(mut receiver: mpsc::Receiver<(i64, DeliveryFuture)>, pool: PgPool
                 Ok(Err((e, _))) => tracing::warn!(error = %e, outbox_id = id, "delivery failed; the relay will publish the row again"),
                 Err(_) => tracing::warn!(outbox_id = id, "delivery report lost; the relay will publish the row again"),
             },
+            _ = tick.tick() => due = true,
         }
-        // Mark whatever is delivered whenever nothing else is ready right now.
-        if !delivered.is_empty() && (delivered.len() >= MARK_BATCH || receiver.is_empty()) {
+        if !delivered.is_empty() && (due || delivered.len() >= MARK_BATCH) {
             mark_sent(&pool, std::mem::take(&mut delivered)).await;
         }
     }

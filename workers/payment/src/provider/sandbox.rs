@@ -60,42 +60,58 @@ impl SandboxProvider {
             .await
     }
 
-    async fn record_call(&self, request: &AuthorizationRequest) -> Result<(), sqlx::Error> {
+    async fn record_call(&self, request: &AuthorizationRequest) -> Result<(), ProviderError> {
         sqlx::query("INSERT INTO sandbox_calls (idempotency_key, token) VALUES ($1, $2)")
             .bind(request.idempotency_key())
             .bind(&request.token)
             .execute(&self.pool)
-            .await?;
+            .await
+            .map_err(ledger_unavailable)?;
         Ok(())
     }
 
-    /// Charges once per idempotency key; a repeat reads back the first charge.
+    /// Records the call and charges once per idempotency key, in one
+    /// statement; a repeat reads back the first charge.
     async fn charge(&self, request: &AuthorizationRequest) -> Result<Authorization, ProviderError> {
-        let unavailable = |e: sqlx::Error| ProviderError::Unavailable {
-            cause: format!("sandbox ledger: {}", error_chain(&e)),
-        };
         let new_id = format!("sbx_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(
-            "INSERT INTO sandbox_charges (idempotency_key, amount, currency, authorization_id)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (idempotency_key) DO NOTHING",
+        // The last SELECT sees the table as it was when the statement began:
+        // the row inserted here comes from `charged`, an earlier one from the
+        // table. A charge committed by a concurrent call after that instant
+        // is in neither, and is read by the fallback below.
+        let found: Option<(rust_decimal::Decimal, String, String)> = sqlx::query_as(
+            "WITH called AS (
+                 INSERT INTO sandbox_calls (idempotency_key, token) VALUES ($1, $5)
+             ), charged AS (
+                 INSERT INTO sandbox_charges (idempotency_key, amount, currency, authorization_id)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (idempotency_key) DO NOTHING
+                 RETURNING amount, currency, authorization_id
+             )
+             SELECT amount, currency, authorization_id FROM charged
+             UNION ALL
+             SELECT amount, currency, authorization_id FROM sandbox_charges
+             WHERE idempotency_key = $1
+             LIMIT 1",
         )
         .bind(request.idempotency_key())
         .bind(request.amount)
         .bind(&request.currency)
         .bind(&new_id)
-        .execute(&self.pool)
+        .bind(&request.token)
+        .fetch_optional(&self.pool)
         .await
-        .map_err(unavailable)?;
-        let (amount, currency, authorization_id): (rust_decimal::Decimal, String, String) =
-            sqlx::query_as(
+        .map_err(ledger_unavailable)?;
+        let (amount, currency, authorization_id) = match found {
+            Some(charge) => charge,
+            None => sqlx::query_as(
                 "SELECT amount, currency, authorization_id FROM sandbox_charges
                  WHERE idempotency_key = $1",
             )
             .bind(request.idempotency_key())
             .fetch_one(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(ledger_unavailable)?,
+        };
         // Like a real provider, refuse to reuse a key for a different charge.
         if amount != request.amount || currency != request.currency {
             return Err(ProviderError::Declined {
@@ -109,18 +125,22 @@ impl SandboxProvider {
     }
 }
 
+fn ledger_unavailable(e: sqlx::Error) -> ProviderError {
+    ProviderError::Unavailable {
+        cause: format!("sandbox ledger: {}", error_chain(&e)),
+    }
+}
+
 impl PaymentProvider for SandboxProvider {
     async fn authorize(
         &self,
         request: &AuthorizationRequest,
     ) -> Result<Authorization, ProviderError> {
-        self.record_call(request)
-            .await
-            .map_err(|e| ProviderError::Unavailable {
-                cause: format!("sandbox ledger: {}", error_chain(&e)),
-            })?;
+        if request.token == TOKEN_APPROVE {
+            return self.charge(request).await;
+        }
+        self.record_call(request).await?;
         match request.token.as_str() {
-            TOKEN_APPROVE => self.charge(request).await,
             TOKEN_DECLINE => Err(ProviderError::Declined {
                 reason: "card declined".to_string(),
             }),
