@@ -257,6 +257,27 @@ impl Saga {
         }
     }
 
+    /// `(available, reserved, sold)` of a SKU once nothing of it is reserved:
+    /// an order's final status is written before the inventory worker has
+    /// turned its reservation into a sale or released it.
+    pub async fn settled_stock(&self, sku: &str) -> (i32, i32, i32) {
+        let inventory = self.db("inventory").await;
+        let mut levels = (0, 0, 0);
+        for _ in 0..150 {
+            levels =
+                sqlx::query_as("SELECT available, reserved, sold FROM stock_levels WHERE sku = $1")
+                    .bind(sku)
+                    .fetch_one(&inventory)
+                    .await
+                    .unwrap();
+            if levels.1 == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        levels
+    }
+
     /// Places an order as `customer`; returns (status code, body).
     pub async fn place(&self, customer: &str, key: &str, body: &Value) -> (u16, Value) {
         let response = self

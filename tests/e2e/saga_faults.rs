@@ -50,14 +50,7 @@ async fn racing_orders_never_oversell() {
         Some(&150),
         "{outcomes:?}"
     );
-    let inventory = saga.db("inventory").await;
-    let (available, reserved, sold): (i32, i32, i32) =
-        sqlx::query_as("SELECT available, reserved, sold FROM stock_levels WHERE sku = $1")
-            .bind(&ticket)
-            .fetch_one(&inventory)
-            .await
-            .unwrap();
-    assert_eq!((available, reserved, sold), (0, 0, 50));
+    assert_eq!(saga.settled_stock(&ticket).await, (0, 0, 50));
 }
 
 #[tokio::test]
@@ -111,21 +104,7 @@ async fn a_worker_killed_mid_stream_loses_and_doubles_nothing() {
     assert_eq!(charged_orders, confirmed);
 
     // Stock conserved: every unit is available or sold, none left reserved.
-    let inventory = saga.db("inventory").await;
-    let mut levels = (0, 0, 0);
-    for _ in 0..100 {
-        levels =
-            sqlx::query_as("SELECT available, reserved, sold FROM stock_levels WHERE sku = $1")
-                .bind(&widget)
-                .fetch_one(&inventory)
-                .await
-                .unwrap();
-        if levels.1 == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let (available, reserved, sold): (i32, i32, i32) = levels;
+    let (available, reserved, sold) = saga.settled_stock(&widget).await;
     assert_eq!(reserved, 0);
     assert_eq!(i64::from(sold), confirmed);
     assert_eq!(available + sold, 400);

@@ -35,16 +35,8 @@ async fn happy_path_confirms_the_order_and_sells_the_stock() {
         .collect();
     assert_eq!(history, ["PENDING", "RESERVED", "CONFIRMED"]);
 
-    let stock = saga.stock(&mug).await.unwrap();
-    assert_eq!(stock["available"], 8);
     // Reserved stock becomes a sale once the order is confirmed.
-    for _ in 0..100 {
-        if saga.stock(&mug).await.unwrap()["reserved"] == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(saga.stock(&mug).await.unwrap()["reserved"], 0);
+    assert_eq!(saga.settled_stock(&mug).await, (8, 0, 2));
 
     // Exactly one notification for the final state.
     let notifications = saga.db("notification").await;
@@ -130,16 +122,7 @@ async fn a_failed_payment_releases_the_stock_and_cancels_the_order() {
         assert_eq!(order["status"], "CANCELLED", "{token}");
         assert_eq!(order["reason"], reason, "{token}");
         // The compensation gives the stock back.
-        let mut stock = saga.stock(&chair).await.unwrap();
-        for _ in 0..100 {
-            if stock["available"] == 4 && stock["reserved"] == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            stock = saga.stock(&chair).await.unwrap();
-        }
-        assert_eq!(stock["available"], 4, "{token}: {stock}");
-        assert_eq!(stock["reserved"], 0, "{token}: {stock}");
+        assert_eq!(saga.settled_stock(&chair).await, (4, 0, 0), "{token}");
     }
     let payments = saga.db("payment").await;
     let charges: i64 = sqlx::query_scalar("SELECT count(*) FROM sandbox_charges")
