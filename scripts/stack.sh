@@ -184,8 +184,13 @@ kafka_format() {
   local t0 id
   t0=$(now)
   # A cluster id is 16 random bytes in unpadded URL-safe base64 (what
-  # `StorageTool random-uuid` prints), without paying for a JVM start.
-  id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+  # `StorageTool random-uuid` prints), without paying for a JVM start. Like
+  # Kafka's own Uuid.randomUuid, never one starting with '-', which the
+  # tool's argument parser would take for an option (1 draw in 64).
+  id=-
+  while [[ $id == -* ]]; do
+    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+  done
   if ! java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
     -Dlog4j2.configurationFile="$HERE/kafka-tools-log4j2.properties" \
     -cp "$KAFKA_LIB/*" kafka.tools.StorageTool format --standalone -t "$id" \
