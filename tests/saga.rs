@@ -278,6 +278,29 @@ impl Saga {
         levels
     }
 
+    /// `(deliveries, distinct orders)` recorded by the notification worker,
+    /// of one order or of all, once there are at least `expected` (or after
+    /// 30 s): it delivers after the order's final status is readable.
+    pub async fn deliveries(&self, order_id: Option<&str>, expected: i64) -> (i64, i64) {
+        let notifications = self.db("notification").await;
+        let mut counts = (0, 0);
+        for _ in 0..150 {
+            counts = sqlx::query_as(
+                "SELECT count(*), count(DISTINCT order_id) FROM deliveries
+                 WHERE $1::text IS NULL OR order_id = $1",
+            )
+            .bind(order_id)
+            .fetch_one(&notifications)
+            .await
+            .unwrap();
+            if counts.0 >= expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        counts
+    }
+
     /// Places an order as `customer`; returns (status code, body).
     pub async fn place(&self, customer: &str, key: &str, body: &Value) -> (u16, Value) {
         let response = self

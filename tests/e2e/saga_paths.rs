@@ -39,13 +39,7 @@ async fn happy_path_confirms_the_order_and_sells_the_stock() {
     assert_eq!(saga.settled_stock(&mug).await, (8, 0, 2));
 
     // Exactly one notification for the final state.
-    let notifications = saga.db("notification").await;
-    let delivered: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE order_id = $1")
-        .bind(&order_id)
-        .fetch_one(&notifications)
-        .await
-        .unwrap();
-    assert_eq!(delivered, 1);
+    assert_eq!(saga.deliveries(Some(&order_id), 1).await, (1, 1));
 
     // One trace from the gateway through every worker: every event of the
     // order carries a `traceparent` with the gateway's trace id.
