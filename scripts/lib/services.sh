@@ -38,7 +38,7 @@ services_wait_ready() {
   local port
   for port in "${SERVICE_PORTS[@]}"; do
     for _ in $(seq 1 150); do
-      curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" && break
+      curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" && break
       sleep 0.2
     done
     curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" || {
