@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chorus_avro::TopicCatalogue;
 use chorus_runtime::testing::TestDb;
@@ -226,16 +226,13 @@ impl Saga {
             .await
             .unwrap();
         assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
-        for _ in 0..300 {
-            if let Some(stock) = self.stock(sku).await
-                && stock["available"] == available
-                && stock["unit_price"] == unit_price
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("stock of {sku} never became {available}");
+        let shown = |stock: &Option<Value>| {
+            stock.as_ref().is_some_and(|stock| {
+                stock["available"] == available && stock["unit_price"] == unit_price
+            })
+        };
+        let stock = settle(|| self.stock(sku), shown).await;
+        assert!(shown(&stock), "stock of {sku} never became {available}");
     }
 
     /// The admin view of a SKU, or None when unknown.
@@ -261,44 +258,39 @@ impl Saga {
     /// an order's final status is written before the inventory worker has
     /// turned its reservation into a sale or released it.
     pub async fn settled_stock(&self, sku: &str) -> (i32, i32, i32) {
-        let inventory = self.db("inventory").await;
-        let mut levels = (0, 0, 0);
-        for _ in 0..150 {
-            levels =
+        let inventory = &self.db("inventory").await;
+        settle(
+            move || async move {
                 sqlx::query_as("SELECT available, reserved, sold FROM stock_levels WHERE sku = $1")
                     .bind(sku)
-                    .fetch_one(&inventory)
+                    .fetch_one(inventory)
                     .await
-                    .unwrap();
-            if levels.1 == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        levels
+                    .unwrap()
+            },
+            |levels: &(i32, i32, i32)| levels.1 == 0,
+        )
+        .await
     }
 
     /// `(deliveries, distinct orders)` recorded by the notification worker,
     /// of one order or of all, once there are at least `expected` (or after
-    /// 30 s): it delivers after the order's final status is readable.
+    /// [`SETTLE_WITHIN`]): it delivers after the order's final status is readable.
     pub async fn deliveries(&self, order_id: Option<&str>, expected: i64) -> (i64, i64) {
-        let notifications = self.db("notification").await;
-        let mut counts = (0, 0);
-        for _ in 0..150 {
-            counts = sqlx::query_as(
-                "SELECT count(*), count(DISTINCT order_id) FROM deliveries
-                 WHERE $1::text IS NULL OR order_id = $1",
-            )
-            .bind(order_id)
-            .fetch_one(&notifications)
-            .await
-            .unwrap();
-            if counts.0 >= expected {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        counts
+        let notifications = &self.db("notification").await;
+        settle(
+            move || async move {
+                sqlx::query_as(
+                    "SELECT count(*), count(DISTINCT order_id) FROM deliveries
+                     WHERE $1::text IS NULL OR order_id = $1",
+                )
+                .bind(order_id)
+                .fetch_one(notifications)
+                .await
+                .unwrap()
+            },
+            |counts: &(i64, i64)| counts.0 >= expected,
+        )
+        .await
     }
 
     /// Places an order as `customer`; returns (status code, body).
@@ -409,4 +401,23 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// How long [`settle`] waits for the workers to catch up.
+pub const SETTLE_WITHIN: Duration = Duration::from_secs(30);
+
+/// Reads until `done` holds or [`SETTLE_WITHIN`] has passed, and returns the
+/// last read: the workers apply an event after the state a test waited on.
+async fn settle<T, F>(mut read: impl FnMut() -> F, done: impl Fn(&T) -> bool) -> T
+where
+    F: Future<Output = T>,
+{
+    let deadline = Instant::now() + SETTLE_WITHIN;
+    loop {
+        let value = read().await;
+        if done(&value) || Instant::now() >= deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
