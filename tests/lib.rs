@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use chorus_avro::{Codec, CodecConfig, TopicCatalogue};
-use chorus_runtime::kafka::{client_config, fetch_metadata, topic_partitions};
-use chorus_runtime::topics::ensure_topics;
+use chorus_avro::{Codec, CodecConfig, RegistrySettings, TopicCatalogue};
+use chorus_platform::KafkaSettings;
+use chorus_platform::topics::ensure_topics;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
@@ -41,15 +41,25 @@ impl Stack {
         stack
     }
 
+    /// The Kafka settings of this stack (plaintext, as `make up` runs it).
+    pub fn kafka(&self) -> KafkaSettings {
+        KafkaSettings::plaintext(self.brokers.clone())
+    }
+
+    pub fn registry_settings(&self) -> RegistrySettings {
+        RegistrySettings::new(self.registry.clone())
+    }
+
     /// Checks every component, naming the first unreachable one and how to start it.
     pub async fn check(&self, timeout: Duration) -> Result<(), String> {
-        fetch_metadata(&self.brokers, None, timeout)
+        self.kafka()
+            .fetch_metadata(None, timeout)
             .await
             .map_err(|e| {
                 format!("the end-to-end tests need the real stack: {e}; {HOW_TO_START}")
             })?;
-        let registry =
-            chorus_avro::RegistryClient::new(&self.registry, timeout).map_err(|e| e.to_string())?;
+        let registry = chorus_avro::RegistryClient::new(&self.registry_settings(), timeout)
+            .map_err(|e| e.to_string())?;
         registry.subjects().await.map_err(|e| {
             format!("the end-to-end tests need the real stack: {e}; {HOW_TO_START}")
         })?;
@@ -60,7 +70,7 @@ impl Stack {
     pub async fn fresh_topics(&self) -> TopicCatalogue {
         let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let catalogue = TopicCatalogue::new(namespace, 2);
-        ensure_topics(&self.brokers, &catalogue, 1, Duration::from_secs(30))
+        ensure_topics(&self.kafka(), &catalogue, 1, Duration::from_secs(30))
             .await
             .expect("creating the test's topics");
         catalogue
@@ -68,7 +78,7 @@ impl Stack {
 
     pub fn codec(&self, catalogue: &TopicCatalogue, auto_register: bool) -> Codec {
         let config = CodecConfig {
-            registry_url: self.registry.clone(),
+            registry: self.registry_settings(),
             auto_register,
             timeout: Duration::from_secs(10),
         };
@@ -91,12 +101,16 @@ impl Stack {
 
     /// Reads `count` messages of a topic from the beginning, or fails after `timeout`.
     pub async fn read(&self, topic: &str, count: usize, timeout: Duration) -> Vec<OwnedMessage> {
-        let consumer: StreamConsumer = client_config(&self.brokers)
+        let consumer: StreamConsumer = self
+            .kafka()
+            .client_config()
             .set("group.id", format!("test-{}", uuid::Uuid::new_v4()))
             .set("enable.auto.commit", "false")
             .create()
             .expect("consumer");
-        let partitions = topic_partitions(&self.brokers, topic, timeout)
+        let partitions = self
+            .kafka()
+            .topic_partitions(topic, timeout)
             .await
             .expect("metadata");
         assert!(!partitions.is_empty(), "topic {topic} does not exist");

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chorus_avro::TopicCatalogue;
-use chorus_runtime::testing::TestDb;
+use chorus_platform::testing::TestDb;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 

@@ -19,6 +19,9 @@ pub enum DecodeError {
     UnknownSchemaId(u32),
     #[error("schema registry unavailable: {0}")]
     RegistryUnavailable(String),
+    /// The registry answered, but neither with the schema nor with "no such id".
+    #[error("schema registry refused the schema lookup: {0}")]
+    RegistryRefused(String),
     #[error("record type `{0}` is not a chorus event")]
     UnknownRecordType(String),
     #[error("expected a {expected} but the payload is a {found}")]
@@ -30,7 +33,15 @@ pub enum DecodeError {
 impl DecodeError {
     /// True when retrying can never succeed: the message belongs in the dead-letter topic.
     pub fn is_permanent(&self) -> bool {
-        !matches!(self, DecodeError::RegistryUnavailable(_))
+        !matches!(
+            self,
+            DecodeError::RegistryUnavailable(_) | DecodeError::RegistryRefused(_)
+        )
+    }
+
+    /// True when the registry is down or busy: retry, however long it takes.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DecodeError::RegistryUnavailable(_))
     }
 
     /// A short stable name for headers and metrics, e.g. `wrong_magic_byte`.
@@ -41,6 +52,7 @@ impl DecodeError {
             DecodeError::WrongMagicByte(_) => "wrong_magic_byte",
             DecodeError::UnknownSchemaId(_) => "unknown_schema_id",
             DecodeError::RegistryUnavailable(_) => "registry_unavailable",
+            DecodeError::RegistryRefused(_) => "registry_refused",
             DecodeError::UnknownRecordType(_) => "unknown_record_type",
             DecodeError::WrongRecordType { .. } => "wrong_record_type",
             DecodeError::Malformed(_) => "malformed",
@@ -82,6 +94,22 @@ pub enum RegistryError {
     },
     #[error("schema registry at {url} answered something unexpected: {cause}")]
     Unexpected { url: String, cause: String },
+}
+
+impl RegistryError {
+    /// True when the registry is down or busy (no connection, a timeout, 408,
+    /// 429, 5xx) and asking again later may succeed. A refused login (401,
+    /// 403) counts too: it is the deployment that is wrong, not the message,
+    /// and fixing the credentials must not find the messages dead-lettered.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RegistryError::Unreachable { .. } => true,
+            RegistryError::Status { status, .. } => {
+                matches!(status, 401 | 403 | 408 | 429) || *status >= 500
+            }
+            RegistryError::Unexpected { .. } => false,
+        }
+    }
 }
 
 /// An error and its sources on one line (`outer: cause: root cause`), for a

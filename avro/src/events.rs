@@ -111,12 +111,14 @@ event_types! {
     OrderPlaced => Orders, key = order_id;
     OrderConfirmed => Orders, key = order_id;
     OrderCancelled => Orders, key = order_id;
+    OrderCancellationRequested => Orders, key = order_id;
     StockAdjusted => InventoryCommands, key = sku;
     StockReserved => Inventory, key = order_id;
     StockReservationFailed => Inventory, key = order_id;
     StockReleased => Inventory, key = order_id;
     PaymentAuthorized => Payments, key = order_id;
     PaymentFailed => Payments, key = order_id;
+    PaymentVoided => Payments, key = order_id;
     NotificationSent => Notifications, key = order_id;
 }
 
@@ -250,7 +252,10 @@ pub struct OrderPlaced {
     pub customer_id: String,
     pub items: Vec<OrderLine>,
     pub currency: String,
+    /// Sealed for the payment service when `payment_token_key_id` is set.
     pub payment_token: String,
+    #[serde(default)]
+    pub payment_token_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -279,6 +284,17 @@ pub struct OrderCancelled {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCancellationRequested {
+    pub event_id: String,
+    pub order_id: String,
+    pub occurred_at: i64,
+    pub correlation_id: String,
+    pub causation_id: Option<String>,
+    pub customer_id: String,
+    pub requested_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StockAdjusted {
     pub event_id: String,
     pub sku: String,
@@ -303,7 +319,10 @@ pub struct StockReserved {
     #[serde(with = "money")]
     pub total: Decimal,
     pub currency: String,
+    /// Carried sealed from `OrderPlaced`, as it came.
     pub payment_token: String,
+    #[serde(default)]
+    pub payment_token_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -356,6 +375,20 @@ pub struct PaymentFailed {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentVoided {
+    pub event_id: String,
+    pub order_id: String,
+    pub occurred_at: i64,
+    pub correlation_id: String,
+    pub causation_id: Option<String>,
+    pub authorization_id: Option<String>,
+    #[serde(with = "money")]
+    pub amount: Decimal,
+    pub currency: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationSent {
     pub event_id: String,
     pub order_id: String,
@@ -382,6 +415,7 @@ mod tests {
             items: vec![],
             currency: "EUR".into(),
             payment_token: "tok".into(),
+            payment_token_key_id: None,
         }
         .into()
     }

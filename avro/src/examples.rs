@@ -31,6 +31,7 @@ impl EventType {
                 }],
                 currency,
                 payment_token: "tok_ok".into(),
+                payment_token_key_id: None,
             }
             .into(),
             EventType::OrderConfirmed => OrderConfirmed {
@@ -53,6 +54,16 @@ impl EventType {
                 customer_id,
                 reason: "out_of_stock".into(),
                 detail: Some("SKU-1".into()),
+            }
+            .into(),
+            EventType::OrderCancellationRequested => OrderCancellationRequested {
+                event_id,
+                order_id,
+                occurred_at,
+                correlation_id,
+                causation_id: None,
+                customer_id: customer_id.clone(),
+                requested_by: customer_id,
             }
             .into(),
             EventType::StockAdjusted => StockAdjusted {
@@ -81,6 +92,7 @@ impl EventType {
                 total: price * Decimal::TWO,
                 currency,
                 payment_token: "tok_ok".into(),
+                payment_token_key_id: None,
             }
             .into(),
             EventType::StockReservationFailed => StockReservationFailed {
@@ -127,6 +139,18 @@ impl EventType {
                 currency,
                 reason: "payment_declined".into(),
                 detail: None,
+            }
+            .into(),
+            EventType::PaymentVoided => PaymentVoided {
+                event_id,
+                order_id,
+                occurred_at,
+                correlation_id,
+                causation_id,
+                authorization_id: Some("auth_123".into()),
+                amount: price * Decimal::TWO,
+                currency,
+                reason: "customer_cancelled".into(),
             }
             .into(),
             EventType::NotificationSent => NotificationSent {

@@ -36,14 +36,57 @@ pub struct RegisteredVersion {
     pub schema: String,
 }
 
+/// Where the registry is and how to sign in to it. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistrySettings {
+    /// Base URL without a trailing slash, e.g. `http://127.0.0.1:8081/apis/ccompat/v7`.
+    pub url: String,
+    /// HTTP basic authentication (username, password).
+    pub basic_auth: Option<(String, String)>,
+}
+
+impl RegistrySettings {
+    /// A registry that needs no authentication.
+    pub fn new(url: impl Into<String>) -> RegistrySettings {
+        RegistrySettings {
+            url: url.into().trim_end_matches('/').to_string(),
+            basic_auth: None,
+        }
+    }
+
+    pub fn with_basic_auth(mut self, username: String, password: String) -> RegistrySettings {
+        self.basic_auth = Some((username, password));
+        self
+    }
+}
+
+impl std::fmt::Debug for RegistrySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistrySettings")
+            .field("url", &self.url)
+            .field(
+                "basic_auth",
+                &self
+                    .basic_auth
+                    .as_ref()
+                    .map(|(user, _)| (user, "<redacted>")),
+            )
+            .finish()
+    }
+}
+
 pub struct RegistryClient {
     base: String,
+    basic_auth: Option<(String, String)>,
     http: reqwest::Client,
 }
 
 impl RegistryClient {
-    pub fn new(base_url: &str, timeout: Duration) -> Result<RegistryClient, RegistryError> {
-        let base = base_url.trim_end_matches('/').to_string();
+    pub fn new(
+        settings: &RegistrySettings,
+        timeout: Duration,
+    ) -> Result<RegistryClient, RegistryError> {
+        let base = settings.url.trim_end_matches('/').to_string();
         let http = reqwest::Client::builder()
             .connect_timeout(timeout.min(Duration::from_secs(3)))
             .timeout(timeout)
@@ -53,7 +96,11 @@ impl RegistryClient {
                 url: base.clone(),
                 cause: e.to_string(),
             })?;
-        Ok(RegistryClient { base, http })
+        Ok(RegistryClient {
+            base,
+            basic_auth: settings.basic_auth.clone(),
+            http,
+        })
     }
 
     pub fn base_url(&self) -> &str {
@@ -126,6 +173,21 @@ impl RegistryClient {
         }
     }
 
+    /// The schema text registered under `id`; `None` when the registry
+    /// answers that it has no such id (404).
+    pub async fn schema_by_id(&self, id: u32) -> Result<Option<String>, RegistryError> {
+        #[derive(Deserialize)]
+        struct Schema {
+            schema: String,
+        }
+        let url = self.url(&format!("/schemas/ids/{id}"));
+        match self.send(self.http.get(&url)).await {
+            Ok(body) => parse::<Schema>(&url, &body).map(|s| Some(s.schema)),
+            Err(RegistryError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn subjects(&self) -> Result<Vec<String>, RegistryError> {
         let url = self.url("/subjects");
         let body = self.send(self.http.get(&url)).await?;
@@ -137,13 +199,14 @@ impl RegistryClient {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<String, RegistryError> {
-        let request = request
-            .header(reqwest::header::ACCEPT, CONTENT_TYPE)
-            .build()
-            .map_err(|e| RegistryError::Unexpected {
-                url: self.base.clone(),
-                cause: e.to_string(),
-            })?;
+        let mut request = request.header(reqwest::header::ACCEPT, CONTENT_TYPE);
+        if let Some((username, password)) = &self.basic_auth {
+            request = request.basic_auth(username, Some(password));
+        }
+        let request = request.build().map_err(|e| RegistryError::Unexpected {
+            url: self.base.clone(),
+            cause: e.to_string(),
+        })?;
         let url = request.url().to_string();
         let response =
             self.http

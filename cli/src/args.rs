@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chorus_avro::{CodecConfig, EventType, TopicCatalogue};
-use chorus_gateway::auth::Role;
+use chorus_avro::{CodecConfig, EventType, RegistrySettings, TopicCatalogue};
+use chorus_platform::token::Role;
+use chorus_platform::{Env, KafkaSettings, registry::registry_with_url};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -66,12 +67,29 @@ impl Global {
         Duration::from_secs(self.timeout)
     }
 
-    pub fn codec_config(&self, auto_register: bool) -> CodecConfig {
-        CodecConfig {
-            registry_url: self.registry.clone(),
+    /// The brokers of `--brokers`, with the security settings of the
+    /// environment (`CHORUS_KAFKA_SECURITY_PROTOCOL`, …).
+    pub fn kafka(&self) -> anyhow::Result<KafkaSettings> {
+        Ok(KafkaSettings::from_env_with_brokers(
+            &Env::process(),
+            self.brokers.clone(),
+        )?)
+    }
+
+    /// The registry of `--registry`, with basic auth from the environment.
+    pub fn registry_settings(&self) -> anyhow::Result<RegistrySettings> {
+        Ok(registry_with_url(
+            &Env::process(),
+            self.registry.trim_end_matches('/').to_string(),
+        )?)
+    }
+
+    pub fn codec_config(&self, auto_register: bool) -> anyhow::Result<CodecConfig> {
+        Ok(CodecConfig {
+            registry: self.registry_settings()?,
             auto_register,
             timeout: self.timeout(),
-        }
+        })
     }
 }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use chorus_gateway::auth::{DEV_JWT_SECRET, Role, issue_token};
+use chorus_platform::token::{DEV_JWT_SECRET, Role, issue_token};
 use reqwest::{Client, Method, Url};
 use serde_json::{Value, json};
 

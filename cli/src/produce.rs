@@ -4,7 +4,6 @@ use std::io::Read;
 
 use anyhow::{Context, bail};
 use chorus_avro::{Codec, event_from_json, event_to_json};
-use chorus_runtime::kafka::{producer, topic_partitions};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 
@@ -34,22 +33,24 @@ pub async fn produce(global: &Global, args: &ProduceArgs) -> anyhow::Result<()> 
 
     let catalogue = global.catalogue();
     let topic = catalogue.topic_of(args.event_type);
-    if topic_partitions(&global.brokers, &topic, global.timeout())
+    let kafka = global.kafka()?;
+    if kafka
+        .topic_partitions(&topic, global.timeout())
         .await?
         .is_empty()
     {
         bail!(
             "topic {topic} does not exist at {}; run `chorus topics create`",
-            global.brokers
+            kafka.brokers
         );
     }
 
-    let codec = Codec::new(&global.codec_config(args.auto_register), catalogue)?;
+    let codec = Codec::new(&global.codec_config(args.auto_register)?, catalogue)?;
     let payload = codec
         .encode(&event)
         .await
         .with_context(|| format!("encoding with the schema registry at {}", global.registry))?;
-    let producer = producer(&global.brokers, global.timeout())?;
+    let producer = kafka.producer(global.timeout(), std::time::Duration::ZERO)?;
     let headers = OwnedHeaders::new()
         .insert(Header {
             key: "chorus-event-type",
@@ -67,7 +68,7 @@ pub async fn produce(global: &Global, args: &ProduceArgs) -> anyhow::Result<()> 
         .send(record, global.timeout())
         .await
         .map_err(|(e, _)| e)
-        .with_context(|| format!("producing to {topic} at {}", global.brokers))?;
+        .with_context(|| format!("producing to {topic} at {}", kafka.brokers))?;
     let line = serde_json::json!({
         "topic": topic,
         "partition": delivery.partition,

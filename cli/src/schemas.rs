@@ -12,7 +12,7 @@ use crate::args::{Global, SchemaSourceArgs};
 
 pub async fn register(global: &Global, args: &SchemaSourceArgs) -> anyhow::Result<()> {
     let schemas = load(args.dir.as_deref())?;
-    let registry = RegistryClient::new(&global.registry, global.timeout())?;
+    let registry = RegistryClient::new(&global.registry_settings()?, global.timeout())?;
     registry.set_compatibility("BACKWARD").await?;
     println!("compatibility BACKWARD at {}", registry.base_url());
     let catalogue = global.catalogue();
@@ -29,7 +29,7 @@ pub async fn register(global: &Global, args: &SchemaSourceArgs) -> anyhow::Resul
 
 pub async fn check(global: &Global, args: &SchemaSourceArgs) -> anyhow::Result<()> {
     let schemas = load(args.dir.as_deref())?;
-    let registry = RegistryClient::new(&global.registry, global.timeout())?;
+    let registry = RegistryClient::new(&global.registry_settings()?, global.timeout())?;
     let catalogue = global.catalogue();
     let mut incompatible = 0;
     for (event_type, text) in schemas {

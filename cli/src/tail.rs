@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chorus_avro::{Codec, event_to_json};
-use chorus_runtime::kafka::{client_config, topic_partitions};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -18,12 +17,14 @@ use crate::args::{Global, TailArgs};
 pub async fn tail(global: &Global, args: &TailArgs) -> anyhow::Result<()> {
     let catalogue = global.catalogue();
     let topic = catalogue.full_name(&args.topic);
-    let partitions = topic_partitions(&global.brokers, &topic, global.timeout()).await?;
+    let kafka = global.kafka()?;
+    let partitions = kafka.topic_partitions(&topic, global.timeout()).await?;
     if partitions.is_empty() {
-        bail!("topic {topic} does not exist at {}", global.brokers);
+        bail!("topic {topic} does not exist at {}", kafka.brokers);
     }
 
-    let consumer: StreamConsumer = client_config(&global.brokers)
+    let consumer: StreamConsumer = kafka
+        .client_config()
         .set("group.id", format!("chorus-tail-{}", uuid::Uuid::new_v4()))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -47,7 +48,7 @@ pub async fn tail(global: &Global, args: &TailArgs) -> anyhow::Result<()> {
     }
     consumer.assign(&assignment)?;
 
-    let codec = Codec::new(&global.codec_config(false), catalogue)?;
+    let codec = Codec::new(&global.codec_config(false)?, catalogue)?;
     while args.follow || !remaining.is_empty() {
         let message = match tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await {
             Err(_) => continue,

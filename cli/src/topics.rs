@@ -1,8 +1,7 @@
 //! `chorus topics create|list`.
 
 use anyhow::Context;
-use chorus_runtime::kafka::{client_config, fetch_metadata};
-use chorus_runtime::topics::{TopicCreation, ensure_topics};
+use chorus_platform::topics::{TopicCreation, ensure_topics};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::args::{CreateTopicsArgs, Global};
@@ -10,7 +9,7 @@ use crate::args::{CreateTopicsArgs, Global};
 pub async fn create(global: &Global, args: &CreateTopicsArgs) -> anyhow::Result<()> {
     let catalogue = global.catalogue();
     let results = ensure_topics(
-        &global.brokers,
+        &global.kafka()?,
         &catalogue,
         args.replication_factor,
         global.timeout(),
@@ -26,8 +25,8 @@ pub async fn create(global: &Global, args: &CreateTopicsArgs) -> anyhow::Result<
 }
 
 pub async fn list(global: &Global) -> anyhow::Result<()> {
-    let metadata = fetch_metadata(&global.brokers, None, global.timeout()).await?;
-    let brokers = global.brokers.clone();
+    let kafka = global.kafka()?;
+    let metadata = kafka.fetch_metadata(None, global.timeout()).await?;
     let timeout = global.timeout();
     let catalogue = global.catalogue();
     let wanted = catalogue.all_names();
@@ -42,7 +41,7 @@ pub async fn list(global: &Global) -> anyhow::Result<()> {
         })
         .collect();
     let rows = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
-        let consumer: BaseConsumer = client_config(&brokers).create()?;
+        let consumer: BaseConsumer = kafka.client_config().create()?;
         let mut rows = Vec::new();
         for (name, ids) in partitions {
             if ids.is_empty() {
@@ -53,7 +52,9 @@ pub async fn list(global: &Global) -> anyhow::Result<()> {
             for id in &ids {
                 let (low, high) = consumer
                     .fetch_watermarks(&name, *id, timeout)
-                    .with_context(|| format!("reading offsets of {name}/{id} from {brokers}"))?;
+                    .with_context(|| {
+                        format!("reading offsets of {name}/{id} from {}", kafka.brokers)
+                    })?;
                 messages += high - low;
             }
             rows.push(format!("{name:<40} {:>10} {messages:>10}", ids.len()));

@@ -11,7 +11,7 @@ use chorus_gateway::auth::{Role, TokenVerifier};
 use chorus_gateway::publish::MemoryPublisher;
 use chorus_gateway::store::Store;
 use chorus_gateway::{AppState, Settings, app};
-use chorus_runtime::testing::TestDb;
+use chorus_platform::testing::TestDb;
 use serde_json::Value;
 use sqlx::PgPool;
 

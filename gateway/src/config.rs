@@ -5,10 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chorus_avro::{CodecConfig, DEFAULT_PARTITIONS, TopicCatalogue};
-use chorus_runtime::app::redact;
-use chorus_runtime::config::check_scheme;
-use chorus_runtime::{ConfigError, Env};
+use chorus_avro::{CodecConfig, DEFAULT_PARTITIONS, RegistrySettings, TopicCatalogue};
+use chorus_platform::{ConfigError, Env, KafkaSettings, check_scheme, redact, registry_from_env};
 
 use crate::auth::DEV_JWT_SECRET;
 
@@ -16,8 +14,8 @@ use crate::auth::DEV_JWT_SECRET;
 #[derive(Clone)]
 pub struct GatewayConfig {
     pub http_addr: SocketAddr,
-    pub brokers: String,
-    pub registry_url: String,
+    pub kafka: KafkaSettings,
+    pub registry: RegistrySettings,
     pub auto_register_schemas: bool,
     pub namespace: String,
     pub partitions: i32,
@@ -43,8 +41,8 @@ impl std::fmt::Debug for GatewayConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GatewayConfig")
             .field("http_addr", &self.http_addr)
-            .field("brokers", &self.brokers)
-            .field("registry_url", &self.registry_url)
+            .field("kafka", &self.kafka)
+            .field("registry", &self.registry)
             .field("auto_register_schemas", &self.auto_register_schemas)
             .field("namespace", &self.namespace)
             .field("partitions", &self.partitions)
@@ -82,11 +80,8 @@ impl GatewayConfig {
         let publish_timeout = env.positive_duration_ms("CHORUS_PUBLISH_TIMEOUT_MS", 5_000)?;
         Ok(GatewayConfig {
             http_addr: env.parse("CHORUS_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
-            brokers: env.string("CHORUS_KAFKA_BROKERS", "127.0.0.1:9092")?,
-            registry_url: env.url(
-                "CHORUS_SCHEMA_REGISTRY_URL",
-                "http://127.0.0.1:8081/apis/ccompat/v7",
-            )?,
+            kafka: KafkaSettings::from_env(env)?,
+            registry: registry_from_env(env)?,
             auto_register_schemas: env.parse("CHORUS_AUTO_REGISTER_SCHEMAS", false)?,
             namespace: env.string("CHORUS_TOPIC_NAMESPACE", "chorus")?,
             partitions,
@@ -120,7 +115,7 @@ impl GatewayConfig {
 
     pub fn codec_config(&self) -> CodecConfig {
         CodecConfig {
-            registry_url: self.registry_url.clone(),
+            registry: self.registry.clone(),
             auto_register: self.auto_register_schemas,
             timeout: Duration::from_secs(5),
         }

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use chorus_gateway::{Application, GatewayConfig};
-use chorus_runtime::Env;
+use chorus_platform::Env;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]

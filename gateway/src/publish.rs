@@ -6,9 +6,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chorus_avro::{Codec, EncodeError, Event, RegistryClient, TopicCatalogue};
-use chorus_runtime::health::{probe_kafka, probe_registry};
-use chorus_runtime::kafka::producer;
+use chorus_avro::{Codec, EncodeError, Event, RegistryClient, RegistrySettings, TopicCatalogue};
+use chorus_platform::KafkaSettings;
+use chorus_platform::health::{KafkaProbe, probe_registry};
 use futures::future::BoxFuture;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -42,7 +42,7 @@ impl From<PublishError> for AppError {
     }
 }
 
-pub use chorus_runtime::health::Check;
+pub use chorus_platform::health::Check;
 
 /// Where events go. The Kafka implementation serves production; tests of the
 /// HTTP layer use [`MemoryPublisher`].
@@ -64,25 +64,24 @@ pub struct KafkaPublisher {
     codec: Codec,
     registry: RegistryClient,
     brokers: String,
-    probe_timeout: Duration,
+    kafka_probe: KafkaProbe,
 }
 
 impl KafkaPublisher {
     /// Creating the producer does not connect; an unreachable broker shows in
     /// readiness and as 503s until it is back.
     pub fn new(
-        brokers: &str,
+        kafka: &KafkaSettings,
         codec: Codec,
-        registry_url: &str,
+        registry: &RegistrySettings,
         delivery_timeout: Duration,
     ) -> anyhow::Result<KafkaPublisher> {
-        let probe_timeout = Duration::from_secs(2);
         Ok(KafkaPublisher {
-            producer: producer(brokers, delivery_timeout)?,
+            producer: kafka.producer(delivery_timeout, Duration::from_millis(2))?,
             codec,
-            registry: RegistryClient::new(registry_url, probe_timeout)?,
-            brokers: brokers.to_string(),
-            probe_timeout,
+            registry: RegistryClient::new(registry, Duration::from_secs(2))?,
+            brokers: kafka.brokers.clone(),
+            kafka_probe: KafkaProbe::new(kafka),
         })
     }
 
@@ -147,7 +146,7 @@ impl Publisher for KafkaPublisher {
     fn readiness(&self) -> BoxFuture<'_, Vec<Check>> {
         Box::pin(async move {
             let orders = self.catalogue().name(chorus_avro::Topic::Orders);
-            let kafka = probe_kafka(&self.brokers, Some(&orders), self.probe_timeout).await;
+            let kafka = self.kafka_probe.check(Some(&orders)).await;
             let registry = probe_registry(&self.registry).await;
             vec![("kafka", kafka), ("schema_registry", registry)]
         })

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chorus_avro::Codec;
-use chorus_runtime::app::redact;
+use chorus_platform::redact;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -53,9 +53,9 @@ impl Application {
         let codec = Codec::new(&config.codec_config(), config.catalogue())
             .context("CHORUS_SCHEMA_REGISTRY_URL")?;
         let publisher = Arc::new(KafkaPublisher::new(
-            &config.brokers,
+            &config.kafka,
             codec,
-            &config.registry_url,
+            &config.registry,
             config.publish_timeout,
         )?);
         let state = AppState::new(

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chorus_runtime::health::{Check, probe_database};
+use chorus_platform::health::{Check, probe_database};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use chorus_avro::{EventType, RegistryClient, subject_name};
-use chorus_runtime::kafka::producer;
 use chorus_tests::Stack;
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
@@ -14,7 +13,10 @@ async fn every_event_type_round_trips_through_kafka_and_the_registry() {
     let stack = Stack::get().await;
     let topics = stack.fresh_topics().await;
     let codec = stack.codec(&topics, true);
-    let producer = producer(&stack.brokers, Duration::from_secs(10)).unwrap();
+    let producer = stack
+        .kafka()
+        .producer(Duration::from_secs(10), Duration::ZERO)
+        .unwrap();
 
     let originals: Vec<_> = EventType::ALL
         .iter()
@@ -56,7 +58,8 @@ async fn every_event_type_round_trips_through_kafka_and_the_registry() {
         }
     }
 
-    let registry = RegistryClient::new(&stack.registry, Duration::from_secs(10)).unwrap();
+    let registry =
+        RegistryClient::new(&stack.registry_settings(), Duration::from_secs(10)).unwrap();
     let subjects = registry.subjects().await.unwrap();
     for event_type in EventType::ALL {
         let subject = subject_name(&topics.topic_of(*event_type), *event_type);

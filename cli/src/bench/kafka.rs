@@ -1,6 +1,6 @@
 //! `chorus bench kafka`: the Kafka ceiling on this machine. On a throwaway
 //! topic, an idempotent `acks=all` producer (the services' own settings,
-//! from `chorus_runtime::kafka::producer`) sends messages the size of an
+//! from `chorus_platform::KafkaSettings::producer`) sends messages the size of an
 //! encoded OrderPlaced; then a consumer reads them all; then both run at once
 //! and every message is produced and consumed. The combined rate is the
 //! ceiling `make bench` compares the sagas with. The topic is deleted after.
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use chorus_avro::{Codec, Event, EventType, OrderLine, OrderPlaced};
-use chorus_runtime::kafka::{client_config, producer};
+use chorus_platform::KafkaSettings;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -43,7 +43,7 @@ pub struct KafkaReport {
 
 /// Encoded OrderPlaced events of a two-line order, like the gateway publishes.
 async fn sample_messages(global: &Global) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let codec = Codec::new(&global.codec_config(false), global.catalogue())?;
+    let codec = Codec::new(&global.codec_config(false)?, global.catalogue())?;
     let mut messages = Vec::with_capacity(DISTINCT);
     for _ in 0..DISTINCT {
         let order_id = uuid::Uuid::new_v4().to_string();
@@ -66,6 +66,7 @@ async fn sample_messages(global: &Global) -> anyhow::Result<Vec<(String, Vec<u8>
             ],
             currency: "EUR".into(),
             payment_token: "tok_ok".into(),
+            payment_token_key_id: None,
         });
         let bytes = codec.encode(&event).await.with_context(|| {
             format!(
@@ -78,26 +79,27 @@ async fn sample_messages(global: &Global) -> anyhow::Result<Vec<(String, Vec<u8>
     Ok(messages)
 }
 
-fn admin(brokers: &str) -> anyhow::Result<AdminClient<DefaultClientContext>> {
-    Ok(client_config(brokers).create()?)
+fn admin(kafka: &KafkaSettings) -> anyhow::Result<AdminClient<DefaultClientContext>> {
+    Ok(kafka.client_config().create()?)
 }
 
 async fn create_topic(global: &Global, topic: &str, partitions: i32) -> anyhow::Result<()> {
     let options = AdminOptions::new().operation_timeout(Some(global.timeout()));
-    let results = admin(&global.brokers)?
+    let kafka = global.kafka()?;
+    let results = admin(&kafka)?
         .create_topics(
             &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
             &options,
         )
         .await
-        .with_context(|| format!("Kafka at {} is unreachable", global.brokers))?;
+        .with_context(|| format!("Kafka at {} is unreachable", kafka.brokers))?;
     for result in results {
         result.map_err(|(name, code)| anyhow::anyhow!("creating topic {name}: {code}"))?;
     }
     // Usable once every partition answers an offset request.
-    let (brokers, topic, timeout) = (global.brokers.clone(), topic.to_string(), global.timeout());
+    let (topic, timeout) = (topic.to_string(), global.timeout());
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let consumer: BaseConsumer = client_config(&brokers).create()?;
+        let consumer: BaseConsumer = kafka.client_config().create()?;
         let deadline = Instant::now() + timeout;
         for partition in 0..partitions {
             while let Err(e) = consumer.fetch_watermarks(&topic, partition, timeout) {
@@ -114,7 +116,7 @@ async fn create_topic(global: &Global, topic: &str, partitions: i32) -> anyhow::
 
 async fn delete_topic(global: &Global, topic: &str) -> anyhow::Result<()> {
     let options = AdminOptions::new().operation_timeout(Some(global.timeout()));
-    for result in admin(&global.brokers)?
+    for result in admin(&global.kafka()?)?
         .delete_topics(&[topic], &options)
         .await?
     {
@@ -165,14 +167,15 @@ async fn produce(
 /// Reads `count` messages from `start` (per partition) on a blocking thread;
 /// returns the time from the first poll to the last message.
 fn consume(
-    brokers: &str,
+    kafka: &KafkaSettings,
     topic: &str,
     start: &[(i32, i64)],
     count: u64,
     ready: Option<Arc<AtomicBool>>,
     limit: Duration,
 ) -> anyhow::Result<Duration> {
-    let consumer: BaseConsumer = client_config(brokers)
+    let consumer: BaseConsumer = kafka
+        .client_config()
         .set("group.id", format!("chorus-bench-{}", uuid::Uuid::new_v4()))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
@@ -210,9 +213,9 @@ async fn high_watermarks(
     topic: &str,
     partitions: i32,
 ) -> anyhow::Result<Vec<(i32, i64)>> {
-    let (brokers, topic, timeout) = (global.brokers.clone(), topic.to_string(), global.timeout());
+    let (kafka, topic, timeout) = (global.kafka()?, topic.to_string(), global.timeout());
     tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(i32, i64)>> {
-        let consumer: BaseConsumer = client_config(&brokers).create()?;
+        let consumer: BaseConsumer = kafka.client_config().create()?;
         (0..partitions)
             .map(|p| Ok((p, consumer.fetch_watermarks(&topic, p, timeout)?.1)))
             .collect()
@@ -228,7 +231,8 @@ async fn measure(
 ) -> anyhow::Result<KafkaReport> {
     let n = args.messages;
     let limit = Duration::from_secs(600);
-    let producer = producer(&global.brokers, Duration::from_secs(60))?;
+    let kafka = global.kafka()?;
+    let producer = kafka.producer(Duration::from_secs(60), Duration::from_millis(2))?;
 
     // Connections, producer id and metadata first, outside the measurement.
     produce(&producer, topic, messages, (n / 10).clamp(1, 10_000)).await?;
@@ -240,18 +244,19 @@ async fn measure(
     let produce_time = began.elapsed();
 
     eprintln!("consuming them");
-    let (brokers, name) = (global.brokers.clone(), topic.to_string());
-    let consume_time =
-        tokio::task::spawn_blocking(move || consume(&brokers, &name, &from_start, n, None, limit))
-            .await??;
+    let (consumer_kafka, name) = (kafka.clone(), topic.to_string());
+    let consume_time = tokio::task::spawn_blocking(move || {
+        consume(&consumer_kafka, &name, &from_start, n, None, limit)
+    })
+    .await??;
 
     eprintln!("producing and consuming {n} more at once");
     let from_end = high_watermarks(global, topic, args.topic_partitions).await?;
     let ready = Arc::new(AtomicBool::new(false));
-    let (brokers, name, flag) = (global.brokers.clone(), topic.to_string(), ready.clone());
+    let (name, flag) = (topic.to_string(), ready.clone());
     let began = Instant::now();
     let consumer = tokio::task::spawn_blocking(move || {
-        consume(&brokers, &name, &from_end, n, Some(flag), limit)
+        consume(&kafka, &name, &from_end, n, Some(flag), limit)
     });
     while !ready.load(Ordering::Acquire) && !consumer.is_finished() {
         tokio::time::sleep(Duration::from_millis(1)).await;

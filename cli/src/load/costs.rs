@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chorus_runtime::kafka::client_config;
+use chorus_platform::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
@@ -14,16 +14,16 @@ use sqlx::postgres::PgConnection;
 /// The sum of the high watermarks of every partition, per topic of `topics`
 /// (missing topics are left out).
 pub async fn kafka_messages(
-    brokers: &str,
+    kafka: &KafkaSettings,
     topics: Vec<String>,
     timeout: Duration,
 ) -> anyhow::Result<BTreeMap<String, i64>> {
-    let brokers = brokers.to_string();
+    let kafka = kafka.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<BTreeMap<String, i64>> {
-        let consumer: BaseConsumer = client_config(&brokers).create()?;
+        let consumer: BaseConsumer = kafka.client_config().create()?;
         let metadata = consumer
             .fetch_metadata(None, timeout)
-            .with_context(|| format!("Kafka at {brokers} is unreachable"))?;
+            .with_context(|| format!("Kafka at {} is unreachable", kafka.brokers))?;
         let mut totals = BTreeMap::new();
         for topic in metadata.topics() {
             if !topics.iter().any(|t| t == topic.name()) {
@@ -46,18 +46,18 @@ pub async fn kafka_messages(
 /// Waits until the sum of high watermarks stops moving (no saga step left to
 /// publish) for `quiet`, at most `limit`; returns the last reading.
 pub async fn kafka_settled(
-    brokers: &str,
+    kafka: &KafkaSettings,
     topics: &[String],
     timeout: Duration,
     quiet: Duration,
     limit: Duration,
 ) -> anyhow::Result<BTreeMap<String, i64>> {
     let started = Instant::now();
-    let mut last = kafka_messages(brokers, topics.to_vec(), timeout).await?;
+    let mut last = kafka_messages(kafka, topics.to_vec(), timeout).await?;
     let mut stable_since = Instant::now();
     while started.elapsed() < limit {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = kafka_messages(brokers, topics.to_vec(), timeout).await?;
+        let now = kafka_messages(kafka, topics.to_vec(), timeout).await?;
         if now != last {
             last = now;
             stable_since = Instant::now();

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chorus_gateway::auth::{DEV_JWT_SECRET, Role, issue_token};
+use chorus_platform::token::{DEV_JWT_SECRET, Role, issue_token};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::{Client, StatusCode, Url};
@@ -329,7 +329,7 @@ struct Counts {
 }
 
 struct CostProbe {
-    brokers: String,
+    kafka: chorus_platform::KafkaSettings,
     topics: Vec<String>,
     timeout: Duration,
     pg: Option<costs::PgCounter>,
@@ -340,7 +340,7 @@ impl CostProbe {
     /// (PostgreSQL a moment later: backends flush their statistics at most once a second).
     async fn settled(&mut self, quiet: Duration) -> anyhow::Result<Counts> {
         let kafka = costs::kafka_settled(
-            &self.brokers,
+            &self.kafka,
             &self.topics,
             self.timeout,
             quiet,
@@ -460,7 +460,7 @@ pub async fn run(global: &Global, args: &LoadArgs) -> anyhow::Result<()> {
             }
         };
         Some(CostProbe {
-            brokers: global.brokers.clone(),
+            kafka: global.kafka()?,
             topics: global.catalogue().all_names(),
             timeout: global.timeout(),
             pg,

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use chorus_runtime::health;
+use chorus_platform::health;
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -27,7 +27,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         .iter()
         .filter_map(|(name, result)| result.as_ref().err().map(|e| format!("{name}: {e}")))
         .collect();
-    let report = health::report(checks);
+    let report = health::report(&checks);
     if failed.is_empty() {
         (
             StatusCode::OK,

@@ -154,6 +154,7 @@ pub async fn place_order(
                 .collect(),
             currency: order.currency.as_str().to_string(),
             payment_token: order.payment_token.as_str().to_string(),
+            payment_token_key_id: None,
         });
         if let Err(e) = state.inner.publisher.publish(&event, &trace).await {
             state.inner.metrics.publish_failures.inc();

@@ -20,7 +20,7 @@ use tower::ServiceExt;
 pub const SECRET: &str = "chorus-gateway-test-secret";
 pub const HOW_TO_START: &str = "start the stack with `make up`";
 
-pub use chorus_runtime::testing::TestDb;
+pub use chorus_platform::testing::TestDb;
 
 /// A throwaway database with the gateway's tables and stand-ins for the
 /// workers' read models, dropped afterwards.

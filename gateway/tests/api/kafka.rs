@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
+use chorus_avro::RegistrySettings;
 use chorus_avro::{Codec, CodecConfig, Event, Topic, TopicCatalogue};
 use chorus_gateway::auth::Role;
 use chorus_gateway::{Application, GatewayConfig};
-use chorus_runtime::Env;
-use chorus_runtime::kafka::{client_config, fetch_metadata};
-use chorus_runtime::topics::ensure_topics;
+use chorus_platform::Env;
+use chorus_platform::KafkaSettings;
+use chorus_platform::topics::ensure_topics;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers};
@@ -44,18 +45,22 @@ async fn the_gateway_publishes_order_placed_to_kafka_before_its_202() {
         "CHORUS_SCHEMA_REGISTRY_URL",
         "http://127.0.0.1:8081/apis/ccompat/v7",
     );
-    if let Err(e) = fetch_metadata(&brokers, None, Duration::from_secs(5)).await {
+    let kafka = KafkaSettings::plaintext(brokers.clone());
+    if let Err(e) = kafka.fetch_metadata(None, Duration::from_secs(5)).await {
         panic!("Kafka unreachable at {brokers}: {HOW_TO_START} ({e})");
     }
-    let registry_client =
-        chorus_avro::RegistryClient::new(&registry, Duration::from_secs(5)).unwrap();
+    let registry_client = chorus_avro::RegistryClient::new(
+        &RegistrySettings::new(registry.clone()),
+        Duration::from_secs(5),
+    )
+    .unwrap();
     if let Err(e) = registry_client.subjects().await {
         panic!("Schema registry unreachable at {registry}: {HOW_TO_START} ({e})");
     }
     let db = test_db().await;
     let namespace = format!("gw{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let catalogue = TopicCatalogue::new(namespace.clone(), 2);
-    ensure_topics(&brokers, &catalogue, 1, Duration::from_secs(30))
+    ensure_topics(&kafka, &catalogue, 1, Duration::from_secs(30))
         .await
         .expect("creating the test's topics");
 
@@ -79,7 +84,8 @@ async fn the_gateway_publishes_order_placed_to_kafka_before_its_202() {
     let shutdown = application.shutdown_token();
     let server = tokio::spawn(application.run_until_stopped());
 
-    let consumer: StreamConsumer = client_config(&brokers)
+    let consumer: StreamConsumer = kafka
+        .client_config()
         .set("group.id", format!("{namespace}.test"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
@@ -111,7 +117,7 @@ async fn the_gateway_publishes_order_placed_to_kafka_before_its_202() {
 
     let codec = Codec::new(
         &CodecConfig {
-            registry_url: registry.clone(),
+            registry: RegistrySettings::new(registry.clone()),
             auto_register: false,
             timeout: Duration::from_secs(10),
         },

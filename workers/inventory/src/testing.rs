@@ -1,5 +1,5 @@
 //! Test support: event builders; the throwaway, migrated PostgreSQL database
-//! is [`chorus_runtime::testing::TestDb`].
+//! is [`chorus_platform::testing::TestDb`].
 
 use chorus_avro::{
     OrderCancelled, OrderConfirmed, OrderLine, OrderPlaced, PaymentFailed, StockAdjusted,
@@ -31,6 +31,7 @@ pub fn placed(order_id: &str, items: &[(&str, i32)]) -> OrderPlaced {
             .collect(),
         currency: "EUR".into(),
         payment_token: "tok_ok".into(),
+        payment_token_key_id: None,
     }
 }
 

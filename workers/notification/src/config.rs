@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chorus_runtime::config::check_scheme;
+use chorus_platform::check_scheme;
 use chorus_runtime::retry::RetryPolicy;
 use chorus_runtime::{ConfigError, Env};
 use lettre::message::Mailbox;

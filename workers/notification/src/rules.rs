@@ -254,6 +254,7 @@ mod tests {
             total: Decimal::ZERO,
             currency: "EUR".into(),
             payment_token: "t".into(),
+            payment_token_key_id: None,
         };
         assert_eq!(order_outcome(&reserved.into()), None);
     }

@@ -1,5 +1,5 @@
 //! Test support: event builders; the throwaway, migrated PostgreSQL database
-//! is [`chorus_runtime::testing::TestDb`].
+//! is [`chorus_platform::testing::TestDb`].
 
 use chorus_avro::{
     OrderLine, OrderPlaced, PaymentAuthorized, PaymentFailed, PricedLine, StockReservationFailed,
@@ -32,6 +32,7 @@ pub fn placed(order_id: &str, items: &[(&str, i32)]) -> OrderPlaced {
             .collect(),
         currency: "EUR".into(),
         payment_token: "tok_ok".into(),
+        payment_token_key_id: None,
     }
 }
 
@@ -59,6 +60,7 @@ pub fn stock_reserved(order_id: &str, lines: &[(&str, i32, &str)]) -> StockReser
         lines,
         currency: "EUR".into(),
         payment_token: "tok_ok".into(),
+        payment_token_key_id: None,
     }
 }
 

@@ -111,6 +111,7 @@ mod tests {
             total: total.parse().unwrap(),
             currency: "EUR".into(),
             payment_token: "tok_ok".into(),
+            payment_token_key_id: None,
         }
     }
 

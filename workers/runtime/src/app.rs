@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chorus_avro::{Codec, RegistryClient};
+use chorus_platform::health::Readiness;
+use chorus_platform::{redact, shutdown, telemetry};
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::Producer;
 use sqlx::PgPool;
@@ -19,10 +21,9 @@ use crate::config::WorkerConfig;
 use crate::consumer::{self, LaneSettings, RebalanceContext, WorkerConsumer};
 use crate::delivery::OutboxPublisher;
 use crate::handler::Handler;
-use crate::kafka::{client_config, fetch_metadata, producer};
 use crate::metrics::Metrics;
 use crate::process::Processor;
-use crate::{health, relay, shutdown, telemetry};
+use crate::{http, relay};
 
 static RUNTIME_MIGRATOR: Migrator = sqlx::migrate!();
 
@@ -99,9 +100,13 @@ where
     require_topics(&config, &catalogue.all_names()).await?;
 
     let codec = Arc::new(Codec::new(&config.codec_config(), catalogue.clone())?);
-    let producer = producer(&config.brokers, Duration::from_secs(30))?;
+    let producer = config
+        .kafka
+        .producer(Duration::from_secs(30), Duration::from_millis(2))?;
     let consumer: Arc<WorkerConsumer> = Arc::new(
-        client_config(&config.brokers)
+        config
+            .kafka
+            .client_config()
             .set("group.id", &config.consumer_group)
             .set("client.id", format!("chorus-{}", config.name))
             .set("enable.auto.commit", "true")
@@ -121,7 +126,7 @@ where
 
     let metrics = Arc::new(Metrics::new(&config.name));
     let registry = Arc::new(RegistryClient::new(
-        &config.registry_url,
+        &config.registry,
         Duration::from_secs(2),
     )?);
     let listener = tokio::net::TcpListener::bind(config.http_addr)
@@ -131,15 +136,14 @@ where
         addr = %listener.local_addr()?, topics = ?topics, group = %config.consumer_group,
         "worker started"
     );
-    let probes = health::Probes {
-        pool: pool.clone(),
-        brokers: config.brokers.clone(),
-        registry,
-        metrics: metrics.clone(),
-    };
+    let readiness = Readiness::new()
+        .with_database("database", pool.clone(), "SELECT 1")
+        .with_kafka(&config.kafka)
+        .with_registry(registry);
     let http_shutdown = shutdown.clone();
+    let router = http::router(readiness, metrics.clone());
     let http = tokio::spawn(async move {
-        axum::serve(listener, health::router(probes))
+        axum::serve(listener, router)
             .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
             .await
     });
@@ -208,7 +212,10 @@ async fn migrate(pool: &PgPool, migrator: &'static Migrator) -> anyhow::Result<(
 
 /// Workers never create topics: a missing one means `chorus topics create` was not run.
 async fn require_topics(config: &WorkerConfig, names: &[String]) -> anyhow::Result<()> {
-    let metadata = fetch_metadata(&config.brokers, None, Duration::from_secs(10)).await?;
+    let metadata = config
+        .kafka
+        .fetch_metadata(None, Duration::from_secs(10))
+        .await?;
     let missing: Vec<&String> = names
         .iter()
         .filter(|name| !metadata.topics().iter().any(|t| t.name() == name.as_str()))
@@ -216,44 +223,7 @@ async fn require_topics(config: &WorkerConfig, names: &[String]) -> anyhow::Resu
     anyhow::ensure!(
         missing.is_empty(),
         "topics missing at {}: {missing:?}; run `chorus topics create`",
-        config.brokers
+        config.kafka.brokers
     );
     Ok(())
-}
-
-/// The URL with its password replaced, fit for logs and error messages.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(_) => url.to_string(),
-        // Not a URL to the parser (say, an unescaped `/` in the password):
-        // still hide whatever follows `user:` in `scheme://user:password@host`.
-        Err(_) => {
-            let Some((scheme, rest)) = url.split_once("://") else {
-                return url.to_string();
-            };
-            let Some((userinfo, host)) = rest.split_once('@') else {
-                return url.to_string();
-            };
-            match userinfo.split_once(':') {
-                Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
-                None => url.to_string(),
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://u:p@h:1/db"), "postgres://u:***@h:1/db");
-        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
-        assert_eq!(redact("postgres://u:p/w@h:1/db"), "postgres://u:***@h:1/db");
-    }
 }

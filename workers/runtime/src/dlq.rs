@@ -8,11 +8,9 @@ use std::time::Duration;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-pub const ERROR_CLASS: &str = "chorus-error-class";
-pub const ERROR_MESSAGE: &str = "chorus-error-message";
-pub const ORIGINAL_TOPIC: &str = "chorus-original-topic";
-pub const ORIGINAL_PARTITION: &str = "chorus-original-partition";
-pub const ORIGINAL_OFFSET: &str = "chorus-original-offset";
+pub use chorus_avro::headers::{
+    ERROR_CLASS, ERROR_MESSAGE, ORIGINAL_OFFSET, ORIGINAL_PARTITION, ORIGINAL_TOPIC,
+};
 
 pub async fn dead_letter(
     producer: &FutureProducer,

@@ -1,6 +1,8 @@
-//! Machinery shared by every chorus worker: configuration, Kafka clients,
-//! topic administration, and the consumer loop with its inbox/outbox, relay,
-//! dead-lettering, retry, telemetry, health endpoints and graceful shutdown.
+//! The worker runtime: the machinery every chorus worker shares. Its
+//! configuration, the consumer loop with its inbox/outbox, relay,
+//! dead-lettering and retry, and the worker's HTTP side (health, metrics).
+//! What the gateway and the CLI share with the workers (environment,
+//! Kafka settings, probes, telemetry) is `chorus-platform`.
 
 pub mod app;
 mod batch;
@@ -9,24 +11,17 @@ pub mod consumer;
 pub mod delivery;
 pub mod dlq;
 pub mod handler;
-pub mod health;
+pub mod http;
 pub mod inbox;
-pub mod kafka;
 pub mod metrics;
 pub mod outbox;
 pub mod process;
 pub mod relay;
 pub mod retry;
-pub mod shutdown;
-pub mod telemetry;
-/// Test support for the workers: a throwaway, migrated PostgreSQL database.
-pub mod testing;
-pub mod topics;
 
 pub use app::{WorkerContext, run_worker};
-/// An error and its sources on one line; one definition for the whole
-/// workspace, in `chorus-avro` (which cannot depend on the runtime).
 pub use chorus_avro::error_chain;
-pub use config::{ConfigError, Env, WorkerConfig};
+pub use chorus_platform::{ConfigError, Env};
+pub use config::WorkerConfig;
 pub use handler::{HandleError, Handler};
 pub use process::{ProcessOutcome, Processor};

@@ -19,7 +19,7 @@ use crate::dlq::dead_letter;
 use crate::handler::{HandleError, Handler};
 use crate::metrics::Metrics;
 use crate::outbox::{self, NewOutboxRow, OutboxRow};
-use crate::telemetry::{continue_trace, trace_headers};
+use chorus_platform::telemetry::{continue_trace, trace_headers};
 
 /// What became of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]

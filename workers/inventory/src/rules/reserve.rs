@@ -110,6 +110,7 @@ pub fn reserve(
         total,
         currency: placed.currency.clone(),
         payment_token: placed.payment_token.clone(),
+        payment_token_key_id: placed.payment_token_key_id.clone(),
     };
     Ok(Transition {
         reservation: Reservation {

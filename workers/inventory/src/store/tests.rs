@@ -2,7 +2,7 @@
 //! each test in a database of its own. They fail when PostgreSQL is down.
 
 use chorus_avro::Event;
-use chorus_runtime::testing::TestDb;
+use chorus_platform::testing::TestDb;
 use chorus_runtime::{HandleError, Handler};
 use rust_decimal::Decimal;
 use tokio::task::JoinSet;

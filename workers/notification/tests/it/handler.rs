@@ -9,7 +9,7 @@ use chorus_notification::store::find_delivery;
 use chorus_notification::{
     Channel, FinalStatus, NotificationConfig, NotificationHandler, RetryPolicy,
 };
-use chorus_runtime::testing::TestDb;
+use chorus_platform::testing::TestDb;
 use chorus_runtime::{Env, HandleError, Handler};
 
 use crate::stubs::{smtp_server, webhook_receiver};

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chorus_avro::Event;
-use chorus_runtime::testing::TestDb;
+use chorus_platform::testing::TestDb;
 use chorus_runtime::{HandleError, Handler};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;

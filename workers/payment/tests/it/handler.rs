@@ -3,7 +3,7 @@
 use chorus_avro::{Event, OrderConfirmed, PaymentFailed, StockReserved};
 use chorus_payment::store::find_payment;
 use chorus_payment::{ConfiguredProvider, PaymentConfig, PaymentHandler, SandboxProvider};
-use chorus_runtime::testing::TestDb;
+use chorus_platform::testing::TestDb;
 use chorus_runtime::{Env, HandleError, Handler};
 
 use crate::support::stock_reserved;

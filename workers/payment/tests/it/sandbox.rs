@@ -1,7 +1,7 @@
 //! The sandbox provider keeps its own books: one charge per idempotency key.
 
 use chorus_payment::{AuthorizationRequest, PaymentProvider, ProviderError, SandboxProvider};
-use chorus_runtime::testing::TestDb;
+use chorus_platform::testing::TestDb;
 
 fn request(order_id: &str, token: &str) -> AuthorizationRequest {
     AuthorizationRequest {

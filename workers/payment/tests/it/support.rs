@@ -1,5 +1,5 @@
 //! Event builders for the tests; each test's fresh, migrated database is a
-//! [`chorus_runtime::testing::TestDb`].
+//! [`chorus_platform::testing::TestDb`].
 
 use chorus_avro::{PricedLine, StockReserved};
 
@@ -20,5 +20,6 @@ pub fn stock_reserved(total: &str, token: &str) -> StockReserved {
         total: total.parse().unwrap(),
         currency: "EUR".into(),
         payment_token: token.into(),
+        payment_token_key_id: None,
     }
 }

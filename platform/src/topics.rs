@@ -9,7 +9,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::kafka::{KafkaUnreachable, client_config, fetch_metadata, topic_partitions};
+use crate::kafka::{KafkaSettings, KafkaUnreachable};
 
 /// What happened to one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,18 +20,19 @@ pub enum TopicCreation {
 
 /// Creates every topic of the catalogue that is missing.
 pub async fn ensure_topics(
-    brokers: &str,
+    kafka: &KafkaSettings,
     catalogue: &TopicCatalogue,
     replication_factor: i32,
     timeout: Duration,
 ) -> Result<Vec<TopicCreation>, KafkaUnreachable> {
     // Fail fast, naming the address, when no broker answers at all.
-    fetch_metadata(brokers, None, timeout).await?;
+    kafka.fetch_metadata(None, timeout).await?;
     let fail = |cause: String| KafkaUnreachable {
-        brokers: brokers.to_string(),
+        brokers: kafka.brokers.clone(),
         cause,
     };
-    let admin: AdminClient<DefaultClientContext> = client_config(brokers)
+    let admin: AdminClient<DefaultClientContext> = kafka
+        .client_config()
         .create()
         .map_err(|e| fail(e.to_string()))?;
     let names = catalogue.all_names();
@@ -62,35 +63,36 @@ pub async fn ensure_topics(
             Err((name, code)) => Err(fail(format!("creating topic {name}: {code}"))),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    wait_for_leaders(brokers, &names, timeout).await?;
+    wait_for_leaders(kafka, &names, timeout).await?;
     Ok(outcome)
 }
 
 /// New topics are usable once every partition answers an offset request
 /// (metadata can name a leader a moment before the leader serves it).
 async fn wait_for_leaders(
-    brokers: &str,
+    kafka: &KafkaSettings,
     names: &[String],
     timeout: Duration,
 ) -> Result<(), KafkaUnreachable> {
     let mut partitions: Vec<(String, i32)> = Vec::new();
     for name in names {
-        let ids = topic_partitions(brokers, name, timeout).await?;
+        let ids = kafka.topic_partitions(name, timeout).await?;
         if ids.is_empty() {
             return Err(KafkaUnreachable {
-                brokers: brokers.to_string(),
+                brokers: kafka.brokers.clone(),
                 cause: format!("topic {name} was created but does not appear in the metadata"),
             });
         }
         partitions.extend(ids.into_iter().map(|id| (name.clone(), id)));
     }
-    let brokers = brokers.to_string();
+    let kafka = kafka.clone();
     tokio::task::spawn_blocking(move || {
         let fail = |cause: String| KafkaUnreachable {
-            brokers: brokers.clone(),
+            brokers: kafka.brokers.clone(),
             cause,
         };
-        let consumer: BaseConsumer = client_config(&brokers)
+        let consumer: BaseConsumer = kafka
+            .client_config()
             .create()
             .map_err(|e| fail(e.to_string()))?;
         let deadline = Instant::now() + timeout;
