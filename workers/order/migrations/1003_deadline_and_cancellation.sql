@@ -8,15 +8,19 @@ ALTER TABLE orders
     ADD COLUMN timed_out_at TIMESTAMPTZ,
     -- OrderCancellationRequested: who asked, and what became of the request
     ADD COLUMN cancellation_requested_by TEXT,
-    ADD COLUMN cancellation TEXT CHECK (cancellation IN ('accepted', 'rejected'));
+    ADD COLUMN cancellation TEXT CHECK (cancellation IN ('accepted', 'rejected')),
+    -- the type of the last saga event applied to the order, and when (for
+    -- operators: where a saga that does not end stands)
+    ADD COLUMN last_event TEXT,
+    ADD COLUMN last_event_at TIMESTAMPTZ;
 
 -- The deadline scan claims due orders with FOR UPDATE SKIP LOCKED through this.
 CREATE INDEX orders_due ON orders (deadline_at)
     WHERE status IN ('PENDING', 'RESERVED') AND timed_out_at IS NULL;
 
 -- The read model gains, at the end (a contract with the gateway and the CLI):
--- what became of a cancellation request, when the order was created, and
--- when its deadline falls.
+-- what became of a cancellation request, when the order was created, when
+-- its deadline falls, and the last saga event applied to it.
 CREATE OR REPLACE VIEW order_status AS
 SELECT
     o.order_id,
@@ -45,6 +49,8 @@ SELECT
     o.updated_at,
     o.cancellation,
     o.created_at,
-    o.deadline_at
+    o.deadline_at,
+    o.last_event,
+    o.last_event_at
 FROM orders AS o
 WHERE o.customer_id IS NOT NULL;
