@@ -195,6 +195,21 @@ impl Envelope {
         )
     }
 
+    /// [`Envelope::caused_by_keyed`] for a cause known only by its ids.
+    pub fn caused_by_keyed_parts(
+        cause_id: &str,
+        correlation_id: &str,
+        event_type: EventType,
+        discriminator: &str,
+    ) -> Envelope {
+        Envelope::derive(
+            &format!("{cause_id}#{discriminator}"),
+            cause_id,
+            correlation_id,
+            event_type,
+        )
+    }
+
     /// [`Envelope::caused_by`] for a cause known only by its ids.
     pub fn caused_by_parts(
         cause_id: &str,

@@ -81,6 +81,16 @@ pub fn trace_headers(span: &tracing::Span) -> BTreeMap<String, String> {
     headers.into_iter().collect()
 }
 
+/// The trace id of `span` (32 hex digits), when it belongs to a trace.
+pub fn trace_id(span: &tracing::Span) -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
+}
+
 struct HeaderMap<'a>(&'a HashMap<String, String>);
 
 impl Extractor for HeaderMap<'_> {

@@ -32,6 +32,23 @@ impl TestDb {
             .unwrap_or_else(|problem| panic!("{problem}"))
     }
 
+    /// Makes sure the cluster has the login-less role `role` (the admin role
+    /// needs CREATEROLE), so that migrations granting to it grant; safe to
+    /// call from tests running at once.
+    pub async fn ensure_role(role: &str) {
+        let url =
+            std::env::var("CHORUS_TEST_PG_ADMIN_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
+        let admin: PgConnectOptions = url.parse().expect("the admin URL parses");
+        let mut conn = connect(&admin).await.unwrap_or_else(|problem| panic!("{problem}"));
+        conn.execute(AssertSqlSafe(format!(
+            "DO $$ BEGIN CREATE ROLE {role} NOLOGIN;
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("creating role {role} (the admin role needs CREATEROLE): {e}"));
+        conn.close().await.ok();
+    }
+
     /// A fresh database next to the one `admin_url` names (its role needs
     /// CREATEDB), migrated with each of `migrators` in turn; each ignores the
     /// versions the others applied.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chorus_avro::EventType;
-use chorus_runtime::dlq;
+use chorus_avro::headers as dlq;
 use chorus_tests::saga::{Saga, order_body, sku};
 use chorus_tests::{describe, run};
 use futures::StreamExt;

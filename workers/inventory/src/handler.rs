@@ -1,13 +1,17 @@
-//! The inventory worker as the consumer loop sees it: decode → lock → rules →
-//! write back, all inside the loop's transaction, so an event's stock moves,
-//! its reservation row and the events it emits commit together or not at all.
+//! The inventory worker as the consumer loop sees it: lock the batch's
+//! reservations, then its catalogue rows (each set in key order) → the rules,
+//! event by event, on the locked state in memory → write back, all inside
+//! the loop's transaction, so an event's stock moves, its reservation and the
+//! events it emits commit together or not at all.
 
-use chorus_avro::{Envelope, Event, EventType, OrderPlaced, Topic};
-use chorus_runtime::{HandleError, Handler};
+use std::collections::{BTreeSet, HashMap};
+
+use chorus_avro::{Envelope, Event, EventType, Topic};
+use chorus_runtime::{HandleError, Handler, Incoming, NoCall, NoCalls, Verdict};
 use sqlx::PgConnection;
 
-use crate::rules::{self, Invalid, Reservation, StockMove, Transition};
-use crate::store;
+use crate::rules::{self, Invalid, Reservation, StockLevel, Transition};
+use crate::store::{self, CatalogueRow};
 
 /// Catalogue and reservations: reserves stock for placed orders, releases it
 /// on compensation, sells it on confirmation.
@@ -18,6 +22,8 @@ pub struct InventoryHandler {
 }
 
 impl Handler for InventoryHandler {
+    type Calls = NoCalls;
+
     fn name(&self) -> &'static str {
         "inventory"
     }
@@ -37,112 +43,202 @@ impl Handler for InventoryHandler {
         )
     }
 
-    /// An order locks its SKUs in sorted order, but a batch of several orders
-    /// would hold the first order's SKUs while locking the next one's, in an
-    /// order a concurrent batch may reverse: one event per transaction here.
-    fn batchable(&self) -> bool {
-        false
+    fn calls(&self) -> &NoCalls {
+        &NoCalls
     }
 
-    async fn handle(
+    async fn apply(
         &self,
-        conn: &mut PgConnection,
-        event: &Event,
-    ) -> Result<Vec<Event>, HandleError> {
-        let envelope = |event_type: EventType| Envelope::caused_by(event, event_type);
-        match event {
-            Event::StockAdjusted(adjusted) => {
-                rules::check_adjustment(adjusted).map_err(permanent)?;
-                store::upsert_stock(conn, adjusted).await?;
-                Ok(vec![])
+        tx: &mut PgConnection,
+        events: &[Incoming<'_>],
+    ) -> Result<Vec<Verdict<NoCall>>, HandleError> {
+        let order_ids: Vec<&str> = events
+            .iter()
+            .filter(|e| !matches!(e.event, Event::StockAdjusted(_)))
+            .map(|e| e.event.key())
+            .collect();
+        let mut order_ids = order_ids;
+        order_ids.sort_unstable();
+        order_ids.dedup();
+        let reservations = store::lock_reservations(tx, &order_ids).await?;
+        let skus = skus_of(events, &reservations);
+        let skus: Vec<&str> = skus.iter().map(String::as_str).collect();
+        let catalogue = store::lock_catalogue(tx, &skus).await?;
+
+        let mut state = State {
+            new_reservations: BTreeSet::new(),
+            changed_reservations: BTreeSet::new(),
+            changed_skus: BTreeSet::new(),
+            reservations,
+            catalogue,
+        };
+        let verdicts: Vec<Verdict<NoCall>> = events.iter().map(|e| state.apply(e)).collect();
+
+        let inserted = reservation_rows(&state.new_reservations, &state.reservations);
+        if !store::insert_reservations(tx, &inserted).await? {
+            // Another partition's event (or replica) answered one of these
+            // orders after we looked; the retry sees it and decides again.
+            return Err(HandleError::Transient(
+                "a reservation of this batch was written concurrently".into(),
+            ));
+        }
+        let updated = reservation_rows(&state.changed_reservations, &state.reservations);
+        store::update_reservations(tx, &updated).await?;
+        let stock: Vec<(&str, &CatalogueRow)> = state
+            .changed_skus
+            .iter()
+            .map(|sku| (sku.as_str(), &state.catalogue[sku]))
+            .collect();
+        store::save_catalogue(tx, &stock).await?;
+        Ok(verdicts)
+    }
+}
+
+fn reservation_rows<'a>(
+    ids: &'a BTreeSet<String>,
+    reservations: &'a HashMap<String, Reservation>,
+) -> Vec<(&'a str, &'a Reservation)> {
+    ids.iter()
+        .map(|id| (id.as_str(), &reservations[id]))
+        .collect()
+}
+
+/// Every SKU the batch may touch: ordered, adjusted, or held by a reservation.
+fn skus_of(events: &[Incoming<'_>], reservations: &HashMap<String, Reservation>) -> BTreeSet<String> {
+    let mut skus = BTreeSet::new();
+    for incoming in events {
+        match incoming.event {
+            Event::StockAdjusted(a) => {
+                skus.insert(a.sku.clone());
             }
-            Event::OrderPlaced(placed) => reserve(conn, placed, envelope).await,
-            Event::PaymentFailed(failed) => {
-                let current = store::lock_reservation(conn, &failed.order_id).await?;
-                let next =
-                    rules::release(&failed.order_id, current.as_ref(), &failed.reason, envelope);
-                save(conn, &failed.order_id, current.as_ref(), next).await
+            Event::OrderPlaced(p) => skus.extend(p.items.iter().map(|l| l.sku.clone())),
+            other => {
+                if let Some(r) = reservations.get(other.key()) {
+                    skus.extend(r.lines.iter().map(|l| l.sku.clone()));
+                }
             }
-            Event::OrderCancelled(cancelled) => {
-                let current = store::lock_reservation(conn, &cancelled.order_id).await?;
-                let next = rules::release(
-                    &cancelled.order_id,
-                    current.as_ref(),
-                    &cancelled.reason,
-                    envelope,
-                );
-                save(conn, &cancelled.order_id, current.as_ref(), next).await
-            }
-            Event::OrderConfirmed(confirmed) => {
-                let current = store::lock_reservation(conn, &confirmed.order_id).await?;
-                let next = rules::sell(current.as_ref());
-                save(conn, &confirmed.order_id, current.as_ref(), next).await
-            }
-            _ => Ok(vec![]),
         }
     }
+    skus
 }
 
-async fn reserve(
-    conn: &mut PgConnection,
-    placed: &OrderPlaced,
-    envelope: impl Fn(EventType) -> Envelope,
-) -> Result<Vec<Event>, HandleError> {
-    let lines = rules::requested_lines(placed).map_err(permanent)?;
-    if store::reservation_exists(conn, &placed.order_id).await? {
-        // A re-send under a new event id: the order was answered already.
-        tracing::debug!(order_id = %placed.order_id, "order already answered; ignoring OrderPlaced");
-        return Ok(vec![]);
-    }
-    let skus: Vec<String> = lines.into_iter().map(|l| l.sku).collect();
-    let stock = store::lock_stock(conn, &skus).await?;
-    let next = rules::reserve(placed, &stock, envelope).map_err(permanent)?;
-    save(conn, &placed.order_id, None, Some(next)).await
+/// The batch's locked rows, changed in memory event by event.
+struct State {
+    reservations: HashMap<String, Reservation>,
+    catalogue: HashMap<String, CatalogueRow>,
+    new_reservations: BTreeSet<String>,
+    changed_reservations: BTreeSet<String>,
+    changed_skus: BTreeSet<String>,
 }
 
-/// Writes a transition: the reservation row, then the stock moves, and returns
-/// its events. `current` is the reservation the transition started from.
-async fn save(
-    conn: &mut PgConnection,
-    order_id: &str,
-    current: Option<&Reservation>,
-    next: Option<Transition>,
-) -> Result<Vec<Event>, HandleError> {
-    let Some(next) = next else {
-        return Ok(vec![]);
-    };
-    if current.is_some() {
-        store::update_reservation(conn, order_id, &next.reservation).await?;
-    } else if !store::insert_reservation(conn, order_id, &next.reservation).await? {
-        // Another partition's event created the row after we looked; the
-        // retry sees it and decides again from there.
-        return Err(HandleError::Transient(format!(
-            "reservation of order {order_id} was written concurrently"
-        )));
+impl State {
+    fn apply(&mut self, incoming: &Incoming<'_>) -> Verdict<NoCall> {
+        let event = incoming.event;
+        let envelope = |event_type: EventType| Envelope::caused_by(event, event_type);
+        let transition = match event {
+            Event::StockAdjusted(adjusted) => {
+                if let Err(invalid) = rules::check_adjustment(adjusted) {
+                    return Verdict::Rejected(invalid.0);
+                }
+                let row = self
+                    .catalogue
+                    .entry(adjusted.sku.clone())
+                    .or_insert_with(|| CatalogueRow {
+                        name: String::new(),
+                        unit_price: adjusted.unit_price,
+                        available: 0,
+                        reserved: 0,
+                        sold: 0,
+                    });
+                row.name = adjusted.name.clone();
+                row.unit_price = adjusted.unit_price;
+                row.available = adjusted.available;
+                self.changed_skus.insert(adjusted.sku.clone());
+                return Verdict::emit(vec![]);
+            }
+            Event::OrderPlaced(placed) => {
+                if let Err(invalid) = rules::requested_lines(placed) {
+                    return Verdict::Rejected(invalid.0);
+                }
+                if self.reservations.contains_key(&placed.order_id) {
+                    // A re-send under a new event id: the order was answered already.
+                    incoming
+                        .span
+                        .in_scope(|| tracing::debug!("order already answered; ignoring OrderPlaced"));
+                    return Verdict::emit(vec![]);
+                }
+                let levels: Vec<StockLevel> = placed
+                    .items
+                    .iter()
+                    .filter_map(|l| {
+                        let row = self.catalogue.get(&l.sku)?;
+                        Some(StockLevel {
+                            sku: l.sku.clone(),
+                            unit_price: row.unit_price,
+                            available: row.available,
+                        })
+                    })
+                    .collect();
+                match rules::reserve(placed, &levels, envelope) {
+                    Ok(transition) => Some(transition),
+                    Err(Invalid(reason)) => return Verdict::Rejected(reason),
+                }
+            }
+            Event::PaymentFailed(failed) => rules::release(
+                &failed.order_id,
+                self.reservations.get(&failed.order_id),
+                &failed.reason,
+                envelope,
+            ),
+            Event::OrderCancelled(cancelled) => rules::release(
+                &cancelled.order_id,
+                self.reservations.get(&cancelled.order_id),
+                &cancelled.reason,
+                envelope,
+            ),
+            Event::OrderConfirmed(confirmed) => {
+                rules::sell(self.reservations.get(&confirmed.order_id))
+            }
+            _ => None,
+        };
+        let Some(transition) = transition else {
+            return Verdict::emit(vec![]);
+        };
+        match self.record(event.key(), transition) {
+            Ok(events) => Verdict::emit(events),
+            Err(reason) => Verdict::Rejected(reason),
+        }
     }
-    move_stock(conn, &next.moves).await?;
-    Ok(next.events)
-}
 
-async fn move_stock(conn: &mut PgConnection, moves: &[StockMove]) -> Result<(), HandleError> {
-    if moves.is_empty() {
-        return Ok(());
+    /// Applies a transition to the locked rows; its events, or why it cannot be.
+    fn record(&mut self, order_id: &str, transition: Transition) -> Result<Vec<Event>, String> {
+        let missing: Vec<&str> = transition
+            .moves
+            .iter()
+            .filter(|m| !self.catalogue.contains_key(&m.sku))
+            .map(|m| m.sku.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "catalogue rows missing for {missing:?} (order {order_id})"
+            ));
+        }
+        for m in &transition.moves {
+            let row = self.catalogue.get_mut(&m.sku).expect("checked above");
+            row.available += m.available;
+            row.reserved += m.reserved;
+            row.sold += m.sold;
+            self.changed_skus.insert(m.sku.clone());
+        }
+        if self
+            .reservations
+            .insert(order_id.to_string(), transition.reservation)
+            .is_none()
+        {
+            self.new_reservations.insert(order_id.to_string());
+        } else if !self.new_reservations.contains(order_id) {
+            self.changed_reservations.insert(order_id.to_string());
+        }
+        Ok(transition.events)
     }
-    // Reserving locked the rows already; releasing and selling lock them here,
-    // in the same SKU order, before touching them.
-    let skus: Vec<String> = moves.iter().map(|m| m.sku.clone()).collect();
-    let locked = store::lock_stock(conn, &skus).await?;
-    let changed = store::apply_moves(conn, moves).await?;
-    if locked.len() != moves.len() || changed != moves.len() as u64 {
-        return Err(HandleError::Permanent(format!(
-            "catalogue rows missing for {skus:?}: {} of {} found",
-            locked.len(),
-            moves.len()
-        )));
-    }
-    Ok(())
-}
-
-fn permanent(invalid: Invalid) -> HandleError {
-    HandleError::Permanent(invalid.0)
 }

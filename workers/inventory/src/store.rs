@@ -1,43 +1,75 @@
-//! The inventory's SQL. Every function runs on the consumer loop's
-//! transaction; catalogue rows are always locked in SKU order, so concurrent
-//! orders for the same SKUs queue instead of deadlocking.
+//! The inventory's SQL, run on the consumer loop's transaction a batch at a
+//! time. Every transaction locks the reservations it touches, then the
+//! catalogue rows, each set in one statement in key order, so concurrent
+//! batches (or replicas) queue instead of deadlocking; the stock moves are
+//! computed on the locked rows and written back in one statement, and the
+//! CHECK constraints refuse any negative counter whatever the code does.
 
-use chorus_avro::StockAdjusted;
+use std::collections::HashMap;
+
+use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 
-use crate::rules::{Reservation, ReservationLine, ReservationStatus, StockLevel, StockMove};
+use crate::rules::{Reservation, ReservationLine, ReservationStatus};
 
 #[cfg(test)]
 mod tests;
 
-/// Sets a SKU's name, price and available units; reserved and sold stay as they are.
-pub async fn upsert_stock(
-    conn: &mut PgConnection,
-    adjusted: &StockAdjusted,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO catalogue (sku, name, unit_price, available) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (sku) DO UPDATE
-         SET name = EXCLUDED.name, unit_price = EXCLUDED.unit_price,
-             available = EXCLUDED.available, updated_at = now()",
-    )
-    .bind(&adjusted.sku)
-    .bind(&adjusted.name)
-    .bind(adjusted.unit_price)
-    .bind(adjusted.available)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// A catalogue row, as locked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogueRow {
+    pub name: String,
+    pub unit_price: Decimal,
+    pub available: i32,
+    pub reserved: i32,
+    pub sold: i32,
 }
 
-/// Locks the catalogue rows of `skus` in SKU order and returns those that exist.
-pub async fn lock_stock(
+/// The reservations of `order_ids` that exist, locked until the transaction ends.
+pub async fn lock_reservations(
     conn: &mut PgConnection,
-    skus: &[String],
-) -> Result<Vec<StockLevel>, sqlx::Error> {
-    let rows: Vec<(String, rust_decimal::Decimal, i32)> = sqlx::query_as(
-        "SELECT sku, unit_price, available FROM catalogue
+    order_ids: &[&str],
+) -> Result<HashMap<String, Reservation>, sqlx::Error> {
+    if order_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, String, Json<Vec<ReservationLine>>, Option<String>)> = sqlx::query_as(
+        "SELECT order_id, status, lines, reason FROM reservations
+         WHERE order_id = ANY($1) ORDER BY order_id FOR UPDATE",
+    )
+    .bind(order_ids)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(order_id, status, Json(lines), reason)| {
+            let status = ReservationStatus::parse(&status).ok_or_else(|| {
+                sqlx::Error::Decode(
+                    format!("reservation {order_id} has unknown status {status:?}").into(),
+                )
+            })?;
+            Ok((
+                order_id,
+                Reservation {
+                    status,
+                    lines,
+                    reason,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The catalogue rows of `skus` that exist, locked in SKU order.
+pub async fn lock_catalogue(
+    conn: &mut PgConnection,
+    skus: &[&str],
+) -> Result<HashMap<String, CatalogueRow>, sqlx::Error> {
+    if skus.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, String, Decimal, i32, i32, i32)> = sqlx::query_as(
+        "SELECT sku, name, unit_price, available, reserved, sold FROM catalogue
          WHERE sku = ANY($1) ORDER BY sku FOR UPDATE",
     )
     .bind(skus)
@@ -45,110 +77,114 @@ pub async fn lock_stock(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(sku, unit_price, available)| StockLevel {
-            sku,
-            unit_price,
-            available,
+        .map(|(sku, name, unit_price, available, reserved, sold)| {
+            (
+                sku,
+                CatalogueRow {
+                    name,
+                    unit_price,
+                    available,
+                    reserved,
+                    sold,
+                },
+            )
         })
         .collect())
 }
 
-/// Moves units between the counters of (already locked) rows; returns how
-/// many rows it changed. The CHECK constraints refuse any negative counter.
-pub async fn apply_moves(conn: &mut PgConnection, moves: &[StockMove]) -> Result<u64, sqlx::Error> {
-    let skus: Vec<&str> = moves.iter().map(|m| m.sku.as_str()).collect();
-    let available: Vec<i32> = moves.iter().map(|m| m.available).collect();
-    let reserved: Vec<i32> = moves.iter().map(|m| m.reserved).collect();
-    let sold: Vec<i32> = moves.iter().map(|m| m.sold).collect();
-    let result = sqlx::query(
-        "UPDATE catalogue AS c
-         SET available = c.available + m.available,
-             reserved = c.reserved + m.reserved,
-             sold = c.sold + m.sold,
-             updated_at = now()
-         FROM unnest($1::text[], $2::int[], $3::int[], $4::int[]) AS m(sku, available, reserved, sold)
-         WHERE c.sku = m.sku",
+/// Writes catalogue rows (locked, or new) with their final values.
+pub async fn save_catalogue(
+    conn: &mut PgConnection,
+    rows: &[(&str, &CatalogueRow)],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let skus: Vec<&str> = rows.iter().map(|(sku, _)| *sku).collect();
+    let names: Vec<&str> = rows.iter().map(|(_, r)| r.name.as_str()).collect();
+    let prices: Vec<Decimal> = rows.iter().map(|(_, r)| r.unit_price).collect();
+    let available: Vec<i32> = rows.iter().map(|(_, r)| r.available).collect();
+    let reserved: Vec<i32> = rows.iter().map(|(_, r)| r.reserved).collect();
+    let sold: Vec<i32> = rows.iter().map(|(_, r)| r.sold).collect();
+    sqlx::query(
+        "INSERT INTO catalogue AS c (sku, name, unit_price, available, reserved, sold)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::int[], $5::int[], $6::int[])
+         ORDER BY 1
+         ON CONFLICT (sku) DO UPDATE
+         SET name = EXCLUDED.name, unit_price = EXCLUDED.unit_price,
+             available = EXCLUDED.available, reserved = EXCLUDED.reserved,
+             sold = EXCLUDED.sold, updated_at = now()",
     )
     .bind(skus)
+    .bind(names)
+    .bind(prices)
     .bind(available)
     .bind(reserved)
     .bind(sold)
     .execute(conn)
     .await?;
-    Ok(result.rows_affected())
+    Ok(())
 }
 
-/// Whether the inventory has already answered this order.
-pub async fn reservation_exists(
+/// Records new reservations; false if a concurrent transaction recorded one
+/// of them first (then nothing of this transaction may stand: retry).
+pub async fn insert_reservations(
     conn: &mut PgConnection,
-    order_id: &str,
+    rows: &[(&str, &Reservation)],
 ) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT FROM reservations WHERE order_id = $1)")
-        .bind(order_id)
-        .fetch_one(conn)
-        .await
-}
-
-/// The order's reservation, locked until the transaction ends.
-pub async fn lock_reservation(
-    conn: &mut PgConnection,
-    order_id: &str,
-) -> Result<Option<Reservation>, sqlx::Error> {
-    let row: Option<(String, Json<Vec<ReservationLine>>, Option<String>)> = sqlx::query_as(
-        "SELECT status, lines, reason FROM reservations WHERE order_id = $1 FOR UPDATE",
-    )
-    .bind(order_id)
-    .fetch_optional(conn)
-    .await?;
-    row.map(|(status, Json(lines), reason)| {
-        let status = ReservationStatus::parse(&status).ok_or_else(|| {
-            sqlx::Error::Decode(
-                format!("reservation {order_id} has unknown status {status:?}").into(),
-            )
-        })?;
-        Ok(Reservation {
-            status,
-            lines,
-            reason,
-        })
-    })
-    .transpose()
-}
-
-/// Records the answer to an order; false if a concurrent transaction recorded one first.
-pub async fn insert_reservation(
-    conn: &mut PgConnection,
-    order_id: &str,
-    reservation: &Reservation,
-) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
-        "INSERT INTO reservations (order_id, status, lines, reason) VALUES ($1, $2, $3, $4)
+    if rows.is_empty() {
+        return Ok(true);
+    }
+    let (ids, statuses, lines, reasons) = columns(rows);
+    let inserted = sqlx::query(
+        "INSERT INTO reservations (order_id, status, lines, reason)
+         SELECT o, s, l::jsonb, r FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(o, s, l, r)
+         ORDER BY o
          ON CONFLICT (order_id) DO NOTHING",
     )
-    .bind(order_id)
-    .bind(reservation.status.as_str())
-    .bind(Json(&reservation.lines))
-    .bind(&reservation.reason)
+    .bind(ids)
+    .bind(statuses)
+    .bind(lines)
+    .bind(reasons)
     .execute(conn)
-    .await?;
-    Ok(result.rows_affected() == 1)
+    .await?
+    .rows_affected();
+    Ok(inserted == rows.len() as u64)
 }
 
-/// Writes a reservation's new state (its row is locked by [`lock_reservation`]).
-pub async fn update_reservation(
+/// Writes reservations' new state (their rows are locked by [`lock_reservations`]).
+pub async fn update_reservations(
     conn: &mut PgConnection,
-    order_id: &str,
-    reservation: &Reservation,
+    rows: &[(&str, &Reservation)],
 ) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (ids, statuses, lines, reasons) = columns(rows);
     sqlx::query(
-        "UPDATE reservations SET status = $2, lines = $3, reason = $4, updated_at = now()
-         WHERE order_id = $1",
+        "UPDATE reservations AS r
+         SET status = u.s, lines = u.l::jsonb, reason = u.r, updated_at = now()
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(o, s, l, r)
+         WHERE r.order_id = u.o",
     )
-    .bind(order_id)
-    .bind(reservation.status.as_str())
-    .bind(Json(&reservation.lines))
-    .bind(&reservation.reason)
+    .bind(ids)
+    .bind(statuses)
+    .bind(lines)
+    .bind(reasons)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+type ReservationColumns<'a> = (Vec<&'a str>, Vec<&'static str>, Vec<String>, Vec<Option<&'a str>>);
+
+fn columns<'a>(rows: &[(&'a str, &'a Reservation)]) -> ReservationColumns<'a> {
+    (
+        rows.iter().map(|(id, _)| *id).collect(),
+        rows.iter().map(|(_, r)| r.status.as_str()).collect(),
+        rows.iter()
+            .map(|(_, r)| serde_json::to_string(&r.lines).expect("lines serialize"))
+            .collect(),
+        rows.iter().map(|(_, r)| r.reason.as_deref()).collect(),
+    )
 }

@@ -2,30 +2,42 @@
 //!
 //! What "exactly once" means here: for each order, final state and channel,
 //! the `deliveries` row and the `NotificationSent` event are written exactly
-//! once, in the consumer loop's transaction. For each enabled channel the
-//! handler claims the row (skipping the channel if it is already recorded),
-//! sends, then completes the row — and the loop commits after `handle`
-//! returns. Sending is therefore at least once: if the process dies, or a
-//! later channel fails, after a send and before the commit, the transaction
-//! rolls back and the replay sends again. Every resend carries the same
-//! deterministic delivery id (`X-Chorus-Delivery` for webhooks, the
-//! `Message-ID` of e-mails) so receivers can drop the repeat. A channel that
-//! keeps failing returns `HandleError::Transient`: the loop retries the event
-//! later, it is never skipped. The log channel goes last, so a failing remote
-//! channel rolls back before anything is logged.
+//! once. The log channel, which cannot fail, is written and emitted in the
+//! consumer loop's transaction. A webhook or an e-mail is never sent inside a
+//! transaction: the loop's transaction records the intent (`pending`); after
+//! its commit the runtime sends, retrying "not now" answers (5xx, 408, 429,
+//! timeouts, connection errors) with backoff without limit; the result and
+//! `NotificationSent` are then recorded in a transaction of their own. A
+//! rolled-back batch therefore never sent anything. Sending is at least once
+//! (a crash between the send and its record sends again after the lease
+//! runs out), always with the same deterministic `webhook-id` / `Message-ID`,
+//! so receivers drop the repeat. A receiver's refusal for good (a 4xx other
+//! than 408/429, an SMTP 5xx) is recorded on the delivery (`failed`) and the
+//! final-state event is dead-lettered, so it can be redriven once fixed.
 
-use chorus_avro::{Event, EventType, Topic};
-use chorus_runtime::{Env, HandleError, Handler};
+use std::time::Duration;
+
+use chorus_avro::{EventType, Topic};
+use chorus_runtime::{CallOutcome, Calls, Env, HandleError, Handler, Incoming, Verdict};
 use sqlx::PgConnection;
 
 use crate::channels::{Channels, DeliveryError};
 use crate::config::NotificationConfig;
 use crate::rules::{self, Channel};
-use crate::store;
+use crate::store::{self, Claim, Pending};
+
+const LEASE: Duration = chorus_runtime::calls::LEASE;
 
 #[derive(Debug)]
 pub struct NotificationHandler {
     channels: Channels,
+}
+
+/// What a remote channel made of one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryAnswer {
+    Delivered { attempts: u32 },
+    Refused { error: String },
 }
 
 impl NotificationHandler {
@@ -46,6 +58,8 @@ impl NotificationHandler {
 }
 
 impl Handler for NotificationHandler {
+    type Calls = Channels;
+
     fn name(&self) -> &'static str {
         "notification"
     }
@@ -61,52 +75,160 @@ impl Handler for NotificationHandler {
         )
     }
 
-    async fn handle(
+    fn calls(&self) -> &Channels {
+        &self.channels
+    }
+
+    async fn apply(
         &self,
-        conn: &mut PgConnection,
-        event: &Event,
-    ) -> Result<Vec<Event>, HandleError> {
-        let Some(outcome) = rules::order_outcome(event) else {
-            return Ok(vec![]);
-        };
-        self.channels.check(&outcome).map_err(handle_error)?;
-        let mut emitted = Vec::new();
-        for channel in self.channels.enabled() {
-            let delivery_id = rules::delivery_id(&outcome.order_id, outcome.final_status, channel);
-            if !store::claim_delivery(
-                conn,
-                &outcome.order_id,
-                outcome.final_status,
-                channel,
-                delivery_id,
-            )
-            .await?
+        tx: &mut PgConnection,
+        events: &[Incoming<'_>],
+    ) -> Result<Vec<Verdict<Pending>>, HandleError> {
+        let mut verdicts: Vec<Verdict<Pending>> = Vec::with_capacity(events.len());
+        let outcomes: Vec<_> = events.iter().map(|e| rules::order_outcome(e.event)).collect();
+        let traceparents: Vec<Option<String>> = events
+            .iter()
+            .map(|e| chorus_runtime::traceparent(e.span))
+            .collect();
+        let mut claims = Vec::new();
+        // Which event each claim is for.
+        let mut owners = Vec::new();
+        for (index, (incoming, outcome)) in events.iter().zip(&outcomes).enumerate() {
+            let Some(outcome) = outcome else {
+                verdicts.push(Verdict::emit(vec![]));
+                continue;
+            };
+            if let Err(DeliveryError::Invalid(problem) | DeliveryError::Failed(problem)) =
+                self.channels.check(outcome)
             {
-                tracing::debug!(order_id = %outcome.order_id, %channel, "already notified");
+                verdicts.push(Verdict::Rejected(problem));
                 continue;
             }
-            let attempts = self
-                .channels
-                .deliver(channel, &outcome, delivery_id)
-                .await
-                .map_err(handle_error)?;
-            store::mark_delivered(
-                conn,
-                &outcome.order_id,
-                outcome.final_status,
-                channel,
-                attempts,
-            )
-            .await?;
-            emitted.push(rules::notification_sent(event, &outcome, channel));
+            verdicts.push(Verdict::emit(vec![]));
+            for channel in self.channels.enabled() {
+                claims.push(Claim {
+                    outcome,
+                    channel,
+                    delivery_id: rules::delivery_id(&outcome.order_id, outcome.final_status, channel),
+                    delivered: channel == Channel::Log,
+                    cause_event_id: incoming.event.event_id(),
+                    correlation_id: incoming.event.correlation_id(),
+                    traceparent: traceparents[index].as_deref(),
+                });
+                owners.push(index);
+            }
         }
-        Ok(emitted)
+        let new = store::claim(tx, &claims, LEASE).await?;
+        for ((claim, index), new) in claims.iter().zip(owners).zip(new) {
+            let incoming = &events[index];
+            if !new {
+                incoming
+                    .span
+                    .in_scope(|| tracing::debug!(channel = %claim.channel, "already notified"));
+                continue;
+            }
+            let Verdict::Applied { emit, calls } = &mut verdicts[index] else {
+                continue;
+            };
+            if claim.channel == Channel::Log {
+                incoming
+                    .span
+                    .in_scope(|| self.channels.log(claim.outcome, claim.delivery_id));
+                emit.push(rules::notification_sent(
+                    claim.cause_event_id,
+                    claim.correlation_id,
+                    claim.outcome,
+                    Channel::Log,
+                ));
+            } else {
+                calls.push(Pending {
+                    delivery_id: claim.delivery_id,
+                    channel: claim.channel,
+                    outcome: claim.outcome.clone(),
+                    cause_event_id: claim.cause_event_id.to_string(),
+                    correlation_id: claim.correlation_id.to_string(),
+                    traceparent: claim.traceparent.map(str::to_string),
+                });
+            }
+        }
+        Ok(verdicts)
     }
 }
 
-fn handle_error(error: DeliveryError) -> HandleError {
-    match error {
-        DeliveryError::Failed(problem) => HandleError::Transient(problem),
-        DeliveryError::Invalid(problem) => HandleError::Permanent(problem),
+impl Calls for Channels {
+    type Call = Pending;
+    type Answer = DeliveryAnswer;
+
+    fn id(call: &Pending) -> String {
+        call.delivery_id.to_string()
+    }
+
+    fn span_name(call: &Pending) -> &'static str {
+        match call.channel {
+            Channel::Webhook => "deliver webhook",
+            Channel::Smtp => "send email",
+            Channel::Log => "log notification",
+        }
+    }
+
+    fn key(call: &Pending) -> &str {
+        &call.outcome.order_id
+    }
+
+    fn traceparent(call: &Pending) -> Option<&str> {
+        call.traceparent.as_deref()
+    }
+
+    async fn call(&self, call: &Pending, _attempt: u32) -> CallOutcome<DeliveryAnswer> {
+        match self
+            .deliver(call.channel, &call.outcome, call.delivery_id)
+            .await
+        {
+            Ok(attempts) => CallOutcome::Answered(DeliveryAnswer::Delivered { attempts }),
+            Err(DeliveryError::Failed(problem)) => CallOutcome::Retry(problem),
+            Err(DeliveryError::Invalid(problem)) => {
+                CallOutcome::Answered(DeliveryAnswer::Refused { error: problem })
+            }
+        }
+    }
+
+    async fn settle(
+        &self,
+        tx: &mut PgConnection,
+        answers: &[(&Pending, &DeliveryAnswer)],
+    ) -> Result<Vec<Verdict<Pending>>, HandleError> {
+        let mut verdicts = Vec::with_capacity(answers.len());
+        for (call, answer) in answers {
+            let (attempts, error) = match answer {
+                DeliveryAnswer::Delivered { attempts } => (*attempts, None),
+                DeliveryAnswer::Refused { error } => (1, Some(error.as_str())),
+            };
+            if !store::record_result(tx, call.delivery_id, attempts, error).await? {
+                verdicts.push(Verdict::emit(vec![]));
+                continue;
+            }
+            verdicts.push(match answer {
+                DeliveryAnswer::Delivered { .. } => Verdict::emit(vec![rules::notification_sent(
+                    &call.cause_event_id,
+                    &call.correlation_id,
+                    &call.outcome,
+                    call.channel,
+                )]),
+                DeliveryAnswer::Refused { error } => Verdict::Rejected(format!(
+                    "the {} channel refused the notification of order {} for good: {error}",
+                    call.channel, call.outcome.order_id
+                )),
+            });
+        }
+        Ok(verdicts)
+    }
+
+    async fn unsettled(
+        &self,
+        conn: &mut PgConnection,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<Pending>, sqlx::Error> {
+        store::lease_pending(conn, lease, limit).await
     }
 }

@@ -3,13 +3,12 @@
 //! a structured log line, a signed webhook, an e-mail.
 //!
 //! Guarantee: exactly one *recorded* notification per order, final state and
-//! channel. The `deliveries` row is claimed, the message sent and the
-//! `NotificationSent` event emitted inside one transaction, so the record and
-//! the event exist exactly once. The send itself is at least once: a crash (or
-//! a failure on a later channel) after a send but before the commit sends
-//! again on replay, with the same deterministic delivery id, which webhook
-//! receivers dedupe on (`X-Chorus-Delivery`) and mail carries as its
-//! `Message-ID`. A delivery that keeps failing is retried, never skipped.
+//! channel: the `deliveries` row and its `NotificationSent` event exist
+//! exactly once. Remote channels are sent outside any transaction, after the
+//! intent committed (see [`handler`]); the send itself is at least once, with
+//! the same deterministic delivery id on every resend, which webhook
+//! receivers dedupe on and mail carries as its `Message-ID`. A delivery that
+//! keeps failing transiently is retried, never skipped.
 
 pub mod channels;
 pub mod config;
@@ -21,7 +20,7 @@ pub mod store;
 pub use channels::{Channels, DeliveryError, SmtpChannel, WebhookChannel};
 pub use chorus_runtime::retry::RetryPolicy;
 pub use config::{NotificationConfig, SmtpConfig, WebhookConfig};
-pub use handler::NotificationHandler;
+pub use handler::{DeliveryAnswer, NotificationHandler};
 pub use rules::{Channel, FinalStatus, OrderOutcome};
 
 /// The notification database's tables (versions from 1001; the runtime's inbox

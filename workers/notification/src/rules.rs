@@ -4,11 +4,12 @@
 
 use chorus_avro::{Envelope, Event, EventPayload, NotificationSent};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// An order's final state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum FinalStatus {
     Confirmed,
     Cancelled,
@@ -34,6 +35,12 @@ pub enum Channel {
 }
 
 impl Channel {
+    pub const ALL: [Channel; 3] = [Channel::Webhook, Channel::Smtp, Channel::Log];
+
+    pub fn parse(s: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Webhook => "webhook",
@@ -50,7 +57,7 @@ impl std::fmt::Display for Channel {
 }
 
 /// What the customer is told: an order's final state and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderOutcome {
     pub order_id: String,
     pub customer_id: String,
@@ -169,10 +176,21 @@ pub fn email_text(outcome: &OrderOutcome) -> (String, String) {
     }
 }
 
-/// The event recording the delivery of `outcome` on `channel`.
-pub fn notification_sent(cause: &Event, outcome: &OrderOutcome, channel: Channel) -> Event {
+/// The event recording the delivery of `outcome` on `channel`; `outcome`
+/// came from the event `cause_id` of saga `correlation_id`.
+pub fn notification_sent(
+    cause_id: &str,
+    correlation_id: &str,
+    outcome: &OrderOutcome,
+    channel: Channel,
+) -> Event {
     // One cause yields one NotificationSent per channel: the channel tells them apart.
-    let envelope = Envelope::caused_by_keyed(cause, NotificationSent::TYPE, channel.as_str());
+    let envelope = Envelope::caused_by_keyed_parts(
+        cause_id,
+        correlation_id,
+        NotificationSent::TYPE,
+        channel.as_str(),
+    );
     NotificationSent {
         event_id: envelope.event_id,
         order_id: outcome.order_id.clone(),
@@ -189,7 +207,7 @@ pub fn notification_sent(cause: &Event, outcome: &OrderOutcome, channel: Channel
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chorus_avro::{OrderCancelled, OrderConfirmed, StockReserved};
+    use chorus_avro::{EventType, OrderCancelled, OrderConfirmed, StockReserved};
 
     fn confirmed() -> Event {
         OrderConfirmed {
@@ -306,12 +324,15 @@ mod tests {
     fn each_channel_gets_its_own_deterministic_notification_sent() {
         let cause = confirmed();
         let outcome = order_outcome(&cause).unwrap();
-        let webhook = notification_sent(&cause, &outcome, Channel::Webhook);
-        let log = notification_sent(&cause, &outcome, Channel::Log);
+        let sent = |channel| notification_sent(cause.event_id(), "o-1", &outcome, channel);
+        let webhook = sent(Channel::Webhook);
+        let log = sent(Channel::Log);
         assert_ne!(webhook.event_id(), log.event_id());
+        assert_eq!(webhook.event_id(), sent(Channel::Webhook).event_id());
+        // The same as the keyed envelope of the cause itself.
         assert_eq!(
             webhook.event_id(),
-            notification_sent(&cause, &outcome, Channel::Webhook).event_id()
+            Envelope::caused_by_keyed(&cause, EventType::NotificationSent, "webhook").event_id
         );
         let Event::NotificationSent(sent) = webhook else {
             panic!("expected NotificationSent");

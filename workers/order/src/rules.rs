@@ -15,8 +15,14 @@ mod facts;
 mod tests;
 
 pub use facts::{
-    Authorized, Fact, Facts, PaymentDeclined, Placed, ReservationFailed, Reserved, fact_of,
+    Authorized, CancellationRequested, Fact, Facts, PaymentDeclined, Placed, ReservationFailed,
+    Reserved, fact_of,
 };
+
+/// `OrderCancelled.reason` when the customer (or an admin) asked.
+pub const CUSTOMER_CANCELLED: &str = "customer_cancelled";
+/// `OrderCancelled.reason` when the order's deadline passed.
+pub const TIMEOUT: &str = "timeout";
 
 /// Content that can never be applied: the message belongs in the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +80,32 @@ mod millis {
     }
 }
 
+/// What became of a request to cancel the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancellation {
+    /// The order was not final: it was cancelled.
+    Accepted,
+    /// The order was already confirmed: it stays so.
+    Rejected,
+}
+
+impl Cancellation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cancellation::Accepted => "accepted",
+            Cancellation::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Cancellation> {
+        match s {
+            "accepted" => Some(Cancellation::Accepted),
+            "rejected" => Some(Cancellation::Rejected),
+            _ => None,
+        }
+    }
+}
+
 /// An order: its facts, and the status derived from them with its history.
 /// `status` is `None` until `placed` is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +114,9 @@ pub struct Order {
     pub facts: Facts,
     pub status: Option<Status>,
     pub history: Vec<HistoryEntry>,
+    pub cancellation: Option<Cancellation>,
+    /// When the order is due to be final (set with `placed`).
+    pub deadline_at: Option<DateTime<Utc>>,
 }
 
 impl Order {
@@ -91,6 +126,8 @@ impl Order {
             facts: Facts::default(),
             status: None,
             history: vec![],
+            cancellation: None,
+            deadline_at: None,
         }
     }
 }
@@ -108,6 +145,16 @@ pub fn derive_status(facts: &Facts) -> Option<Status> {
         Status::Cancelled {
             reason: declined.reason.clone(),
             detail: declined.detail.clone(),
+        }
+    } else if let Some(requested) = &facts.cancellation_requested {
+        Status::Cancelled {
+            reason: CUSTOMER_CANCELLED.to_string(),
+            detail: Some(format!("requested by {}", requested.requested_by)),
+        }
+    } else if facts.timed_out {
+        Status::Cancelled {
+            reason: TIMEOUT.to_string(),
+            detail: Some("the order was not final by its deadline".to_string()),
         }
     } else if facts.reserved.is_some() && facts.payment_authorized.is_some() {
         Status::Confirmed
@@ -128,11 +175,17 @@ pub fn apply(
     envelope: impl Fn(EventType) -> Envelope,
 ) -> Option<(Order, Vec<Event>)> {
     let mut next = order.clone();
+    let cancellation = matches!(fact, Fact::CancellationRequested(_));
     if !record(&mut next.facts, fact) {
         return None;
     }
     if order.status.as_ref().is_some_and(Status::is_final) {
-        // Final is final; a late fact is kept for the record only.
+        // Final is final; a late fact is kept for the record only. A request
+        // to cancel a confirmed order is recorded as rejected; one for an
+        // order cancelled already changes nothing.
+        if cancellation && order.status == Some(Status::Confirmed) {
+            next.cancellation = Some(Cancellation::Rejected);
+        }
         return Some((next, vec![]));
     }
     let derived = derive_status(&next.facts);
@@ -163,6 +216,9 @@ pub fn apply(
             at,
         }));
     let events = final_event(&next, &status, envelope).into_iter().collect();
+    if matches!(&status, Status::Cancelled { reason, .. } if reason == CUSTOMER_CANCELLED) {
+        next.cancellation = Some(Cancellation::Accepted);
+    }
     next.status = Some(status);
     Some((next, events))
 }
@@ -182,6 +238,8 @@ fn record(facts: &mut Facts, fact: Fact) -> bool {
         Fact::ReservationFailed(f) => set(&mut facts.reservation_failed, f),
         Fact::PaymentAuthorized(f) => set(&mut facts.payment_authorized, f),
         Fact::PaymentFailed(f) => set(&mut facts.payment_failed, f),
+        Fact::CancellationRequested(f) => set(&mut facts.cancellation_requested, f),
+        Fact::TimedOut => !std::mem::replace(&mut facts.timed_out, true),
     }
 }
 

@@ -1,25 +1,47 @@
-//! The payment worker's `Handler`: one authorization per order, ever.
+//! The payment worker's `Handler`: one authorization per order, ever, and no
+//! charge standing for a cancelled order.
 //!
-//! On `StockReserved` it looks for the order's `payments` row; if there is one
-//! the order was already answered (the row and its event were committed
-//! together) and nothing happens. Otherwise it asks the provider (retrying a
-//! transient failure with backoff, under the same idempotency key), records
-//! the outcome and emits `PaymentAuthorized` or `PaymentFailed`. A crash
-//! between the provider call and the commit replays the event, and the
-//! provider's idempotency key turns the second call into a read of the first.
+//! The provider is never called inside a transaction. A `StockReserved`
+//! records the intent (`authorizing`) in the consumer loop's transaction;
+//! after the commit the runtime calls the provider (retrying "not now" up to
+//! `CHORUS_PAYMENT_MAX_ATTEMPTS` times under the same idempotency key, the
+//! order id), and [`PaymentCalls::settle`] records the answer with its event
+//! in a transaction of its own. An `OrderCancelled` voids what stands, or
+//! makes sure nothing will. A crash between the call and the record leaves
+//! the intent, which is called again (the key turns it into a read).
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 use chorus_avro::{Event, EventType, Topic};
 use chorus_runtime::retry::RetryPolicy;
-use chorus_runtime::{Env, HandleError, Handler};
+use chorus_runtime::{CallOutcome, Calls, Env, HandleError, Handler, Incoming, Verdict};
 use sqlx::{PgConnection, PgPool};
 
 use crate::config::{PaymentConfig, ProviderChoice};
-use crate::provider::{ConfiguredProvider, HttpProvider, PaymentProvider, SandboxProvider};
-use crate::retry::authorize_with_retries;
-use crate::rules;
-use crate::store::{self, PaymentRecord};
+use crate::provider::{
+    AuthorizationRequest, ConfiguredProvider, HttpProvider, PaymentProvider, ProviderError,
+    SandboxProvider, VoidRequest, Voided,
+};
+use crate::rules::{self, AuthorizeAnswer, Payment, PaymentCall, Step, VoidAnswer};
+use crate::store;
+
+/// How long a call's intent is reserved for the process making it.
+const LEASE: Duration = chorus_runtime::calls::LEASE;
 
 pub struct PaymentHandler<P = ConfiguredProvider> {
+    calls: PaymentCalls<P>,
+}
+
+/// The provider's answer to one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentAnswer {
+    Authorize { answer: AuthorizeAnswer, attempts: u32 },
+    Void(VoidAnswer),
+}
+
+/// The worker's calls to the payment provider.
+pub struct PaymentCalls<P> {
     provider: P,
     retry: RetryPolicy,
 }
@@ -46,62 +68,268 @@ impl PaymentHandler {
 
 impl<P: PaymentProvider> PaymentHandler<P> {
     pub fn new(provider: P, retry: RetryPolicy) -> PaymentHandler<P> {
-        PaymentHandler { provider, retry }
+        PaymentHandler {
+            calls: PaymentCalls { provider, retry },
+        }
     }
 
     pub fn provider(&self) -> &P {
-        &self.provider
+        &self.calls.provider
     }
 }
 
 impl<P: PaymentProvider> Handler for PaymentHandler<P> {
+    type Calls = PaymentCalls<P>;
+
     fn name(&self) -> &'static str {
         "payment"
     }
 
     fn topics(&self) -> &'static [Topic] {
-        &[Topic::Inventory]
+        &[Topic::Inventory, Topic::Orders]
     }
 
     fn handles(&self, event_type: EventType) -> bool {
-        matches!(event_type, EventType::StockReserved)
+        matches!(
+            event_type,
+            EventType::StockReserved | EventType::OrderCancelled
+        )
     }
 
-    async fn handle(
+    fn calls(&self) -> &PaymentCalls<P> {
+        &self.calls
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        events: &[Incoming<'_>],
+    ) -> Result<Vec<Verdict<PaymentCall>>, HandleError> {
+        let ids: Vec<&str> = events.iter().map(|e| e.event.key()).collect();
+        let mut ids = ids;
+        ids.sort_unstable();
+        ids.dedup();
+        let mut payments = store::lock_payments(tx, &ids).await?;
+        let existing: BTreeSet<String> = payments.keys().cloned().collect();
+        let mut changed = BTreeSet::new();
+        let mut verdicts = Vec::with_capacity(events.len());
+        for incoming in events {
+            let traceparent = chorus_runtime::traceparent(incoming.span);
+            let step = match incoming.event {
+                Event::StockReserved(reserved) => {
+                    let current = payments.get(&reserved.order_id);
+                    match rules::on_stock_reserved(current, reserved, traceparent) {
+                        Ok(step) => step,
+                        Err(reason) => {
+                            verdicts.push(Verdict::Rejected(reason));
+                            continue;
+                        }
+                    }
+                }
+                Event::OrderCancelled(cancelled) => rules::on_order_cancelled(
+                    payments.get(&cancelled.order_id),
+                    &cancelled.order_id,
+                    &cancelled.reason,
+                    traceparent,
+                ),
+                _ => None,
+            };
+            let Some(step) = step else {
+                verdicts.push(Verdict::emit(vec![]));
+                continue;
+            };
+            incoming.span.in_scope(|| {
+                tracing::info!(status = step.payment.status.as_str(), "payment recorded")
+            });
+            verdicts.push(record(&mut payments, &mut changed, step));
+        }
+        save(tx, &payments, &existing, &changed).await?;
+        Ok(verdicts)
+    }
+}
+
+/// Keeps a step's payment and turns the step into a verdict.
+fn record(
+    payments: &mut HashMap<String, Payment>,
+    changed: &mut BTreeSet<String>,
+    step: Step,
+) -> Verdict<PaymentCall> {
+    let order_id = step.payment.order_id.clone();
+    payments.insert(order_id.clone(), step.payment);
+    changed.insert(order_id);
+    Verdict::Applied {
+        emit: step.events,
+        calls: step.call.into_iter().collect(),
+    }
+}
+
+/// Inserts the new payments and updates the locked ones.
+async fn save(
+    tx: &mut PgConnection,
+    payments: &HashMap<String, Payment>,
+    existing: &BTreeSet<String>,
+    changed: &BTreeSet<String>,
+) -> Result<(), HandleError> {
+    let (old, new): (Vec<&Payment>, Vec<&Payment>) = changed
+        .iter()
+        .map(|id| &payments[id])
+        .partition(|p| existing.contains(&p.order_id));
+    if !store::insert_payments(tx, &new, LEASE).await? {
+        // An event of another topic (or replica) recorded one of these
+        // orders after we looked; the retry decides again from its row.
+        return Err(HandleError::Transient(
+            "a payment of this batch was written concurrently".into(),
+        ));
+    }
+    store::update_payments(tx, &old, LEASE).await?;
+    Ok(())
+}
+
+impl<P: PaymentProvider> Calls for PaymentCalls<P> {
+    type Call = PaymentCall;
+    type Answer = PaymentAnswer;
+
+    fn id(call: &PaymentCall) -> String {
+        match call {
+            PaymentCall::Authorize { order_id, .. } => format!("authorize:{order_id}"),
+            PaymentCall::Void { order_id, .. } => format!("void:{order_id}"),
+        }
+    }
+
+    fn span_name(call: &PaymentCall) -> &'static str {
+        match call {
+            PaymentCall::Authorize { .. } => "authorize payment",
+            PaymentCall::Void { .. } => "void payment",
+        }
+    }
+
+    fn key(call: &PaymentCall) -> &str {
+        call.order_id()
+    }
+
+    fn traceparent(call: &PaymentCall) -> Option<&str> {
+        match call {
+            PaymentCall::Authorize { traceparent, .. } | PaymentCall::Void { traceparent, .. } => {
+                traceparent.as_deref()
+            }
+        }
+    }
+
+    async fn call(&self, call: &PaymentCall, attempt: u32) -> CallOutcome<PaymentAnswer> {
+        match call {
+            PaymentCall::Authorize {
+                order_id,
+                amount,
+                currency,
+                token,
+                token_key_id,
+                ..
+            } => {
+                let token = match crate::token::open(order_id, token, token_key_id.as_deref()) {
+                    Ok(token) => token,
+                    Err(problem) => {
+                        return CallOutcome::Answered(PaymentAnswer::Authorize {
+                            answer: AuthorizeAnswer::Declined { detail: problem },
+                            attempts: attempt - 1,
+                        });
+                    }
+                };
+                let request = AuthorizationRequest {
+                    order_id: order_id.clone(),
+                    amount: *amount,
+                    currency: currency.clone(),
+                    token,
+                };
+                let answer = match self.provider.authorize(&request).await {
+                    Ok(authorization) => AuthorizeAnswer::Authorized {
+                        authorization_id: authorization.authorization_id,
+                    },
+                    Err(ProviderError::Declined { reason }) => {
+                        AuthorizeAnswer::Declined { detail: reason }
+                    }
+                    Err(ProviderError::Unavailable { cause }) => {
+                        if self.retry.may_retry_after(attempt) {
+                            return CallOutcome::Retry(cause);
+                        }
+                        AuthorizeAnswer::Unavailable {
+                            detail: format!(
+                                "provider unavailable after {attempt} attempts: {cause}"
+                            ),
+                        }
+                    }
+                };
+                CallOutcome::Answered(PaymentAnswer::Authorize {
+                    answer,
+                    attempts: attempt,
+                })
+            }
+            PaymentCall::Void {
+                order_id,
+                authorization_id,
+                ..
+            } => {
+                let request = VoidRequest {
+                    order_id: order_id.clone(),
+                    authorization_id: authorization_id.clone(),
+                };
+                match self.provider.void(&request).await {
+                    Ok(Voided::Voided) => CallOutcome::Answered(PaymentAnswer::Void(VoidAnswer::Voided)),
+                    Ok(Voided::NothingToVoid) => {
+                        CallOutcome::Answered(PaymentAnswer::Void(VoidAnswer::NothingToVoid))
+                    }
+                    // A charge must not stand for a cancelled order: a void is
+                    // asked again until the provider takes it.
+                    Err(ProviderError::Unavailable { cause }) => CallOutcome::Retry(cause),
+                    Err(ProviderError::Declined { reason }) => {
+                        CallOutcome::Retry(format!("the provider refused the void: {reason}"))
+                    }
+                }
+            }
+        }
+    }
+
+    async fn settle(
+        &self,
+        tx: &mut PgConnection,
+        answers: &[(&PaymentCall, &PaymentAnswer)],
+    ) -> Result<Vec<Verdict<PaymentCall>>, HandleError> {
+        let ids: Vec<&str> = answers.iter().map(|(call, _)| call.order_id()).collect();
+        let mut ids = ids;
+        ids.sort_unstable();
+        ids.dedup();
+        let mut payments = store::lock_payments(tx, &ids).await?;
+        let existing: BTreeSet<String> = payments.keys().cloned().collect();
+        let mut changed = BTreeSet::new();
+        let mut verdicts = Vec::with_capacity(answers.len());
+        for (call, answer) in answers {
+            let step = payments.get(call.order_id()).and_then(|current| match answer {
+                PaymentAnswer::Authorize { answer, attempts } => {
+                    rules::on_authorize_answer(current, answer, *attempts)
+                }
+                PaymentAnswer::Void(answer) => rules::on_void_answer(current, *answer),
+            });
+            match step {
+                Some(step) => {
+                    tracing::info!(order_id = call.order_id(), status = step.payment.status.as_str(), "provider answer recorded");
+                    verdicts.push(record(&mut payments, &mut changed, step));
+                }
+                None => verdicts.push(Verdict::emit(vec![])),
+            }
+        }
+        save(tx, &payments, &existing, &changed).await?;
+        Ok(verdicts)
+    }
+
+    async fn unsettled(
         &self,
         conn: &mut PgConnection,
-        event: &Event,
-    ) -> Result<Vec<Event>, HandleError> {
-        let Event::StockReserved(reserved) = event else {
-            return Ok(vec![]);
-        };
-        if let Some(earlier) = store::find_payment(conn, &reserved.order_id).await? {
-            tracing::info!(
-                order_id = %reserved.order_id,
-                status = %earlier.status,
-                "order already has a payment; not charging again",
-            );
-            return Ok(vec![]);
-        }
-        let request = rules::authorization_request(reserved).map_err(HandleError::Permanent)?;
-        let charge = authorize_with_retries(&self.provider, &request, &self.retry).await;
-        let record = PaymentRecord::new(
-            &reserved.order_id,
-            reserved.total,
-            &reserved.currency,
-            &charge,
-        );
-        if !store::record_payment(conn, &record).await? {
-            // Another transaction recorded this order while the provider was asked;
-            // the shared idempotency key made both calls one charge.
-            return Ok(vec![]);
-        }
-        tracing::info!(
-            order_id = %reserved.order_id,
-            status = %record.status,
-            attempts = record.attempts,
-            "payment recorded",
-        );
-        Ok(vec![rules::payment_event(event, reserved, &charge.outcome)])
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<PaymentCall>, sqlx::Error> {
+        Ok(store::lease_unsettled(conn, lease, limit)
+            .await?
+            .iter()
+            .filter_map(PaymentCall::pending)
+            .collect())
     }
 }

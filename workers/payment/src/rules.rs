@@ -1,41 +1,186 @@
-//! The payment rules, pure: what to ask the provider for and which event an
-//! outcome becomes. No I/O, no async. The pause between attempts is
-//! [`chorus_runtime::retry::RetryPolicy`]'s.
+//! The payment rules, pure: what a `StockReserved`, an `OrderCancelled` or
+//! the provider's answer does to an order's payment, which call it asks for
+//! and which events it emits. No I/O, no async, no clock.
+//!
+//! An order's payment moves through: nothing → `authorizing` (the intent;
+//! the provider is called) → `authorized` | `declined` | (not answered in
+//! time) `voiding` → `unavailable`. A cancellation voids a standing
+//! authorization (`voiding` → `voided`), marks one being asked for so its
+//! answer is voided at once, and before any authorization leaves a
+//! `cancelled` tombstone so a late `StockReserved` is never charged. No
+//! charge stands for a cancelled order.
 
-use chorus_avro::{Envelope, Event, EventPayload, PaymentAuthorized, PaymentFailed, StockReserved};
+use chorus_avro::{
+    Envelope, Event, EventType, PaymentAuthorized, PaymentFailed, PaymentVoided, StockReserved,
+};
 use rust_decimal::Decimal;
-
-use crate::provider::AuthorizationRequest;
 
 /// `PaymentFailed.reason` when the provider said no.
 pub const PAYMENT_DECLINED: &str = "payment_declined";
 /// `PaymentFailed.reason` when the provider could not be reached after every attempt.
 pub const PAYMENT_UNAVAILABLE: &str = "payment_unavailable";
 
-/// What the provider finally answered.
+/// Where an order's payment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Authorizing,
+    Authorized,
+    Declined,
+    Unavailable,
+    Voiding,
+    Voided,
+    Cancelled,
+}
+
+impl Status {
+    pub const ALL: [Status; 7] = [
+        Status::Authorizing,
+        Status::Authorized,
+        Status::Declined,
+        Status::Unavailable,
+        Status::Voiding,
+        Status::Voided,
+        Status::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Authorizing => "authorizing",
+            Status::Authorized => "authorized",
+            Status::Declined => "declined",
+            Status::Unavailable => "unavailable",
+            Status::Voiding => "voiding",
+            Status::Voided => "voided",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+}
+
+/// An order's payment: the `payments` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PaymentOutcome {
-    Authorized {
-        authorization_id: String,
+pub struct Payment {
+    pub order_id: String,
+    pub amount: Decimal,
+    pub currency: String,
+    pub status: Status,
+    pub authorization_id: Option<String>,
+    /// Why it was declined, or what went wrong.
+    pub reason: Option<String>,
+    /// Calls made to the provider.
+    pub attempts: i32,
+    /// The payment token as it came (sealed when `token_key_id` is set),
+    /// kept only while the authorization is asked for.
+    pub token: Option<String>,
+    pub token_key_id: Option<String>,
+    /// The order was cancelled (this reason) while the authorization was asked for.
+    pub cancel_reason: Option<String>,
+    /// Why the authorization is (being) voided.
+    pub void_reason: Option<String>,
+    /// The `StockReserved` that asked; the answer events are caused by it.
+    pub cause_event_id: Option<String>,
+    pub correlation_id: Option<String>,
+    /// The W3C trace context of the message that asked.
+    pub traceparent: Option<String>,
+}
+
+/// A call to the provider the worker must make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentCall {
+    Authorize {
+        order_id: String,
+        amount: Decimal,
+        currency: String,
+        token: String,
+        token_key_id: Option<String>,
+        traceparent: Option<String>,
     },
-    Declined {
-        detail: String,
-    },
-    /// Still transiently failing when the attempts ran out.
-    Unavailable {
-        detail: String,
+    Void {
+        order_id: String,
+        authorization_id: Option<String>,
+        traceparent: Option<String>,
     },
 }
 
-/// An outcome and how many calls it took.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Charge {
-    pub outcome: PaymentOutcome,
-    pub attempts: u32,
+impl PaymentCall {
+    pub fn order_id(&self) -> &str {
+        match self {
+            PaymentCall::Authorize { order_id, .. } | PaymentCall::Void { order_id, .. } => {
+                order_id
+            }
+        }
+    }
+
+    /// The call a payment waiting for one needs (its intent), if any.
+    pub fn pending(payment: &Payment) -> Option<PaymentCall> {
+        match payment.status {
+            Status::Authorizing => Some(PaymentCall::Authorize {
+                order_id: payment.order_id.clone(),
+                amount: payment.amount,
+                currency: payment.currency.clone(),
+                token: payment.token.clone().unwrap_or_default(),
+                token_key_id: payment.token_key_id.clone(),
+                traceparent: payment.traceparent.clone(),
+            }),
+            Status::Voiding => Some(PaymentCall::Void {
+                order_id: payment.order_id.clone(),
+                authorization_id: payment.authorization_id.clone(),
+                traceparent: payment.traceparent.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
-/// The request for the provider, or why the event can never be charged.
-pub fn authorization_request(reserved: &StockReserved) -> Result<AuthorizationRequest, String> {
+/// The provider's final answer to an authorization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizeAnswer {
+    Authorized { authorization_id: String },
+    Declined { detail: String },
+    /// Still "not now" when the attempts ran out: whether it charged is unknown.
+    Unavailable { detail: String },
+}
+
+/// The provider's final answer to a void.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoidAnswer {
+    Voided,
+    NothingToVoid,
+}
+
+/// A payment's next state, the events it emits and the call it asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub payment: Payment,
+    pub events: Vec<Event>,
+    pub call: Option<PaymentCall>,
+}
+
+impl Step {
+    fn to(payment: Payment) -> Step {
+        let call = PaymentCall::pending(&payment);
+        Step {
+            payment,
+            events: Vec::new(),
+            call,
+        }
+    }
+}
+
+/// `StockReserved`: ask for the authorization, unless the order already has
+/// a payment (answered, asked, or cancelled: then nothing happens). `Err`
+/// when the event can never be charged.
+pub fn on_stock_reserved(
+    current: Option<&Payment>,
+    reserved: &StockReserved,
+    traceparent: Option<String>,
+) -> Result<Option<Step>, String> {
+    if current.is_some() {
+        return Ok(None);
+    }
     if reserved.total < Decimal::ZERO {
         return Err(format!(
             "order {} has a negative total {}",
@@ -45,143 +190,220 @@ pub fn authorization_request(reserved: &StockReserved) -> Result<AuthorizationRe
     if reserved.currency.trim().is_empty() {
         return Err(format!("order {} has no currency", reserved.order_id));
     }
-    Ok(AuthorizationRequest {
+    Ok(Some(Step::to(Payment {
         order_id: reserved.order_id.clone(),
         amount: reserved.total,
         currency: reserved.currency.clone(),
-        token: reserved.payment_token.clone(),
+        status: Status::Authorizing,
+        authorization_id: None,
+        reason: None,
+        attempts: 0,
+        token: Some(reserved.payment_token.clone()),
+        token_key_id: reserved.payment_token_key_id.clone(),
+        cancel_reason: None,
+        void_reason: None,
+        cause_event_id: Some(reserved.event_id.clone()),
+        correlation_id: Some(reserved.correlation_id.clone()),
+        traceparent,
+    })))
+}
+
+/// `OrderCancelled`: no charge may stand for the order.
+pub fn on_order_cancelled(
+    current: Option<&Payment>,
+    order_id: &str,
+    reason: &str,
+    traceparent: Option<String>,
+) -> Option<Step> {
+    let Some(current) = current else {
+        // Before any authorization: never authorize it later.
+        return Some(Step::to(Payment {
+            order_id: order_id.to_string(),
+            amount: Decimal::ZERO,
+            currency: String::new(),
+            status: Status::Cancelled,
+            authorization_id: None,
+            reason: None,
+            attempts: 0,
+            token: None,
+            token_key_id: None,
+            cancel_reason: Some(reason.to_string()),
+            void_reason: None,
+            cause_event_id: None,
+            correlation_id: None,
+            traceparent,
+        }));
+    };
+    match current.status {
+        // The call in flight is answered as usual; its answer is then voided.
+        Status::Authorizing if current.cancel_reason.is_none() => Some(Step {
+            payment: Payment {
+                cancel_reason: Some(reason.to_string()),
+                ..current.clone()
+            },
+            events: Vec::new(),
+            call: None,
+        }),
+        Status::Authorized => Some(Step::to(Payment {
+            status: Status::Voiding,
+            void_reason: Some(reason.to_string()),
+            cancel_reason: Some(reason.to_string()),
+            traceparent: traceparent.or_else(|| current.traceparent.clone()),
+            ..current.clone()
+        })),
+        _ => None,
+    }
+}
+
+/// The provider answered the authorization after `attempts` calls. `None`
+/// when the payment no longer waits for it (an answer recorded before).
+pub fn on_authorize_answer(
+    current: &Payment,
+    answer: &AuthorizeAnswer,
+    attempts: u32,
+) -> Option<Step> {
+    if current.status != Status::Authorizing {
+        return None;
+    }
+    let answered = Payment {
+        token: None,
+        token_key_id: None,
+        attempts: current.attempts.saturating_add(i32::try_from(attempts).unwrap_or(i32::MAX)),
+        ..current.clone()
+    };
+    Some(match answer {
+        AuthorizeAnswer::Authorized { authorization_id } => {
+            let event = authorized_event(current, authorization_id);
+            let next = match &current.cancel_reason {
+                // The order was cancelled meanwhile: void what was just granted.
+                Some(reason) => Payment {
+                    status: Status::Voiding,
+                    authorization_id: Some(authorization_id.clone()),
+                    void_reason: Some(reason.clone()),
+                    ..answered
+                },
+                None => Payment {
+                    status: Status::Authorized,
+                    authorization_id: Some(authorization_id.clone()),
+                    ..answered
+                },
+            };
+            Step {
+                events: vec![event],
+                ..Step::to(next)
+            }
+        }
+        AuthorizeAnswer::Declined { detail } => Step {
+            events: vec![failed_event(current, PAYMENT_DECLINED, detail)],
+            ..Step::to(Payment {
+                status: Status::Declined,
+                reason: Some(detail.clone()),
+                ..answered
+            })
+        },
+        // It may have charged without telling us: void by the key first,
+        // and fail the payment once nothing can stand.
+        AuthorizeAnswer::Unavailable { detail } => Step::to(Payment {
+            status: Status::Voiding,
+            reason: Some(detail.clone()),
+            void_reason: Some(PAYMENT_UNAVAILABLE.to_string()),
+            ..answered
+        }),
     })
 }
 
-/// The event answering `reserved` (carried by `cause`) with `outcome`.
-pub fn payment_event(cause: &Event, reserved: &StockReserved, outcome: &PaymentOutcome) -> Event {
-    let failed = |reason: &str, detail: &str| {
-        let envelope = Envelope::caused_by(cause, PaymentFailed::TYPE);
-        PaymentFailed {
-            event_id: envelope.event_id,
-            order_id: reserved.order_id.clone(),
-            occurred_at: envelope.occurred_at,
-            correlation_id: envelope.correlation_id,
-            causation_id: envelope.causation_id,
-            amount: reserved.total,
-            currency: reserved.currency.clone(),
-            reason: reason.to_string(),
-            detail: Some(detail.to_string()),
-        }
-        .into()
-    };
-    match outcome {
-        PaymentOutcome::Authorized { authorization_id } => {
-            let envelope = Envelope::caused_by(cause, PaymentAuthorized::TYPE);
-            PaymentAuthorized {
-                event_id: envelope.event_id,
-                order_id: reserved.order_id.clone(),
-                occurred_at: envelope.occurred_at,
-                correlation_id: envelope.correlation_id,
-                causation_id: envelope.causation_id,
-                amount: reserved.total,
-                currency: reserved.currency.clone(),
-                authorization_id: authorization_id.clone(),
-            }
-            .into()
-        }
-        PaymentOutcome::Declined { detail } => failed(PAYMENT_DECLINED, detail),
-        PaymentOutcome::Unavailable { detail } => failed(PAYMENT_UNAVAILABLE, detail),
+/// The provider answered the void. `None` when the payment no longer waits for it.
+pub fn on_void_answer(current: &Payment, answer: VoidAnswer) -> Option<Step> {
+    if current.status != Status::Voiding {
+        return None;
     }
+    let unavailable = current.void_reason.as_deref() == Some(PAYMENT_UNAVAILABLE);
+    let mut events = Vec::new();
+    if answer == VoidAnswer::Voided {
+        events.push(voided_event(current));
+    }
+    if unavailable {
+        let detail = current
+            .reason
+            .clone()
+            .unwrap_or_else(|| "the provider did not answer".to_string());
+        events.push(failed_event(current, PAYMENT_UNAVAILABLE, &detail));
+    }
+    let status = if unavailable {
+        Status::Unavailable
+    } else {
+        Status::Voided
+    };
+    Some(Step {
+        events,
+        ..Step::to(Payment {
+            status,
+            ..current.clone()
+        })
+    })
+}
+
+fn envelope(payment: &Payment, event_type: EventType) -> Envelope {
+    let cause = payment
+        .cause_event_id
+        .clone()
+        .unwrap_or_else(|| format!("payment:{}", payment.order_id));
+    let correlation = payment
+        .correlation_id
+        .clone()
+        .unwrap_or_else(|| payment.order_id.clone());
+    Envelope::caused_by_parts(&cause, &correlation, event_type)
+}
+
+fn authorized_event(payment: &Payment, authorization_id: &str) -> Event {
+    let env = envelope(payment, EventType::PaymentAuthorized);
+    PaymentAuthorized {
+        event_id: env.event_id,
+        order_id: payment.order_id.clone(),
+        occurred_at: env.occurred_at,
+        correlation_id: env.correlation_id,
+        causation_id: env.causation_id,
+        amount: payment.amount,
+        currency: payment.currency.clone(),
+        authorization_id: authorization_id.to_string(),
+    }
+    .into()
+}
+
+fn failed_event(payment: &Payment, reason: &str, detail: &str) -> Event {
+    let env = envelope(payment, EventType::PaymentFailed);
+    PaymentFailed {
+        event_id: env.event_id,
+        order_id: payment.order_id.clone(),
+        occurred_at: env.occurred_at,
+        correlation_id: env.correlation_id,
+        causation_id: env.causation_id,
+        amount: payment.amount,
+        currency: payment.currency.clone(),
+        reason: reason.to_string(),
+        detail: Some(detail.to_string()),
+    }
+    .into()
+}
+
+fn voided_event(payment: &Payment) -> Event {
+    let env = envelope(payment, EventType::PaymentVoided);
+    PaymentVoided {
+        event_id: env.event_id,
+        order_id: payment.order_id.clone(),
+        occurred_at: env.occurred_at,
+        correlation_id: env.correlation_id,
+        causation_id: env.causation_id,
+        authorization_id: payment.authorization_id.clone(),
+        amount: payment.amount,
+        currency: payment.currency.clone(),
+        reason: payment
+            .void_reason
+            .clone()
+            .unwrap_or_else(|| "order_cancelled".to_string()),
+    }
+    .into()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use chorus_avro::PricedLine;
-
-    fn stock_reserved(total: &str) -> StockReserved {
-        StockReserved {
-            event_id: "e-1".into(),
-            order_id: "o-1".into(),
-            occurred_at: 0,
-            correlation_id: "o-1".into(),
-            causation_id: None,
-            customer_id: "c-1".into(),
-            lines: vec![PricedLine {
-                sku: "sku-1".into(),
-                quantity: 1,
-                unit_price: total.parse().unwrap(),
-            }],
-            total: total.parse().unwrap(),
-            currency: "EUR".into(),
-            payment_token: "tok_ok".into(),
-            payment_token_key_id: None,
-        }
-    }
-
-    #[test]
-    fn given_a_reservation_when_asking_then_the_order_id_is_the_key_and_the_total_the_amount() {
-        let request = authorization_request(&stock_reserved("19.99")).unwrap();
-        assert_eq!(request.idempotency_key(), "o-1");
-        assert_eq!(request.amount.to_string(), "19.99");
-        assert_eq!(request.currency, "EUR");
-        assert_eq!(request.token, "tok_ok");
-    }
-
-    #[test]
-    fn given_a_negative_total_then_it_can_never_be_charged() {
-        assert!(authorization_request(&stock_reserved("-1.00")).is_err());
-    }
-
-    #[test]
-    fn given_an_authorization_then_payment_authorized_for_the_total() {
-        let reserved = stock_reserved("19.99");
-        let cause = Event::from(reserved.clone());
-        let outcome = PaymentOutcome::Authorized {
-            authorization_id: "auth-1".into(),
-        };
-        let Event::PaymentAuthorized(event) = payment_event(&cause, &reserved, &outcome) else {
-            panic!("expected PaymentAuthorized");
-        };
-        assert_eq!(event.order_id, "o-1");
-        assert_eq!(event.amount, reserved.total);
-        assert_eq!(event.authorization_id, "auth-1");
-        assert_eq!(event.causation_id.as_deref(), Some("e-1"));
-        assert_eq!(event.correlation_id, "o-1");
-    }
-
-    #[test]
-    fn given_a_decline_then_payment_failed_declined_with_the_providers_reason() {
-        let reserved = stock_reserved("5.00");
-        let cause = Event::from(reserved.clone());
-        let outcome = PaymentOutcome::Declined {
-            detail: "card declined".into(),
-        };
-        let Event::PaymentFailed(event) = payment_event(&cause, &reserved, &outcome) else {
-            panic!("expected PaymentFailed");
-        };
-        assert_eq!(event.reason, PAYMENT_DECLINED);
-        assert_eq!(event.detail.as_deref(), Some("card declined"));
-        assert_eq!(event.amount.to_string(), "5.00");
-    }
-
-    #[test]
-    fn given_an_unreachable_provider_then_payment_failed_unavailable() {
-        let reserved = stock_reserved("5.00");
-        let cause = Event::from(reserved.clone());
-        let outcome = PaymentOutcome::Unavailable {
-            detail: "503".into(),
-        };
-        let Event::PaymentFailed(event) = payment_event(&cause, &reserved, &outcome) else {
-            panic!("expected PaymentFailed");
-        };
-        assert_eq!(event.reason, PAYMENT_UNAVAILABLE);
-    }
-
-    #[test]
-    fn the_same_cause_always_gets_the_same_event_id() {
-        let reserved = stock_reserved("5.00");
-        let cause = Event::from(reserved.clone());
-        let outcome = PaymentOutcome::Declined { detail: "x".into() };
-        let first = payment_event(&cause, &reserved, &outcome);
-        let again = payment_event(&cause, &reserved, &outcome);
-        assert_eq!(first.event_id(), again.event_id());
-        assert_ne!(first.event_id(), cause.event_id());
-    }
-}
+mod tests;

@@ -1,44 +1,18 @@
-//! The `payments` table: one row per order, ever, written in the handler's
-//! transaction together with the event it caused.
+//! The `payments` table: one row per order, ever — the intent of a call to
+//! the provider, then its answer — written in the consumer loop's
+//! transaction (with the events a message causes) or in the transaction that
+//! records an answer. Rows are locked in order id order before they are read.
+
+use std::collections::HashMap;
+use std::time::Duration;
 
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
-use crate::rules::{Charge, PaymentOutcome};
+use crate::rules::{Payment, Status};
 
-/// What happened to an order's payment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PaymentRecord {
-    pub order_id: String,
-    pub amount: Decimal,
-    pub currency: String,
-    /// `authorized`, `declined` or `unavailable`.
-    pub status: String,
-    pub authorization_id: Option<String>,
-    pub reason: Option<String>,
-    pub attempts: i32,
-}
-
-impl PaymentRecord {
-    pub fn new(order_id: &str, amount: Decimal, currency: &str, charge: &Charge) -> PaymentRecord {
-        let (status, authorization_id, reason) = match &charge.outcome {
-            PaymentOutcome::Authorized { authorization_id } => {
-                ("authorized", Some(authorization_id.clone()), None)
-            }
-            PaymentOutcome::Declined { detail } => ("declined", None, Some(detail.clone())),
-            PaymentOutcome::Unavailable { detail } => ("unavailable", None, Some(detail.clone())),
-        };
-        PaymentRecord {
-            order_id: order_id.to_string(),
-            amount,
-            currency: currency.to_string(),
-            status: status.to_string(),
-            authorization_id,
-            reason,
-            attempts: i32::try_from(charge.attempts).unwrap_or(i32::MAX),
-        }
-    }
-}
+const COLUMNS: &str = "order_id, amount, currency, status, authorization_id, reason, attempts,
+     token, token_key_id, cancel_reason, void_reason, cause_event_id, correlation_id, traceparent";
 
 type PaymentRow = (
     String,
@@ -48,53 +22,226 @@ type PaymentRow = (
     Option<String>,
     Option<String>,
     i32,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
 );
 
+fn payment(row: PaymentRow) -> Result<Payment, sqlx::Error> {
+    let (order_id, amount, currency, status, authorization_id, reason, attempts, token) =
+        (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7);
+    let status = Status::parse(&status).ok_or_else(|| {
+        sqlx::Error::Decode(format!("payment {order_id} has unknown status {status:?}").into())
+    })?;
+    Ok(Payment {
+        order_id,
+        amount,
+        currency,
+        status,
+        authorization_id,
+        reason,
+        attempts,
+        token,
+        token_key_id: row.8,
+        cancel_reason: row.9,
+        void_reason: row.10,
+        cause_event_id: row.11,
+        correlation_id: row.12,
+        traceparent: row.13,
+    })
+}
+
+/// The payments of `order_ids` that exist, locked until the transaction ends.
+pub async fn lock_payments(
+    conn: &mut PgConnection,
+    order_ids: &[&str],
+) -> Result<HashMap<String, Payment>, sqlx::Error> {
+    if order_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<PaymentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM payments WHERE order_id = ANY($1) ORDER BY order_id FOR UPDATE"
+    )))
+    .bind(order_ids)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| payment(row).map(|p| (p.order_id.clone(), p)))
+        .collect()
+}
+
+/// The order's payment, unlocked (for tests and operators).
 pub async fn find_payment(
     conn: &mut PgConnection,
     order_id: &str,
-) -> Result<Option<PaymentRecord>, sqlx::Error> {
-    let row: Option<PaymentRow> = sqlx::query_as(
-        "SELECT order_id, amount, currency, status, authorization_id, reason, attempts
-         FROM payments WHERE order_id = $1",
-    )
+) -> Result<Option<Payment>, sqlx::Error> {
+    let row: Option<PaymentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM payments WHERE order_id = $1"
+    )))
     .bind(order_id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(
-        |(order_id, amount, currency, status, authorization_id, reason, attempts)| PaymentRecord {
-            order_id,
-            amount,
-            currency,
-            status,
-            authorization_id,
-            reason,
-            attempts,
-        },
-    ))
+    row.map(payment).transpose()
 }
 
-/// Records the order's payment; `false` when the order already had one (then
-/// nothing is written and nothing new may be emitted).
-pub async fn record_payment(
+/// Inserts new payments; a payment waiting for a call is leased for `lease`
+/// to this process, which makes the call. False when a concurrent
+/// transaction inserted one of them first (then nothing of this transaction
+/// may stand: retry, and decide again from the row it wrote).
+pub async fn insert_payments(
     conn: &mut PgConnection,
-    record: &PaymentRecord,
+    payments: &[&Payment],
+    lease: Duration,
 ) -> Result<bool, sqlx::Error> {
+    if payments.is_empty() {
+        return Ok(true);
+    }
+    let c = Columns::of(payments);
     let inserted = sqlx::query(
-        "INSERT INTO payments
-             (order_id, amount, currency, status, authorization_id, reason, attempts)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        "INSERT INTO payments (order_id, amount, currency, status, authorization_id, reason,
+                               attempts, token, token_key_id, cancel_reason, void_reason,
+                               cause_event_id, correlation_id, traceparent, lease_until)
+         SELECT u.*, CASE WHEN u.status IN ('authorizing', 'voiding')
+                          THEN now() + make_interval(secs => $15) END
+         FROM unnest($1::text[], $2::numeric[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                     $13::text[], $14::text[])
+              AS u(order_id, amount, currency, status, authorization_id, reason, attempts, token,
+                   token_key_id, cancel_reason, void_reason, cause_event_id, correlation_id,
+                   traceparent)
+         ORDER BY 1
          ON CONFLICT (order_id) DO NOTHING",
     )
-    .bind(&record.order_id)
-    .bind(record.amount)
-    .bind(&record.currency)
-    .bind(&record.status)
-    .bind(&record.authorization_id)
-    .bind(&record.reason)
-    .bind(record.attempts)
+    .bind(c.order_id)
+    .bind(c.amount)
+    .bind(c.currency)
+    .bind(c.status)
+    .bind(c.authorization_id)
+    .bind(c.reason)
+    .bind(c.attempts)
+    .bind(c.token)
+    .bind(c.token_key_id)
+    .bind(c.cancel_reason)
+    .bind(c.void_reason)
+    .bind(c.cause_event_id)
+    .bind(c.correlation_id)
+    .bind(c.traceparent)
+    .bind(lease.as_secs_f64())
     .execute(conn)
     .await?
     .rows_affected();
-    Ok(inserted == 1)
+    Ok(inserted == payments.len() as u64)
+}
+
+/// Writes locked payments' new state; one that now waits for another call
+/// (a void) is leased for `lease` to this process, which makes it.
+pub async fn update_payments(
+    conn: &mut PgConnection,
+    payments: &[&Payment],
+    lease: Duration,
+) -> Result<(), sqlx::Error> {
+    if payments.is_empty() {
+        return Ok(());
+    }
+    let c = Columns::of(payments);
+    sqlx::query(
+        "UPDATE payments AS p SET
+             status = u.status, authorization_id = u.authorization_id, reason = u.reason,
+             attempts = u.attempts, token = u.token, token_key_id = u.token_key_id,
+             cancel_reason = u.cancel_reason, void_reason = u.void_reason,
+             traceparent = u.traceparent,
+             lease_until = CASE WHEN u.status = p.status THEN p.lease_until
+                                WHEN u.status IN ('authorizing', 'voiding')
+                                THEN now() + make_interval(secs => $11) END,
+             updated_at = now()
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
+                     $7::text[], $8::text[], $9::text[], $10::text[])
+              AS u(order_id, status, authorization_id, reason, attempts, token, token_key_id,
+                   cancel_reason, void_reason, traceparent)
+         WHERE p.order_id = u.order_id",
+    )
+    .bind(c.order_id)
+    .bind(c.status)
+    .bind(c.authorization_id)
+    .bind(c.reason)
+    .bind(c.attempts)
+    .bind(c.token)
+    .bind(c.token_key_id)
+    .bind(c.cancel_reason)
+    .bind(c.void_reason)
+    .bind(c.traceparent)
+    .bind(lease.as_secs_f64())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Payments waiting for a call whose lease ran out (their process stopped
+/// before recording the answer), leased anew to the caller.
+pub async fn lease_unsettled(
+    conn: &mut PgConnection,
+    lease: Duration,
+    limit: i64,
+) -> Result<Vec<Payment>, sqlx::Error> {
+    let rows: Vec<PaymentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE payments SET lease_until = now() + make_interval(secs => $1)
+         WHERE order_id IN (
+             SELECT order_id FROM payments
+             WHERE status IN ('authorizing', 'voiding')
+               AND (lease_until IS NULL OR lease_until < now())
+             ORDER BY order_id LIMIT $2
+             FOR UPDATE SKIP LOCKED
+         )
+         RETURNING {COLUMNS}"
+    )))
+    .bind(lease.as_secs_f64())
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(payment).collect()
+}
+
+#[derive(Default)]
+struct Columns {
+    order_id: Vec<String>,
+    amount: Vec<Decimal>,
+    currency: Vec<String>,
+    status: Vec<&'static str>,
+    authorization_id: Vec<Option<String>>,
+    reason: Vec<Option<String>>,
+    attempts: Vec<i32>,
+    token: Vec<Option<String>>,
+    token_key_id: Vec<Option<String>>,
+    cancel_reason: Vec<Option<String>>,
+    void_reason: Vec<Option<String>>,
+    cause_event_id: Vec<Option<String>>,
+    correlation_id: Vec<Option<String>>,
+    traceparent: Vec<Option<String>>,
+}
+
+impl Columns {
+    fn of(payments: &[&Payment]) -> Columns {
+        let mut c = Columns::default();
+        for p in payments {
+            c.order_id.push(p.order_id.clone());
+            c.amount.push(p.amount);
+            c.currency.push(p.currency.clone());
+            c.status.push(p.status.as_str());
+            c.authorization_id.push(p.authorization_id.clone());
+            c.reason.push(p.reason.clone());
+            c.attempts.push(p.attempts);
+            c.token.push(p.token.clone());
+            c.token_key_id.push(p.token_key_id.clone());
+            c.cancel_reason.push(p.cancel_reason.clone());
+            c.void_reason.push(p.void_reason.clone());
+            c.cause_event_id.push(p.cause_event_id.clone());
+            c.correlation_id.push(p.correlation_id.clone());
+            c.traceparent.push(p.traceparent.clone());
+        }
+        c
+    }
 }

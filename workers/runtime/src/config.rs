@@ -21,10 +21,17 @@ pub struct WorkerConfig {
     pub consumer_group: String,
     pub http_addr: SocketAddr,
     pub otlp_endpoint: Option<String>,
-    /// Ceiling of the exponential backoff between retries of a transient failure.
+    /// Ceiling of the exponential backoff between retries of a failed message
+    /// or external call (`CHORUS_MAX_BACKOFF_MS`).
     pub max_backoff: Duration,
-    /// Messages of one partition applied in one transaction at most.
+    /// Attempts an unknown failure gets before its message is dead-lettered
+    /// with class `exhausted` (`CHORUS_MAX_ATTEMPTS`).
+    pub max_attempts: u32,
+    /// Messages applied in one transaction at most (`CHORUS_BATCH_MAX`).
     pub max_batch: usize,
+    /// How long inbox rows are kept, i.e. the dedup window
+    /// (`CHORUS_INBOX_RETENTION_HOURS`).
+    pub inbox_retention: Duration,
 }
 
 impl WorkerConfig {
@@ -51,13 +58,26 @@ impl WorkerConfig {
                 SocketAddr::from(([127, 0, 0, 1], default_port)),
             )?,
             otlp_endpoint: env.optional_url("CHORUS_OTLP_ENDPOINT")?,
-            max_backoff: env.duration_ms("CHORUS_MAX_BACKOFF_MS", 5_000)?,
-            max_batch: env.positive("CHORUS_BATCH_MAX", 32)?,
+            max_backoff: env.positive_duration_ms("CHORUS_MAX_BACKOFF_MS", 5_000)?,
+            max_attempts: env.positive("CHORUS_MAX_ATTEMPTS", 10)?,
+            max_batch: env.positive("CHORUS_BATCH_MAX", 256)?,
+            inbox_retention: Duration::from_secs(
+                env.positive::<u64>("CHORUS_INBOX_RETENTION_HOURS", 168)? * 3600,
+            ),
         })
     }
 
     pub fn catalogue(&self) -> TopicCatalogue {
         TopicCatalogue::new(self.namespace.clone(), self.partitions)
+    }
+
+    /// The backoff of retried messages and external calls.
+    pub fn retry_policy(&self) -> crate::retry::RetryPolicy {
+        crate::retry::RetryPolicy {
+            max_attempts: self.max_attempts,
+            first_backoff: Duration::from_millis(50).min(self.max_backoff),
+            max_backoff: self.max_backoff,
+        }
     }
 
     pub fn codec_config(&self) -> CodecConfig {

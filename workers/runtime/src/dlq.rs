@@ -1,26 +1,38 @@
 //! Dead-lettering: a message that can never be processed is copied, key,
 //! payload and headers intact, to its topic's dead-letter topic with headers
-//! naming the error class, the error and where it came from. The offset moves
-//! on only after the dead-letter topic has the copy.
+//! naming the error class, the error, the attempts it had, the consumer group
+//! and where it came from. The offset moves on only after the dead-letter
+//! topic has acknowledged the copy.
 
 use std::time::Duration;
 
+use chorus_avro::headers::{
+    ATTEMPTS, CONSUMER_GROUP, ERROR_CLASS, ERROR_MESSAGE, ORIGINAL_OFFSET, ORIGINAL_PARTITION,
+    ORIGINAL_TOPIC,
+};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-pub use chorus_avro::headers::{
-    ERROR_CLASS, ERROR_MESSAGE, ORIGINAL_OFFSET, ORIGINAL_PARTITION, ORIGINAL_TOPIC,
-};
+/// Why and after how many attempts a message is dead-lettered.
+pub struct DeadLetter<'a> {
+    pub class: &'a str,
+    pub error: &'a str,
+    pub attempts: u32,
+    pub consumer_group: &'a str,
+}
 
+/// Sends the copy and waits for its acknowledgement.
 pub async fn dead_letter(
     producer: &FutureProducer,
     dead_letter_topic: &str,
     message: &OwnedMessage,
-    class: &str,
-    error: &str,
-) -> anyhow::Result<()> {
+    why: &DeadLetter<'_>,
+) -> Result<(), rdkafka::error::KafkaError> {
     let partition = message.partition().to_string();
     let offset = message.offset().to_string();
+    let attempts = why.attempts.to_string();
+    // Header values are text; an error message is cut to a size any broker takes.
+    let error: String = why.error.chars().take(2000).collect();
     let mut headers = OwnedHeaders::new();
     if let Some(original) = message.headers() {
         for header in original.iter() {
@@ -31,8 +43,10 @@ pub async fn dead_letter(
         }
     }
     for (key, value) in [
-        (ERROR_CLASS, class),
-        (ERROR_MESSAGE, error),
+        (ERROR_CLASS, why.class),
+        (ERROR_MESSAGE, error.as_str()),
+        (ATTEMPTS, attempts.as_str()),
+        (CONSUMER_GROUP, why.consumer_group),
         (ORIGINAL_TOPIC, message.topic()),
         (ORIGINAL_PARTITION, partition.as_str()),
         (ORIGINAL_OFFSET, offset.as_str()),
@@ -52,6 +66,6 @@ pub async fn dead_letter(
     producer
         .send(record, Duration::from_secs(30))
         .await
-        .map_err(|(e, _)| anyhow::anyhow!("dead-lettering to {dead_letter_topic}: {e}"))?;
-    Ok(())
+        .map(drop)
+        .map_err(|(e, _)| e)
 }

@@ -1,27 +1,37 @@
 //! The worker runtime: the machinery every chorus worker shares. Its
-//! configuration, the consumer loop with its inbox/outbox, relay,
-//! dead-lettering and retry, and the worker's HTTP side (health, metrics).
-//! What the gateway and the CLI share with the workers (environment,
-//! Kafka settings, probes, telemetry) is `chorus-platform`.
+//! configuration; the consumer loop (batches across partitions, per-partition
+//! order, pause while retrying) with its inbox/outbox, relay,
+//! dead-lettering, failure classes and retry; external calls made outside
+//! any transaction; periodic work; the worker's HTTP side (health, metrics).
+//! What the gateway and the CLI share with the workers (environment, Kafka
+//! settings, probes, telemetry) is `chorus-platform`.
 
 pub mod app;
-mod batch;
+pub mod apply;
+pub mod calls;
 pub mod config;
 pub mod consumer;
 pub mod delivery;
 pub mod dlq;
+pub mod emit;
+pub mod failure;
 pub mod handler;
 pub mod http;
 pub mod inbox;
 pub mod metrics;
 pub mod outbox;
-pub mod process;
 pub mod relay;
 pub mod retry;
+mod span;
+pub mod ticks;
 
 pub use app::{WorkerContext, run_worker};
+pub use apply::ProcessOutcome;
 pub use chorus_avro::error_chain;
 pub use chorus_platform::{ConfigError, Env};
 pub use config::WorkerConfig;
-pub use handler::{HandleError, Handler};
-pub use process::{ProcessOutcome, Processor};
+pub use emit::traceparent;
+pub use failure::{Failure, FailureClass};
+pub use handler::{
+    CallOutcome, Calls, HandleError, Handler, Incoming, NoCall, NoCalls, Verdict, apply_one,
+};

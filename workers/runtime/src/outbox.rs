@@ -30,36 +30,56 @@ pub struct NewOutboxRow {
     pub headers: BTreeMap<String, String>,
 }
 
-/// Writes rows and returns them with their ids. A row whose event id is
-/// already in the outbox (the same cause processed again) is not written twice.
+/// Writes rows in one statement and returns those written, with their ids,
+/// in the order given (ids grow in that order, which is the publishing
+/// order). A row whose event id is already in the outbox (the same cause
+/// processed again) is not written twice.
 pub async fn write(
     conn: &mut PgConnection,
     rows: Vec<NewOutboxRow>,
 ) -> Result<Vec<OutboxRow>, sqlx::Error> {
-    let mut written = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO outbox (event_id, topic, key, payload, headers)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING RETURNING id",
-        )
-        .bind(&row.event_id)
-        .bind(&row.topic)
-        .bind(&row.key)
-        .bind(&row.payload)
-        .bind(sqlx::types::Json(&row.headers))
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(id) = id {
-            written.push(OutboxRow {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let event_ids: Vec<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
+    let topics: Vec<&str> = rows.iter().map(|r| r.topic.as_str()).collect();
+    let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+    let payloads: Vec<&[u8]> = rows.iter().map(|r| r.payload.as_slice()).collect();
+    let headers: Vec<String> = rows
+        .iter()
+        .map(|r| serde_json::to_string(&r.headers).expect("string headers serialize"))
+        .collect();
+    let written: Vec<(i64, String)> = sqlx::query_as(
+        "INSERT INTO outbox (event_id, topic, key, payload, headers)
+         SELECT e, t, k, p, h::jsonb
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[])
+              WITH ORDINALITY AS r(e, t, k, p, h, n)
+         ORDER BY n
+         ON CONFLICT (event_id) DO NOTHING
+         RETURNING id, event_id",
+    )
+    .bind(&event_ids)
+    .bind(&topics)
+    .bind(&keys)
+    .bind(&payloads)
+    .bind(&headers)
+    .fetch_all(conn)
+    .await?;
+    let ids: std::collections::HashMap<String, i64> =
+        written.into_iter().map(|(id, event_id)| (event_id, id)).collect();
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let id = *ids.get(&row.event_id)?;
+            Some(OutboxRow {
                 id,
                 topic: row.topic,
                 key: row.key,
                 payload: row.payload,
                 headers: sqlx::types::Json(row.headers),
-            });
-        }
-    }
-    Ok(written)
+            })
+        })
+        .collect())
 }
 
 /// Publishes rows (in order), awaiting every delivery report.
@@ -79,7 +99,7 @@ pub async fn publish(
 }
 
 /// Marks published rows sent.
-pub async fn mark_sent(conn: &mut PgConnection, rows: &[OutboxRow]) -> Result<(), sqlx::Error> {
+pub async fn mark_sent(conn: &PgPool, rows: &[OutboxRow]) -> Result<(), sqlx::Error> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     sqlx::query("UPDATE outbox SET sent_at = now() WHERE id = ANY($1)")
         .bind(&ids)
@@ -88,36 +108,59 @@ pub async fn mark_sent(conn: &mut PgConnection, rows: &[OutboxRow]) -> Result<()
     Ok(())
 }
 
-/// Rows left unsent for longer than `min_age` (their publisher crashed or failed).
-pub async fn claim_stale(
-    conn: &mut PgConnection,
+/// Leases rows left unsent for longer than `min_age` (their publisher
+/// crashed or failed) and not leased in the last `lease`, oldest first; the
+/// statement commits on its own, so no transaction stays open while they go
+/// to Kafka.
+pub async fn lease_stale(
+    pool: &PgPool,
     min_age: Duration,
+    lease: Duration,
     limit: i64,
 ) -> Result<Vec<OutboxRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, topic, key, payload, headers FROM outbox
-         WHERE sent_at IS NULL AND created_at < now() - make_interval(secs => $1)
-         ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+        "UPDATE outbox SET relayed_at = now()
+         WHERE id IN (
+             SELECT id FROM outbox
+             WHERE sent_at IS NULL AND created_at < now() - make_interval(secs => $1)
+               AND (relayed_at IS NULL OR relayed_at < now() - make_interval(secs => $2))
+             ORDER BY id LIMIT $3
+             FOR UPDATE SKIP LOCKED
+         )
+         RETURNING id, topic, key, payload, headers",
     )
     .bind(min_age.as_secs_f64())
+    .bind(lease.as_secs_f64())
     .bind(limit)
-    .fetch_all(conn)
+    .fetch_all(pool)
+    .await
+    .map(|mut rows: Vec<OutboxRow>| {
+        rows.sort_by_key(|r| r.id);
+        rows
+    })
+}
+
+/// How many rows wait to be published, and the age in seconds of the oldest.
+pub async fn backlog(pool: &PgPool) -> Result<(i64, f64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
+         FROM outbox WHERE sent_at IS NULL",
+    )
+    .fetch_one(pool)
     .await
 }
 
-/// How many rows wait to be published.
-pub async fn backlog(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-        .fetch_one(pool)
-        .await
-}
-
-/// Deletes sent rows older than `age`, keeping the table small.
-pub async fn prune(pool: &PgPool, age: Duration) -> Result<u64, sqlx::Error> {
+/// Deletes at most `batch` sent rows older than `age`; returns how many.
+pub async fn prune(pool: &PgPool, age: Duration, batch: i64) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query(
-        "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < now() - make_interval(secs => $1)",
+        "DELETE FROM outbox WHERE id IN (
+             SELECT id FROM outbox
+             WHERE sent_at IS NOT NULL AND sent_at < now() - make_interval(secs => $1)
+             ORDER BY id LIMIT $2
+         )",
     )
     .bind(age.as_secs_f64())
+    .bind(batch)
     .execute(pool)
     .await?
     .rows_affected())

@@ -1,23 +1,23 @@
-//! Capped exponential backoff for transient failures, and the policy a worker
-//! follows when it asks a flaky dependency again within one handling.
+//! Capped exponential backoff with jitter (through `backon`), for everything
+//! a worker asks again: a message whose failure may pass, an external call
+//! (payment provider, webhook, SMTP), a settlement of its answer.
+//!
+//! Each pause doubles from the first, and jitter makes it anything between
+//! the nominal pause and twice that, never more than the cap: replicas and
+//! partitions retrying after one outage do not come back in lock step.
 
 use std::time::Duration;
 
-/// The delay before retry number `attempt` (1-based): doubles from `base`, capped at `cap`.
-pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
-    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
-    base.saturating_mul(factor).min(cap)
-}
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 
-/// How often, and how patiently, a transiently failing dependency (a payment
-/// provider, a notification channel) is asked again within one handling of
-/// the event; what happens after the last attempt is the caller's business
-/// (an outcome of its own, or the consumer loop retrying the event).
+/// How patiently something is asked again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Calls in total, the first included; at least 1.
+    /// Attempts in total, the first included, for failures that may be
+    /// permanent; failures known to be transient are retried without limit.
     pub max_attempts: u32,
     pub first_backoff: Duration,
+    /// No pause is longer than this.
     pub max_backoff: Duration,
 }
 
@@ -32,22 +32,49 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The pause after failed attempt `attempt` (1-based): `first_backoff`
-    /// doubled per attempt, never above `max_backoff`.
-    pub fn backoff_after(&self, attempt: u32) -> Duration {
-        backoff(attempt, self.first_backoff, self.max_backoff)
+    /// The pauses of a sequence of failures, one per failure, without end.
+    pub fn pauses(&self) -> Pauses {
+        // Jitter adds up to the nominal pause again, so the nominal pauses
+        // stop at half the cap.
+        let half_cap = (self.max_backoff / 2).max(Duration::from_millis(1));
+        Pauses {
+            inner: ExponentialBuilder::default()
+                .with_min_delay(self.first_backoff.min(half_cap))
+                .with_max_delay(half_cap)
+                .with_factor(2.0)
+                .with_jitter()
+                .without_max_times()
+                .build(),
+            cap: self.max_backoff,
+        }
     }
 
-    /// Whether another call may follow failed attempt `attempt`.
+    /// The pause after failed attempt `attempt` (1-based) of a fresh sequence.
+    pub fn backoff_after(&self, attempt: u32) -> Duration {
+        self.pauses()
+            .nth(attempt.saturating_sub(1).min(64) as usize)
+            .unwrap_or(self.max_backoff)
+    }
+
+    /// Whether another attempt may follow failed attempt `attempt`, for a
+    /// failure that may be permanent.
     pub fn may_retry_after(&self, attempt: u32) -> bool {
         attempt < self.max_attempts
     }
+}
 
-    /// Every pause of a sequence that fails each time.
-    pub fn schedule(&self) -> Vec<Duration> {
-        (1..self.max_attempts.max(1))
-            .map(|attempt| self.backoff_after(attempt))
-            .collect()
+/// The pauses of one sequence of failures (an iterator that never ends).
+#[derive(Debug)]
+pub struct Pauses {
+    inner: ExponentialBackoff,
+    cap: Duration,
+}
+
+impl Iterator for Pauses {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        Some(self.inner.next().unwrap_or(self.cap).min(self.cap))
     }
 }
 
@@ -55,42 +82,43 @@ impl RetryPolicy {
 mod tests {
     use super::*;
 
-    #[test]
-    fn doubles_then_stays_at_the_cap() {
-        let ms = Duration::from_millis;
-        let delays: Vec<_> = (1..=6).map(|a| backoff(a, ms(100), ms(1000))).collect();
-        assert_eq!(
-            delays,
-            vec![ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]
-        );
-        assert_eq!(backoff(u32::MAX, ms(100), ms(1000)), ms(1000));
+    fn policy(first_ms: u64, cap_ms: u64) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 10,
+            first_backoff: Duration::from_millis(first_ms),
+            max_backoff: Duration::from_millis(cap_ms),
+        }
     }
 
     #[test]
-    fn backoff_doubles_from_50ms_and_stops_at_1s() {
-        let policy = RetryPolicy::default();
-        let ms: Vec<u128> = (1..=7)
-            .map(|a| policy.backoff_after(a).as_millis())
+    fn pauses_grow_with_jitter_and_never_pass_the_cap() {
+        let policy = policy(50, 1000);
+        for _ in 0..50 {
+            let pauses: Vec<u128> = policy.pauses().take(12).map(|d| d.as_millis()).collect();
+            // Nominal 50, 100, 200, 400, then 500 (half the cap); jitter adds up to as much again.
+            for (pause, nominal) in pauses.iter().zip([50, 100, 200, 400, 500, 500]) {
+                assert!((nominal..=2 * nominal).contains(pause), "{pauses:?}");
+            }
+            assert!(pauses.iter().all(|&p| p <= 1000), "{pauses:?}");
+        }
+    }
+
+    #[test]
+    fn jitter_spreads_retries_of_one_outage() {
+        let policy = policy(100, 60_000);
+        let third: std::collections::HashSet<u128> = (0..20)
+            .map(|_| policy.backoff_after(3).as_millis())
             .collect();
-        assert_eq!(ms, [50, 100, 200, 400, 800, 1000, 1000]);
-        assert_eq!(policy.backoff_after(u32::MAX), Duration::from_secs(1));
-        assert!(policy.may_retry_after(3) && !policy.may_retry_after(4));
+        assert!(third.len() > 1, "twenty sequences paused alike: {third:?}");
     }
 
     #[test]
-    fn four_attempts_pause_three_times() {
-        let policy = RetryPolicy::default();
-        assert_eq!(
-            policy.schedule(),
-            [50, 100, 200].map(Duration::from_millis).to_vec()
-        );
+    fn the_attempt_budget_counts_the_first_attempt() {
+        let policy = RetryPolicy {
+            max_attempts: 4,
+            ..RetryPolicy::default()
+        };
         assert!(policy.may_retry_after(3));
         assert!(!policy.may_retry_after(4));
-        let once = RetryPolicy {
-            max_attempts: 1,
-            ..policy
-        };
-        assert!(once.schedule().is_empty());
-        assert!(!once.may_retry_after(1));
     }
 }

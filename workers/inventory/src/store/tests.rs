@@ -3,7 +3,7 @@
 
 use chorus_avro::Event;
 use chorus_platform::testing::TestDb;
-use chorus_runtime::{HandleError, Handler};
+use chorus_runtime::{HandleError, apply_one};
 use rust_decimal::Decimal;
 use tokio::task::JoinSet;
 
@@ -13,9 +13,7 @@ use crate::testing::{adjusted, cancelled, confirmed, payment_failed, placed, pri
 /// Handles one event in its own committed transaction, as the consumer loop does.
 async fn handle(db: &TestDb, event: impl Into<Event>) -> Result<Vec<Event>, HandleError> {
     let mut tx = db.pool.begin().await?;
-    let out = InventoryHandler::default()
-        .handle(&mut tx, &event.into())
-        .await?;
+    let (out, _) = apply_one(&InventoryHandler::default(), &mut tx, &event.into()).await?;
     tx.commit().await?;
     Ok(out)
 }
@@ -43,6 +41,7 @@ fn names(events: &[Event]) -> Vec<&'static str> {
 
 #[tokio::test]
 async fn adjustments_set_the_catalogue_and_the_view_shows_it() {
+    TestDb::ensure_role("chorus_gateway_ro").await;
     let db = TestDb::create(&[&crate::MIGRATOR]).await;
     handle(&db, adjusted("A", 5, "19.99")).await.unwrap();
     assert_eq!(level(&db, "A").await, (5, 0, 0, price("19.99")));
@@ -69,18 +68,23 @@ async fn adjustments_set_the_catalogue_and_the_view_shows_it() {
         columns,
         ["sku", "name", "available", "reserved", "sold", "unit_price"]
     );
-    let role_can_read: Option<bool> = sqlx::query_scalar(
-        "SELECT has_table_privilege('chorus_gateway_ro', 'stock_levels', 'SELECT')
-         FROM pg_roles WHERE rolname = 'chorus_gateway_ro'",
-    )
-    .fetch_optional(&db.pool)
-    .await
-    .unwrap();
-    assert_ne!(
-        role_can_read,
-        Some(false),
-        "the gateway role exists but cannot read"
-    );
+    // The gateway's read-only role reads the view and nothing else.
+    let privilege = |object: &'static str, what: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT has_table_privilege('chorus_gateway_ro', $1, $2)",
+            )
+            .bind(object)
+            .bind(what)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert!(privilege("stock_levels", "SELECT").await, "the gateway role cannot read stock_levels");
+    assert!(!privilege("stock_levels", "INSERT").await, "the gateway role may write stock_levels");
+    assert!(!privilege("catalogue", "SELECT").await, "the gateway role reads catalogue directly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,7 +41,13 @@ pub struct PaymentDeclined {
     pub detail: Option<String>,
 }
 
-/// One thing an event states about its order.
+/// `OrderCancellationRequested`: someone asked to cancel the order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancellationRequested {
+    pub requested_by: String,
+}
+
+/// One thing an event (or the deadline) states about its order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fact {
     Placed(Placed),
@@ -49,6 +55,9 @@ pub enum Fact {
     ReservationFailed(ReservationFailed),
     PaymentAuthorized(Authorized),
     PaymentFailed(PaymentDeclined),
+    CancellationRequested(CancellationRequested),
+    /// The order's deadline passed (the order worker's own clock).
+    TimedOut,
 }
 
 /// What is known about an order so far; each fact is recorded once, the
@@ -60,6 +69,8 @@ pub struct Facts {
     pub reservation_failed: Option<ReservationFailed>,
     pub payment_authorized: Option<Authorized>,
     pub payment_failed: Option<PaymentDeclined>,
+    pub cancellation_requested: Option<CancellationRequested>,
+    pub timed_out: bool,
 }
 
 /// The order and fact an event states; `None` for events the order ignores
@@ -69,6 +80,9 @@ pub fn fact_of(event: &Event) -> Result<Option<(&str, Fact)>, Invalid> {
         Event::OrderPlaced(e) => {
             if e.items.is_empty() {
                 return Err(Invalid(format!("OrderPlaced {} has no items", e.order_id)));
+            }
+            if e.customer_id.trim().is_empty() {
+                return Err(Invalid(format!("OrderPlaced {} has no customer", e.order_id)));
             }
             if let Some(line) = e.items.iter().find(|l| l.quantity <= 0) {
                 return Err(Invalid(format!(
@@ -110,6 +124,12 @@ pub fn fact_of(event: &Event) -> Result<Option<(&str, Fact)>, Invalid> {
                 detail: e.detail.clone(),
             };
             (e.order_id.as_str(), Fact::PaymentFailed(declined))
+        }
+        Event::OrderCancellationRequested(e) => {
+            let requested = CancellationRequested {
+                requested_by: e.requested_by.clone(),
+            };
+            (e.order_id.as_str(), Fact::CancellationRequested(requested))
         }
         _ => return Ok(None),
     }))

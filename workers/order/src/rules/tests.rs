@@ -267,3 +267,89 @@ fn history_entries_serialize_as_the_gateway_reads_them() {
 fn names(events: &[Event]) -> Vec<&'static str> {
     events.iter().map(|e| e.event_type().name()).collect()
 }
+
+// ---- the order's own ends: cancellation and deadline ----
+
+fn cancellation_requested(by: &str) -> Fact {
+    Fact::CancellationRequested(CancellationRequested {
+        requested_by: by.into(),
+    })
+}
+
+/// Applies `facts` after `events`, in turn.
+fn then_facts(order: Order, facts: Vec<Fact>) -> (Order, Vec<Event>) {
+    let mut order = order;
+    let mut emitted = vec![];
+    for (i, fact) in facts.into_iter().enumerate() {
+        if let Some((next, events)) = apply(&order, fact, at(10 + i as u32), envelope) {
+            order = next;
+            emitted.extend(events);
+        }
+    }
+    (order, emitted)
+}
+
+#[test]
+fn a_cancellation_before_payment_cancels_as_customer_cancelled_once() {
+    let (order, _) = given(vec![placed_o1(), reserved_o1()]);
+    let (order, emitted) = then_facts(order, vec![cancellation_requested("cust-7")]);
+    assert_eq!(
+        order.status,
+        Some(Status::Cancelled {
+            reason: CUSTOMER_CANCELLED.into(),
+            detail: Some("requested by cust-7".into())
+        })
+    );
+    assert_eq!(order.cancellation, Some(Cancellation::Accepted));
+    let [Event::OrderCancelled(e)] = emitted.as_slice() else {
+        panic!("{emitted:?}")
+    };
+    assert_eq!(e.reason, CUSTOMER_CANCELLED);
+    assert_eq!(statuses(&order), ["PENDING", "RESERVED", "CANCELLED"]);
+    // Asking again is harmless; the payment answering late changes nothing.
+    let (order, emitted) = then_facts(
+        order,
+        vec![cancellation_requested("cust-7"), fact(authorized_o1())],
+    );
+    assert!(emitted.is_empty());
+    assert_eq!(order.status.as_ref().map(Status::name), Some("CANCELLED"));
+}
+
+#[test]
+fn a_cancellation_after_confirmation_is_rejected_and_the_order_stays_confirmed() {
+    let (order, _) = given(vec![placed_o1(), reserved_o1(), authorized_o1()]);
+    let (order, emitted) = then_facts(order, vec![cancellation_requested("cust-7")]);
+    assert!(emitted.is_empty());
+    assert_eq!(order.status, Some(Status::Confirmed));
+    assert_eq!(order.cancellation, Some(Cancellation::Rejected));
+    assert_eq!(statuses(&order), ["PENDING", "RESERVED", "CONFIRMED"]);
+}
+
+#[test]
+fn a_cancellation_of_a_cancelled_order_changes_nothing() {
+    let (order, _) = given(vec![placed_o1(), declined_o1()]);
+    let (next, emitted) = then_facts(order.clone(), vec![cancellation_requested("cust-7")]);
+    assert!(emitted.is_empty());
+    assert_eq!(next.status, order.status);
+    assert_eq!(next.cancellation, None);
+}
+
+#[test]
+fn the_deadline_cancels_an_order_not_final_as_timeout_and_never_a_final_one() {
+    let (order, _) = given(vec![placed_o1(), reserved_o1()]);
+    let (timed_out, emitted) = then_facts(order, vec![Fact::TimedOut]);
+    let [Event::OrderCancelled(e)] = emitted.as_slice() else {
+        panic!("{emitted:?}")
+    };
+    assert_eq!(e.reason, TIMEOUT);
+    assert_eq!(timed_out.status.as_ref().map(Status::name), Some("CANCELLED"));
+    // The authorization answering after the deadline does not confirm it.
+    let (after, emitted) = then_facts(timed_out, vec![fact(authorized_o1())]);
+    assert!(emitted.is_empty());
+    assert_eq!(after.status.as_ref().map(Status::name), Some("CANCELLED"));
+
+    let (confirmed, _) = given(vec![placed_o1(), reserved_o1(), authorized_o1()]);
+    let (still, emitted) = then_facts(confirmed, vec![Fact::TimedOut]);
+    assert!(emitted.is_empty());
+    assert_eq!(still.status, Some(Status::Confirmed));
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chorus_avro::Event;
 use chorus_platform::testing::TestDb;
-use chorus_runtime::{HandleError, Handler};
+use chorus_runtime::{HandleError, Handler, apply_one};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -19,9 +19,7 @@ use crate::testing::{
 /// Handles one event in its own committed transaction, as the consumer loop does.
 async fn handle(db: &TestDb, event: impl Into<Event>) -> Result<Vec<Event>, HandleError> {
     let mut tx = db.pool.begin().await?;
-    let out = OrderHandler::default()
-        .handle(&mut tx, &event.into())
-        .await?;
+    let (out, _) = apply_one(&OrderHandler::default(), &mut tx, &event.into()).await?;
     tx.commit().await?;
     Ok(out)
 }
@@ -33,7 +31,8 @@ fn names(events: &[Event]) -> Vec<&'static str> {
 /// The gateway's row, as JSON, without the timestamps.
 async fn status_row(db: &TestDb, order_id: &str) -> Option<Value> {
     sqlx::query_scalar(
-        "SELECT to_jsonb(s) - 'updated_at' - 'history' FROM order_status AS s WHERE order_id = $1",
+        "SELECT to_jsonb(s) - 'updated_at' - 'history' - 'created_at' - 'deadline_at' - 'last_event_at'
+         FROM order_status AS s WHERE order_id = $1",
     )
     .bind(order_id)
     .fetch_optional(&db.pool)
@@ -57,6 +56,7 @@ async fn history(db: &TestDb, order_id: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn the_view_shows_placed_orders_in_the_gateways_shape() {
+    TestDb::ensure_role("chorus_gateway_ro").await;
     let db = TestDb::create(&[&crate::MIGRATOR]).await;
     let columns: Vec<String> = sqlx::query_scalar(
         "SELECT column_name::text FROM information_schema.columns
@@ -75,6 +75,11 @@ async fn the_view_shows_placed_orders_in_the_gateways_shape() {
         "items",
         "history",
         "updated_at",
+        "cancellation",
+        "created_at",
+        "deadline_at",
+        "last_event",
+        "last_event_at",
     ];
     assert_eq!(columns, expected);
 
@@ -87,7 +92,7 @@ async fn the_view_shows_placed_orders_in_the_gateways_shape() {
         .unwrap();
     let pending = json!({
         "order_id": "o1", "customer_id": "cust-7", "status": "PENDING", "reason": null,
-        "currency": "EUR", "total": null,
+        "currency": "EUR", "total": null, "cancellation": null, "last_event": "OrderPlaced",
         "items": [
             {"sku": "A", "quantity": 2, "unit_price": null},
             {"sku": "B", "quantity": 1, "unit_price": null},
@@ -104,7 +109,7 @@ async fn the_view_shows_placed_orders_in_the_gateways_shape() {
     assert_eq!(names(&out.unwrap()), ["OrderConfirmed"]);
     let confirmed = json!({
         "order_id": "o1", "customer_id": "cust-7", "status": "CONFIRMED", "reason": null,
-        "currency": "EUR", "total": 64.97,
+        "currency": "EUR", "total": 64.97, "cancellation": null, "last_event": "StockReserved",
         "items": [
             {"sku": "A", "quantity": 2, "unit_price": "19.99"},
             {"sku": "B", "quantity": 1, "unit_price": "5.00"},
@@ -126,18 +131,23 @@ async fn the_view_shows_placed_orders_in_the_gateways_shape() {
         "{at}"
     );
 
-    let role_can_read: Option<bool> = sqlx::query_scalar(
-        "SELECT has_table_privilege('chorus_gateway_ro', 'order_status', 'SELECT')
-         FROM pg_roles WHERE rolname = 'chorus_gateway_ro'",
-    )
-    .fetch_optional(&db.pool)
-    .await
-    .unwrap();
-    assert_ne!(
-        role_can_read,
-        Some(false),
-        "the gateway role exists but cannot read"
-    );
+    // The gateway's read-only role reads the view and nothing else.
+    let privilege = |object: &'static str, what: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT has_table_privilege('chorus_gateway_ro', $1, $2)",
+            )
+            .bind(object)
+            .bind(what)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert!(privilege("order_status", "SELECT").await, "the gateway role cannot read order_status");
+    assert!(!privilege("order_status", "INSERT").await, "the gateway role may write order_status");
+    assert!(!privilege("orders", "SELECT").await, "the gateway role reads orders directly");
 }
 
 #[tokio::test]
@@ -153,7 +163,7 @@ async fn every_fact_survives_the_round_trip_through_the_table() {
         handle(&db, event).await.unwrap();
     }
     let mut conn = db.pool.acquire().await.unwrap();
-    let order = lock_order(&mut conn, "o1").await.unwrap();
+    let order = lock_orders(&mut conn, &["o1"]).await.unwrap().remove("o1").unwrap();
     assert_eq!(order.facts.placed.as_ref().unwrap().customer_id, "cust-7");
     assert_eq!(order.facts.reserved.as_ref().unwrap().total, price("0.10"));
     assert_eq!(
@@ -277,8 +287,7 @@ async fn invalid_orders_are_permanent_and_ignored_events_write_nothing() {
     };
     // The order worker's own output comes back on its topics: no effect.
     let mut tx = db.pool.begin().await.unwrap();
-    let again = OrderHandler::default()
-        .handle(&mut tx, &emitted[0])
+    let (again, _) = apply_one(&OrderHandler::default(), &mut tx, &emitted[0])
         .await
         .unwrap();
     assert!(again.is_empty());
@@ -288,4 +297,89 @@ async fn invalid_orders_are_permanent_and_ignored_events_write_nothing() {
         .await
         .unwrap();
     assert_eq!(rows, 1, "only o2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overdue_order_is_cancelled_once_however_many_replicas_tick() {
+    let db = Arc::new(TestDb::create(&[&crate::MIGRATOR]).await);
+    // Placed long ago (the builders' occurred_at is in 2023): overdue at once.
+    for i in 0..20 {
+        handle(&db, placed(&format!("late-{i}"), &[("A", 1)]))
+            .await
+            .unwrap();
+    }
+    handle(&db, placed("done", &[("A", 1)])).await.unwrap();
+    handle(&db, stock_reserved("done", &[("A", 1, "1.00")]))
+        .await
+        .unwrap();
+    handle(&db, authorized("done", "1.00")).await.unwrap();
+
+    let mut ticks = JoinSet::new();
+    for _ in 0..4 {
+        let db = db.clone();
+        ticks.spawn(async move {
+            let handler = OrderHandler::new(std::time::Duration::from_secs(60));
+            let mut tx = db.pool.begin().await.unwrap();
+            let emitted = handler.tick(&mut tx).await.unwrap();
+            tx.commit().await.unwrap();
+            emitted
+        });
+    }
+    let mut cancelled = Vec::new();
+    while let Some(emitted) = ticks.join_next().await {
+        for event in emitted.unwrap() {
+            let Event::OrderCancelled(e) = event else {
+                panic!("{event:?}")
+            };
+            assert_eq!(e.reason, "timeout");
+            cancelled.push(e.order_id);
+        }
+    }
+    cancelled.sort();
+    let mut expected: Vec<String> = (0..20).map(|i| format!("late-{i}")).collect();
+    expected.sort();
+    assert_eq!(cancelled, expected, "each overdue order once, the confirmed one never");
+    let row = status_row(&db, "late-3").await.unwrap();
+    assert_eq!(
+        (&row["status"], &row["reason"], &row["last_event"]),
+        (&json!("CANCELLED"), &json!("timeout"), &json!("deadline"))
+    );
+    // Nothing is left to cancel.
+    let mut tx = db.pool.begin().await.unwrap();
+    assert!(OrderHandler::default().tick(&mut tx).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn cancellation_requests_are_recorded_in_the_read_model() {
+    TestDb::ensure_role("chorus_gateway_ro").await;
+    let db = TestDb::create(&[&crate::MIGRATOR]).await;
+    let request = |order_id: &str| chorus_avro::OrderCancellationRequested {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        order_id: order_id.into(),
+        occurred_at: 1_700_000_000_000,
+        correlation_id: order_id.into(),
+        causation_id: None,
+        customer_id: "cust-7".into(),
+        requested_by: "cust-7".into(),
+    };
+    handle(&db, placed("open", &[("A", 1)])).await.unwrap();
+    let out = handle(&db, request("open")).await.unwrap();
+    assert_eq!(names(&out), ["OrderCancelled"]);
+    handle(&db, placed("shipped", &[("A", 1)])).await.unwrap();
+    handle(&db, stock_reserved("shipped", &[("A", 1, "1.00")]))
+        .await
+        .unwrap();
+    handle(&db, authorized("shipped", "1.00")).await.unwrap();
+    assert!(handle(&db, request("shipped")).await.unwrap().is_empty());
+
+    let open = status_row(&db, "open").await.unwrap();
+    assert_eq!(
+        (&open["status"], &open["reason"], &open["cancellation"]),
+        (&json!("CANCELLED"), &json!("customer_cancelled"), &json!("accepted"))
+    );
+    let shipped = status_row(&db, "shipped").await.unwrap();
+    assert_eq!(
+        (&shipped["status"], &shipped["cancellation"]),
+        (&json!("CONFIRMED"), &json!("rejected"))
+    );
 }

@@ -2,7 +2,8 @@
 //! `workers/payment/README.md`.
 //!
 //! Every call carries the order id as `Idempotency-Key`, so a retry after a
-//! timeout (when the first call may have gone through) cannot charge twice.
+//! timeout (when the first call may have gone through) cannot charge twice,
+//! and a void by that key releases a charge whose answer never arrived.
 //! Failures the provider may recover from (5xx, 429, timeouts, connection
 //! errors) are `Unavailable`; every other refusal is `Declined`.
 
@@ -12,12 +13,24 @@ use chorus_runtime::error_chain;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::{Authorization, AuthorizationRequest, PaymentProvider, ProviderError};
+use super::{
+    Authorization, AuthorizationRequest, PaymentProvider, ProviderError, VoidRequest, Voided,
+};
 
 #[derive(Debug, Clone)]
 pub struct HttpProvider {
     client: reqwest::Client,
     endpoint: String,
+    voids: String,
+}
+
+/// Answers are read up to this size; a longer one is cut (and is no answer we know).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+#[derive(Serialize)]
+struct VoidBody<'a> {
+    reference: &'a str,
+    authorization_id: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -45,9 +58,11 @@ impl HttpProvider {
             // A redirect of a POST would lose the body; treat it as an answer.
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        let base = base_url.trim_end_matches('/');
         Ok(HttpProvider {
             client,
-            endpoint: format!("{}/v1/authorizations", base_url.trim_end_matches('/')),
+            endpoint: format!("{base}/v1/authorizations"),
+            voids: format!("{base}/v1/voids"),
         })
     }
 }
@@ -75,8 +90,56 @@ impl PaymentProvider for HttpProvider {
             .await
             .map_err(unavailable)?;
         let status = response.status();
-        let body = response.bytes().await.map_err(unavailable)?;
+        let body = read_limited(response).await.map_err(unavailable)?;
         classify(status, &body)
+    }
+
+    async fn void(&self, request: &VoidRequest) -> Result<Voided, ProviderError> {
+        let unavailable = |e: reqwest::Error| ProviderError::Unavailable {
+            cause: error_chain(&e),
+        };
+        let response = self
+            .client
+            .post(&self.voids)
+            .header("Idempotency-Key", &request.order_id)
+            .json(&VoidBody {
+                reference: &request.order_id,
+                authorization_id: request.authorization_id.as_deref(),
+            })
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let status = response.status();
+        let body = read_limited(response).await.map_err(unavailable)?;
+        classify_void(status, &body)
+    }
+}
+
+/// The body, at most [`MAX_ANSWER_BYTES`] of it.
+async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_ANSWER_BYTES - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_ANSWER_BYTES {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+/// The meaning of the provider's answer to a void.
+fn classify_void(status: StatusCode, body: &[u8]) -> Result<Voided, ProviderError> {
+    let text = || String::from_utf8_lossy(body).trim().chars().take(200).collect::<String>();
+    match status.as_u16() {
+        200..=299 => Ok(Voided::Voided),
+        404 => Ok(Voided::NothingToVoid),
+        408 | 429 | 500..=599 => Err(ProviderError::Unavailable {
+            cause: format!("{status}: {}", text()),
+        }),
+        _ => Err(ProviderError::Declined {
+            reason: format!("{status}: {}", text()),
+        }),
     }
 }
 
@@ -106,7 +169,7 @@ fn classify(status: StatusCode, body: &[u8]) -> Result<Authorization, ProviderEr
         402 => Err(ProviderError::Declined {
             reason: reply().and_then(|r| r.reason).unwrap_or_else(text),
         }),
-        429 | 500..=599 => Err(ProviderError::Unavailable {
+        408 | 429 | 500..=599 => Err(ProviderError::Unavailable {
             cause: format!("{status}: {}", text()),
         }),
         400..=499 => Err(ProviderError::Declined {
@@ -171,6 +234,17 @@ mod tests {
             classify_str(200, "<html>"),
             Err(ProviderError::Unavailable { .. })
         ));
+    }
+
+    #[test]
+    fn a_void_is_done_when_accepted_or_when_nothing_stands() {
+        let void = |status: u16| classify_void(StatusCode::from_u16(status).unwrap(), b"");
+        assert_eq!(void(200), Ok(Voided::Voided));
+        assert_eq!(void(404), Ok(Voided::NothingToVoid));
+        for status in [408, 429, 500, 503] {
+            assert!(matches!(void(status), Err(ProviderError::Unavailable { .. })));
+        }
+        assert!(matches!(void(409), Err(ProviderError::Declined { .. })));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! What the worker needs from a payment provider: authorize an amount under an
-//! idempotency key, and say whether a failure is a "no" or a "not now".
+//! idempotency key, void an authorization (by its id, or by the key when its
+//! answer never arrived), and say whether a failure is a "no" or a "not now".
 //!
 //! A provider must honour the idempotency key: asked twice with the same key it
 //! charges once and answers with the same authorization both times. The
@@ -50,12 +51,34 @@ pub enum ProviderError {
     Unavailable { cause: String },
 }
 
+/// An authorization to void.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoidRequest {
+    /// The order: the idempotency key the authorization was asked under.
+    pub order_id: String,
+    /// The authorization, when its answer arrived; `None` voids whatever the
+    /// key charged (an answer that never arrived).
+    pub authorization_id: Option<String>,
+}
+
+/// What a void found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Voided {
+    /// The authorization existed and no longer stands.
+    Voided,
+    /// The provider holds no authorization under the key: nothing stands.
+    NothingToVoid,
+}
+
 /// A payment provider.
 pub trait PaymentProvider: Send + Sync + 'static {
     fn authorize(
         &self,
         request: &AuthorizationRequest,
     ) -> impl Future<Output = Result<Authorization, ProviderError>> + Send;
+
+    /// Voids under the order id as idempotency key; voiding twice is harmless.
+    fn void(&self, request: &VoidRequest) -> impl Future<Output = Result<Voided, ProviderError>> + Send;
 }
 
 /// The provider chosen by configuration (`CHORUS_PAYMENT_PROVIDER`).
@@ -73,6 +96,13 @@ impl PaymentProvider for ConfiguredProvider {
         match self {
             ConfiguredProvider::Sandbox(sandbox) => sandbox.authorize(request).await,
             ConfiguredProvider::Http(http) => http.authorize(request).await,
+        }
+    }
+
+    async fn void(&self, request: &VoidRequest) -> Result<Voided, ProviderError> {
+        match self {
+            ConfiguredProvider::Sandbox(sandbox) => sandbox.void(request).await,
+            ConfiguredProvider::Http(http) => http.void(request).await,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! `sandbox_calls`) are written through its own pool connection, so a worker
 //! transaction that rolls back does not un-charge, and the same idempotency key
 //! charges once and returns the same authorization however often it is asked.
+//! A void marks the key's charge voided (`voided_at`); it records no token.
 
 use std::time::Duration;
 
@@ -12,7 +13,9 @@ use chorus_runtime::error_chain;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use super::{Authorization, AuthorizationRequest, PaymentProvider, ProviderError};
+use super::{
+    Authorization, AuthorizationRequest, PaymentProvider, ProviderError, VoidRequest, Voided,
+};
 
 /// Approves.
 pub const TOKEN_APPROVE: &str = "tok_ok";
@@ -60,10 +63,20 @@ impl SandboxProvider {
             .await
     }
 
-    async fn record_call(&self, request: &AuthorizationRequest) -> Result<(), ProviderError> {
-        sqlx::query("INSERT INTO sandbox_calls (idempotency_key, token) VALUES ($1, $2)")
-            .bind(request.idempotency_key())
-            .bind(&request.token)
+    /// How many charges stand for `idempotency_key` (0 or 1): made and not voided.
+    pub async fn standing_charges(&self, idempotency_key: &str) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM sandbox_charges WHERE idempotency_key = $1 AND voided_at IS NULL",
+        )
+        .bind(idempotency_key)
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    async fn record_call(&self, key: &str, kind: &str) -> Result<(), ProviderError> {
+        sqlx::query("INSERT INTO sandbox_calls (idempotency_key, kind) VALUES ($1, $2)")
+            .bind(key)
+            .bind(kind)
             .execute(&self.pool)
             .await
             .map_err(ledger_unavailable)?;
@@ -80,7 +93,7 @@ impl SandboxProvider {
         // is in neither, and is read by the fallback below.
         let found: Option<(rust_decimal::Decimal, String, String)> = sqlx::query_as(
             "WITH called AS (
-                 INSERT INTO sandbox_calls (idempotency_key, token) VALUES ($1, $5)
+                 INSERT INTO sandbox_calls (idempotency_key, kind) VALUES ($1, 'authorize')
              ), charged AS (
                  INSERT INTO sandbox_charges (idempotency_key, amount, currency, authorization_id)
                  VALUES ($1, $2, $3, $4)
@@ -97,7 +110,6 @@ impl SandboxProvider {
         .bind(request.amount)
         .bind(&request.currency)
         .bind(&new_id)
-        .bind(&request.token)
         .fetch_optional(&self.pool)
         .await
         .map_err(ledger_unavailable)?;
@@ -139,7 +151,8 @@ impl PaymentProvider for SandboxProvider {
         if request.token == TOKEN_APPROVE {
             return self.charge(request).await;
         }
-        self.record_call(request).await?;
+        self.record_call(request.idempotency_key(), "authorize")
+            .await?;
         match request.token.as_str() {
             TOKEN_DECLINE => Err(ProviderError::Declined {
                 reason: "card declined".to_string(),
@@ -150,6 +163,30 @@ impl PaymentProvider for SandboxProvider {
             _ => Err(ProviderError::Declined {
                 reason: "unknown token".to_string(),
             }),
+        }
+    }
+
+    async fn void(&self, request: &VoidRequest) -> Result<Voided, ProviderError> {
+        let voided: Option<String> = sqlx::query_scalar(
+            "WITH called AS (
+                 INSERT INTO sandbox_calls (idempotency_key, kind) VALUES ($1, 'void')
+             )
+             UPDATE sandbox_charges SET voided_at = COALESCE(voided_at, now())
+             WHERE idempotency_key = $1
+             RETURNING authorization_id",
+        )
+        .bind(&request.order_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(ledger_unavailable)?;
+        match voided {
+            None => Ok(Voided::NothingToVoid),
+            Some(found) => match &request.authorization_id {
+                Some(asked) if *asked != found => Err(ProviderError::Declined {
+                    reason: format!("authorization {asked} is not the key's ({found})"),
+                }),
+                _ => Ok(Voided::Voided),
+            },
         }
     }
 }

@@ -10,8 +10,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chorus_payment::{
-    AuthorizationRequest, HttpProvider, PaymentOutcome, RetryPolicy, authorize_with_retries,
+    AuthorizeAnswer, HttpProvider, PaymentAnswer, PaymentCall, PaymentHandler, RetryPolicy,
 };
+use chorus_runtime::Handler;
+
+use crate::support::answer;
 
 /// What the stub received.
 #[derive(Debug, Clone)]
@@ -60,6 +63,7 @@ async fn serve(
     let calls = stub.calls.clone();
     let app = Router::new()
         .route("/v1/authorizations", post(authorize))
+        .route("/v1/voids", post(authorize))
         .with_state(stub);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -67,12 +71,26 @@ async fn serve(
     (url, calls)
 }
 
-fn request() -> AuthorizationRequest {
-    AuthorizationRequest {
+fn request() -> PaymentCall {
+    PaymentCall::Authorize {
         order_id: "order-7".into(),
         amount: "19.99".parse().unwrap(),
         currency: "EUR".into(),
         token: "tok_ok".into(),
+        token_key_id: None,
+        traceparent: None,
+    }
+}
+
+/// Makes the authorization call until answered; the answer and the attempts.
+async fn ask(provider: HttpProvider, policy: &RetryPolicy) -> (AuthorizeAnswer, u32) {
+    let handler = PaymentHandler::new(provider, *policy);
+    match answer(handler.calls(), &request()).await {
+        (PaymentAnswer::Authorize { answer, attempts }, calls) => {
+            assert_eq!(attempts, calls);
+            (answer, attempts)
+        }
+        other => panic!("{other:?}"),
     }
 }
 
@@ -89,15 +107,15 @@ async fn an_approval_is_an_authorization_and_the_request_is_the_documented_json(
     let (url, calls) = serve(|_| (201, Duration::ZERO, AUTHORIZED)).await;
     let provider = HttpProvider::new(&url, Duration::from_secs(2)).unwrap();
 
-    let charge = authorize_with_retries(&provider, &request(), &QUICK).await;
+    let (answer, attempts) = ask(provider, &QUICK).await;
 
     assert_eq!(
-        charge.outcome,
-        PaymentOutcome::Authorized {
+        answer,
+        AuthorizeAnswer::Authorized {
             authorization_id: "auth_123".into()
         }
     );
-    assert_eq!(charge.attempts, 1);
+    assert_eq!(attempts, 1);
     let calls = calls.lock().unwrap();
     assert_eq!(calls[0].idempotency_key.as_deref(), Some("order-7"));
     assert_eq!(
@@ -118,11 +136,11 @@ async fn a_decline_is_final_and_not_retried() {
     .await;
     let provider = HttpProvider::new(&url, Duration::from_secs(2)).unwrap();
 
-    let charge = authorize_with_retries(&provider, &request(), &QUICK).await;
+    let (answer, _) = ask(provider, &QUICK).await;
 
     assert_eq!(
-        charge.outcome,
-        PaymentOutcome::Declined {
+        answer,
+        AuthorizeAnswer::Declined {
             detail: "insufficient_funds".into()
         }
     );
@@ -138,10 +156,10 @@ async fn a_503_then_200_is_retried_under_the_same_idempotency_key() {
     .await;
     let provider = HttpProvider::new(&url, Duration::from_secs(2)).unwrap();
 
-    let charge = authorize_with_retries(&provider, &request(), &QUICK).await;
+    let (answer, attempts) = ask(provider, &QUICK).await;
 
-    assert!(matches!(charge.outcome, PaymentOutcome::Authorized { .. }));
-    assert_eq!(charge.attempts, 2);
+    assert!(matches!(answer, AuthorizeAnswer::Authorized { .. }));
+    assert_eq!(attempts, 2);
     let keys: Vec<_> = calls
         .lock()
         .unwrap()
@@ -159,13 +177,13 @@ async fn a_provider_that_always_times_out_is_unavailable_after_bounded_attempts(
     let (url, calls) = serve(|_| (200, Duration::from_secs(5), AUTHORIZED)).await;
     let provider = HttpProvider::new(&url, Duration::from_millis(100)).unwrap();
 
-    let charge = authorize_with_retries(&provider, &request(), &QUICK).await;
+    let (answer, attempts) = ask(provider, &QUICK).await;
 
-    let PaymentOutcome::Unavailable { detail } = &charge.outcome else {
-        panic!("expected unavailable, got {:?}", charge.outcome);
+    let AuthorizeAnswer::Unavailable { detail } = &answer else {
+        panic!("expected unavailable, got {answer:?}");
     };
     assert!(detail.contains("after 4 attempts"), "{detail}");
-    assert_eq!(charge.attempts, 4);
+    assert_eq!(attempts, 4);
     assert_eq!(calls.lock().unwrap().len(), 4);
 }
 
@@ -180,8 +198,32 @@ async fn a_provider_that_is_not_listening_is_unavailable() {
         ..QUICK
     };
 
-    let charge = authorize_with_retries(&provider, &request(), &policy).await;
+    let (answer, attempts) = ask(provider, &policy).await;
 
-    assert!(matches!(charge.outcome, PaymentOutcome::Unavailable { .. }));
-    assert_eq!(charge.attempts, 2);
+    assert!(matches!(answer, AuthorizeAnswer::Unavailable { .. }));
+    assert_eq!(attempts, 2);
+}
+
+#[tokio::test]
+async fn a_void_goes_to_the_documented_endpoint_under_the_order_id() {
+    let (url, calls) = serve(|n| match n {
+        0 => (503, Duration::ZERO, "busy"),
+        _ => (200, Duration::ZERO, r#"{"status":"voided"}"#),
+    })
+    .await;
+    let handler = PaymentHandler::new(HttpProvider::new(&url, Duration::from_secs(2)).unwrap(), QUICK);
+    let void = PaymentCall::Void {
+        order_id: "order-7".into(),
+        authorization_id: Some("auth_123".into()),
+        traceparent: None,
+    };
+    let (answered, attempts) = answer(handler.calls(), &void).await;
+    assert_eq!(answered, PaymentAnswer::Void(chorus_payment::VoidAnswer::Voided));
+    assert_eq!(attempts, 2, "a 503 is asked again");
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls[1].idempotency_key.as_deref(), Some("order-7"));
+    assert_eq!(
+        calls[1].body,
+        serde_json::json!({"reference": "order-7", "authorization_id": "auth_123"})
+    );
 }

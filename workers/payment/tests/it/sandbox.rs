@@ -76,3 +76,28 @@ async fn tokens_decide_the_answer_and_every_call_is_counted() {
         assert_eq!(sandbox.charges(order).await.unwrap(), 0, "{order}");
     }
 }
+
+#[tokio::test]
+async fn a_void_releases_the_keys_charge_once_and_records_no_token() {
+    use chorus_payment::{VoidRequest, Voided};
+    let db = TestDb::create(&[&chorus_payment::MIGRATOR]).await;
+    let sandbox = SandboxProvider::new(db.pool.clone());
+    let void = |order: &str| VoidRequest {
+        order_id: order.into(),
+        authorization_id: None,
+    };
+    assert_eq!(sandbox.void(&void("o-7")).await, Ok(Voided::NothingToVoid));
+    sandbox.authorize(&request("o-7", "tok_ok")).await.unwrap();
+    assert_eq!(sandbox.standing_charges("o-7").await.unwrap(), 1);
+    assert_eq!(sandbox.void(&void("o-7")).await, Ok(Voided::Voided));
+    assert_eq!(sandbox.void(&void("o-7")).await, Ok(Voided::Voided), "voiding twice is harmless");
+    assert_eq!(sandbox.standing_charges("o-7").await.unwrap(), 0);
+    assert_eq!(sandbox.charges("o-7").await.unwrap(), 1);
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'sandbox_calls'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert!(!columns.iter().any(|c| c.contains("token")), "{columns:?}");
+}
