@@ -2,7 +2,10 @@
 //! PostgreSQL started by `make up` (or `make test`). Each test uses its own
 //! topic namespace, so tests never see each other's messages.
 
+mod binary_env;
 mod cli;
+mod compose;
+mod compose_check;
 mod contract;
 mod corrupt;
 mod saga_faults;
