@@ -8,6 +8,7 @@ mod compose;
 mod compose_check;
 mod contract;
 mod corrupt;
+mod logs;
 mod otlp;
 mod saga_faults;
 mod saga_paths;
