@@ -16,7 +16,8 @@ use sqlx::PgPool;
 use crate::Stack;
 
 pub const WORKERS: [&str; 4] = ["order", "inventory", "payment", "notification"];
-const JWT_SECRET: &str = "e2e-test-secret-with-enough-entropy-0123456789";
+/// The gateway's `CHORUS_JWT_SECRET` in every deployment a test starts.
+pub const JWT_SECRET: &str = "e2e-test-secret-with-enough-entropy-0123456789";
 
 /// One running deployment.
 pub struct Saga {
@@ -38,6 +39,16 @@ impl Saga {
 
     /// Like `start`, with extra environment for every process.
     pub async fn start_with(extra_env: &[(&str, &str)]) -> Saga {
+        Saga::start_with_databases_of(extra_env, None).await
+    }
+
+    /// Like `start_with`, the services' databases created through
+    /// `db_admin_url` (a role with CREATEDB) instead of the default admin, so
+    /// the services connect as that role, with its password in their URLs.
+    pub async fn start_with_databases_of(
+        extra_env: &[(&str, &str)],
+        db_admin_url: Option<&str>,
+    ) -> Saga {
         let stack = Stack::get().await;
         let topics = stack.fresh_topics().await;
         // As `make run` does: the schemas are registered before anything runs.
@@ -50,7 +61,13 @@ impl Saga {
         // Empty databases, one per service: each migrates its own at start-up.
         let mut databases = HashMap::new();
         for service in WORKERS.iter().chain(["gateway"].iter()) {
-            databases.insert(*service, TestDb::create(&[]).await);
+            let db = match db_admin_url {
+                None => TestDb::create(&[]).await,
+                Some(url) => TestDb::try_create(url, &[])
+                    .await
+                    .unwrap_or_else(|problem| panic!("{problem}")),
+            };
+            databases.insert(*service, db);
         }
 
         let logs = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -184,6 +201,11 @@ impl Saga {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("{service} not ready within 60 s:\n{}", self.log(service));
+    }
+
+    /// The file `service` logs to (stdout and stderr), whole.
+    pub fn log_file(&self, service: &str) -> PathBuf {
+        self.logs.join(format!("{service}.log"))
     }
 
     pub fn log(&self, service: &str) -> String {

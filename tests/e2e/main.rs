@@ -2,10 +2,17 @@
 //! PostgreSQL started by `make up` (or `make test`). Each test uses its own
 //! topic namespace, so tests never see each other's messages.
 
+mod binary_env;
 mod cli;
+mod compose;
+mod compose_check;
 mod contract;
 mod corrupt;
+mod logs;
+mod otlp;
 mod saga_faults;
 mod saga_paths;
 mod schemas;
 mod stack;
+mod traces;
+mod webhook_receiver;

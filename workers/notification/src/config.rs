@@ -10,6 +10,7 @@ use chorus_runtime::{ConfigError, Env};
 use lettre::message::Mailbox;
 
 use crate::rules::Channel;
+use crate::signature::WebhookSecret;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotificationConfig {
@@ -22,23 +23,14 @@ pub struct NotificationConfig {
 }
 
 /// On when `CHORUS_WEBHOOK_URL` is set.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookConfig {
     pub url: String,
-    /// `CHORUS_WEBHOOK_SECRET`, required with the URL.
-    pub secret: String,
+    /// `CHORUS_WEBHOOK_SECRET` (`whsec_<base64 key>`), required with the URL;
+    /// its `Debug` shows nothing of it.
+    pub secret: WebhookSecret,
     /// `CHORUS_WEBHOOK_TIMEOUT_MS` (default 2000).
     pub timeout: Duration,
-}
-
-impl std::fmt::Debug for WebhookConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookConfig")
-            .field("url", &self.url)
-            .field("secret", &"<redacted>")
-            .field("timeout", &self.timeout)
-            .finish()
-    }
 }
 
 /// On when `CHORUS_SMTP_URL` is set (e.g. `smtp://127.0.0.1:1025`).
@@ -110,6 +102,9 @@ fn webhook(env: &Env) -> Result<Option<WebhookConfig>, ConfigError> {
         "CHORUS_WEBHOOK_SECRET",
         "required when CHORUS_WEBHOOK_URL is set (webhooks are signed with it)",
     )?;
+    // The value is a key: the error names the variable and the problem only.
+    let secret = WebhookSecret::parse(&secret)
+        .map_err(|e| ConfigError::new("CHORUS_WEBHOOK_SECRET", "<redacted>", &e.to_string()))?;
     Ok(Some(WebhookConfig {
         url,
         secret,
@@ -172,14 +167,33 @@ mod tests {
     fn a_webhook_url_with_a_secret_turns_the_webhook_on() {
         let config = config(&[
             ("CHORUS_WEBHOOK_URL", "http://127.0.0.1:9000/hooks"),
-            ("CHORUS_WEBHOOK_SECRET", "s3cret"),
+            ("CHORUS_WEBHOOK_SECRET", "whsec_czNjcmV0LWtleQ=="),
         ])
         .unwrap();
         assert_eq!(config.channels(), [Channel::Webhook, Channel::Log]);
         let webhook = config.webhook.unwrap();
         assert_eq!(webhook.url, "http://127.0.0.1:9000/hooks");
         assert_eq!(webhook.timeout, Duration::from_secs(2));
-        assert!(!format!("{webhook:?}").contains("s3cret"));
+        assert_eq!(
+            webhook.secret,
+            WebhookSecret::parse("whsec_czNjcmV0LWtleQ==").unwrap()
+        );
+        assert!(!format!("{webhook:?}").contains("czNjcmV0"));
+    }
+
+    #[test]
+    fn a_secret_not_in_the_whsec_base64_form_is_refused_without_showing_it() {
+        for bad in ["s3cret-key", "whsec_s3cret key!", "whsec_"] {
+            let err = config(&[
+                ("CHORUS_WEBHOOK_URL", "http://127.0.0.1:9000"),
+                ("CHORUS_WEBHOOK_SECRET", bad),
+            ])
+            .unwrap_err();
+            assert_eq!(err.variable, "CHORUS_WEBHOOK_SECRET");
+            let shown = err.to_string();
+            assert!(shown.contains("CHORUS_WEBHOOK_SECRET"), "{shown}");
+            assert!(!shown.contains("s3cret"), "{shown}");
+        }
     }
 
     #[test]
@@ -206,7 +220,7 @@ mod tests {
     fn all_three_channels_in_their_order() {
         let config = config(&[
             ("CHORUS_WEBHOOK_URL", "https://hooks.test/x"),
-            ("CHORUS_WEBHOOK_SECRET", "k"),
+            ("CHORUS_WEBHOOK_SECRET", "whsec_aw=="),
             ("CHORUS_SMTP_URL", "smtp://mail.test:25"),
         ])
         .unwrap();

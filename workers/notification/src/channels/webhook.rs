@@ -1,8 +1,9 @@
-//! The webhook channel: POSTs the order's final state as JSON, signed with
-//! HMAC-SHA256 (`X-Chorus-Signature`) and carrying the delivery id
-//! (`X-Chorus-Delivery`, the same on every retry and resend) for receivers to
-//! dedupe on. A 2xx answer is delivered; 5xx, 408, 429, timeouts and
-//! connection errors are retried with backoff; anything else fails at once.
+//! The webhook channel: POSTs the order's final state as JSON, signed per the
+//! Standard Webhooks specification — `webhook-id` (the delivery id, the same
+//! on every retry and resend, for receivers to dedupe on), `webhook-timestamp`
+//! and `webhook-signature`, signed anew for each attempt so its timestamp is
+//! fresh. A 2xx answer is delivered; 5xx, 408, 429, timeouts and connection
+//! errors are retried with backoff; anything else fails at once.
 
 use chorus_runtime::error_chain;
 use chorus_runtime::retry::RetryPolicy;
@@ -11,12 +12,12 @@ use uuid::Uuid;
 
 use super::DeliveryError;
 use crate::config::WebhookConfig;
-use crate::signature::{DELIVERY_HEADER, SIGNATURE_HEADER, sign};
+use crate::signature::{ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookSecret};
 
 pub struct WebhookChannel {
     client: reqwest::Client,
     url: String,
-    secret: String,
+    secret: WebhookSecret,
     retry: RetryPolicy,
 }
 
@@ -54,10 +55,9 @@ impl WebhookChannel {
 
     /// Sends `body` until a 2xx or the attempts run out; returns the attempts.
     pub async fn deliver(&self, body: &[u8], delivery_id: Uuid) -> Result<u32, DeliveryError> {
-        let signature = sign(self.secret.as_bytes(), body);
         let mut attempt = 1;
         loop {
-            match self.attempt(body, &signature, delivery_id).await {
+            match self.attempt(body, delivery_id).await {
                 Attempt::Delivered => return Ok(attempt),
                 Attempt::Retryable(problem) if self.retry.may_retry_after(attempt) => {
                     let pause = self.retry.backoff_after(attempt);
@@ -81,13 +81,20 @@ impl WebhookChannel {
         }
     }
 
-    async fn attempt(&self, body: &[u8], signature: &str, delivery_id: Uuid) -> Attempt {
+    async fn attempt(&self, body: &[u8], delivery_id: Uuid) -> Attempt {
+        // Receivers reject a timestamp older than their tolerance (five
+        // minutes in the reference libraries), so every attempt is signed
+        // with its own time rather than the first attempt's.
+        let id = delivery_id.to_string();
+        let timestamp = chrono::Utc::now().timestamp();
+        let signature = self.secret.sign(&id, timestamp, body);
         let sent = self
             .client
             .post(&self.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(ID_HEADER, id)
+            .header(TIMESTAMP_HEADER, timestamp.to_string())
             .header(SIGNATURE_HEADER, signature)
-            .header(DELIVERY_HEADER, delivery_id.to_string())
             .body(body.to_vec())
             .send()
             .await;

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use chorus_avro::{Event, OrderCancelled, OrderConfirmed, StockReleased};
-use chorus_notification::signature::verify;
 use chorus_notification::store::find_delivery;
 use chorus_notification::{
     Channel, FinalStatus, NotificationConfig, NotificationHandler, RetryPolicy,
@@ -14,7 +13,7 @@ use chorus_runtime::{Env, HandleError, Handler};
 
 use crate::stubs::{smtp_server, webhook_receiver};
 
-const SECRET: &str = "whsec_handler";
+const SECRET: &str = "whsec_Y2hvcnVzIGhhbmRsZXIgdGVzdCBrZXk=";
 
 fn handler(pairs: &[(&str, &str)], max_attempts: u32) -> NotificationHandler {
     let mut config = NotificationConfig::from_env(&Env::from_pairs(pairs)).unwrap();
@@ -82,11 +81,10 @@ async fn a_confirmation_is_delivered_once_per_channel_and_never_again() {
     {
         let hooks = hooks.lock().unwrap();
         assert_eq!(hooks.len(), 1);
-        assert!(verify(
-            SECRET.as_bytes(),
-            &hooks[0].body,
-            hooks[0].signature.as_deref().unwrap()
-        ));
+        standardwebhooks::Webhook::new(SECRET)
+            .unwrap()
+            .verify(&hooks[0].body, &hooks[0].headers)
+            .unwrap();
         let body: serde_json::Value = serde_json::from_slice(&hooks[0].body).unwrap();
         assert_eq!(body["order_id"], order.order_id.as_str());
         assert_eq!(body["event_id"], order.event_id.as_str());
@@ -104,7 +102,7 @@ async fn a_confirmation_is_delivered_once_per_channel_and_never_again() {
     assert_eq!(delivery.attempts, 1);
     assert_eq!(
         Some(delivery.delivery_id.to_string()),
-        hooks.lock().unwrap()[0].delivery
+        hooks.lock().unwrap()[0].delivery()
     );
 
     // The same final state announced again (another event id): nobody is told twice.
@@ -149,7 +147,7 @@ async fn a_failing_webhook_fails_transiently_records_nothing_and_the_retry_resen
     assert!(
         hooks
             .iter()
-            .all(|hook| hook.delivery == hooks[0].delivery && hook.body == hooks[0].body)
+            .all(|hook| hook.delivery() == hooks[0].delivery() && hook.body == hooks[0].body)
     );
 }
 

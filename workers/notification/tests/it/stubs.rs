@@ -10,13 +10,25 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-/// One webhook request as received.
+/// One webhook request as received: the headers whole, for a Standard
+/// Webhooks library to verify, and the exact body bytes.
 #[derive(Debug, Clone)]
 pub struct Hook {
-    pub signature: Option<String>,
-    pub delivery: Option<String>,
-    pub content_type: Option<String>,
+    pub headers: HeaderMap,
     pub body: Vec<u8>,
+}
+
+impl Hook {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|value| value.to_str().unwrap().to_string())
+    }
+
+    /// The `webhook-id` header: the delivery id.
+    pub fn delivery(&self) -> Option<String> {
+        self.header("webhook-id")
+    }
 }
 
 type HookScript = dyn Fn(usize) -> u16 + Send + Sync;
@@ -28,13 +40,10 @@ struct HookState {
 }
 
 async fn receive(State(state): State<HookState>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_string());
     let n = {
         let mut received = state.received.lock().unwrap();
         received.push(Hook {
-            signature: header("x-chorus-signature"),
-            delivery: header("x-chorus-delivery"),
-            content_type: header("content-type"),
+            headers,
             body: body.to_vec(),
         });
         received.len() - 1

@@ -1,19 +1,24 @@
-//! The webhook channel against a stub receiver.
+//! The webhook channel against a stub receiver, verified the way a receiver
+//! verifies it: with the off-the-shelf `standardwebhooks` library, never with
+//! chorus's own signing code.
 
 use std::time::Duration;
 
-use chorus_notification::signature::verify;
+use axum::http::HeaderValue;
+use chorus_notification::signature::WebhookSecret;
 use chorus_notification::{DeliveryError, RetryPolicy, WebhookChannel, WebhookConfig};
+use standardwebhooks::{Webhook, WebhookError};
 use uuid::Uuid;
 
-use crate::stubs::webhook_receiver;
+use crate::stubs::{Hook, webhook_receiver};
 
-const SECRET: &str = "whsec_test";
+/// `whsec_` + base64 of "chorus webhook test key".
+const SECRET: &str = "whsec_Y2hvcnVzIHdlYmhvb2sgdGVzdCBrZXk=";
 
 fn channel(url: &str, max_attempts: u32) -> WebhookChannel {
     let config = WebhookConfig {
         url: url.into(),
-        secret: SECRET.into(),
+        secret: WebhookSecret::parse(SECRET).unwrap(),
         timeout: Duration::from_secs(2),
     };
     let retry = RetryPolicy {
@@ -24,12 +29,30 @@ fn channel(url: &str, max_attempts: u32) -> WebhookChannel {
     WebhookChannel::new(&config, retry).unwrap()
 }
 
+fn receiver_library() -> Webhook {
+    Webhook::new(SECRET).unwrap()
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The `webhook-timestamp` of `hook`, which must lie within [from, to].
+fn assert_stamped_between(hook: &Hook, from: i64, to: i64) {
+    let stamp: i64 = hook.header("webhook-timestamp").unwrap().parse().unwrap();
+    assert!(
+        (from..=to).contains(&stamp),
+        "webhook-timestamp {stamp} is not the time of the attempt ({from}..={to})"
+    );
+}
+
 const BODY: &[u8] = br#"{"order_id":"o-1","customer_id":"alice","status":"CONFIRMED","reason":null,"total":"19.99","currency":"EUR","event_id":"e-1"}"#;
 
 #[tokio::test]
-async fn the_receiver_can_verify_the_signature_of_the_exact_body() {
+async fn a_standard_webhooks_library_verifies_the_delivery() {
     let (url, received) = webhook_receiver(|_| 204).await;
     let delivery_id = Uuid::new_v4();
+    let before = now();
 
     let attempts = channel(&url, 4).deliver(BODY, delivery_id).await.unwrap();
 
@@ -37,33 +60,77 @@ async fn the_receiver_can_verify_the_signature_of_the_exact_body() {
     let received = received.lock().unwrap();
     let hook = &received[0];
     assert_eq!(hook.body, BODY);
-    assert!(verify(
-        SECRET.as_bytes(),
-        &hook.body,
-        hook.signature.as_deref().unwrap()
-    ));
-    assert!(!verify(
-        b"wrong",
-        &hook.body,
-        hook.signature.as_deref().unwrap()
-    ));
-    assert_eq!(hook.delivery, Some(delivery_id.to_string()));
-    assert_eq!(hook.content_type.as_deref(), Some("application/json"));
+    receiver_library()
+        .verify(&hook.body, &hook.headers)
+        .unwrap();
+    assert_eq!(hook.delivery(), Some(delivery_id.to_string()));
+    assert_eq!(
+        hook.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    assert!(hook.header("webhook-signature").unwrap().starts_with("v1,"));
+    assert_stamped_between(hook, before, now());
+    assert_eq!(hook.header("x-chorus-signature"), None);
+    assert_eq!(hook.header("x-chorus-delivery"), None);
 }
 
 #[tokio::test]
-async fn a_500_then_200_is_retried_with_the_same_delivery_id_and_signature() {
+async fn the_library_refuses_another_key_a_changed_body_and_an_old_timestamp() {
+    let (url, received) = webhook_receiver(|_| 200).await;
+    channel(&url, 1)
+        .deliver(BODY, Uuid::new_v4())
+        .await
+        .unwrap();
+    let hook = received.lock().unwrap()[0].clone();
+
+    let other_key = Webhook::new("whsec_b3RoZXIga2V5").unwrap();
+    assert!(matches!(
+        other_key.verify(&hook.body, &hook.headers),
+        Err(WebhookError::InvalidSignature)
+    ));
+    let tampered = [&hook.body[..], b" "].concat();
+    assert!(matches!(
+        receiver_library().verify(&tampered, &hook.headers),
+        Err(WebhookError::InvalidSignature)
+    ));
+    // A replay of the request an hour later: refused by its timestamp before
+    // the signature is even looked at (re-stamping it breaks the signature).
+    let mut replayed = hook.headers.clone();
+    let an_hour_ago = hook
+        .header("webhook-timestamp")
+        .unwrap()
+        .parse::<i64>()
+        .unwrap()
+        - 3600;
+    replayed.insert(
+        "webhook-timestamp",
+        HeaderValue::from_str(&an_hour_ago.to_string()).unwrap(),
+    );
+    assert!(matches!(
+        receiver_library().verify(&hook.body, &replayed),
+        Err(WebhookError::TimestampTooOldError)
+    ));
+}
+
+#[tokio::test]
+async fn a_500_then_200_is_retried_with_the_same_delivery_id_each_attempt_signed_afresh() {
     let (url, received) = webhook_receiver(|n| if n == 0 { 500 } else { 200 }).await;
     let delivery_id = Uuid::new_v4();
+    let before = now();
 
     let attempts = channel(&url, 4).deliver(BODY, delivery_id).await.unwrap();
 
     assert_eq!(attempts, 2);
     let received = received.lock().unwrap();
     assert_eq!(received.len(), 2);
-    assert_eq!(received[0].delivery, received[1].delivery);
-    assert_eq!(received[0].signature, received[1].signature);
-    assert_eq!(received[1].delivery, Some(delivery_id.to_string()));
+    let after = now();
+    for hook in received.iter() {
+        assert_eq!(hook.delivery(), Some(delivery_id.to_string()));
+        receiver_library()
+            .verify(&hook.body, &hook.headers)
+            .unwrap();
+        assert_stamped_between(hook, before, after);
+    }
 }
 
 #[tokio::test]
