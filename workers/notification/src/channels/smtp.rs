@@ -70,7 +70,14 @@ impl SmtpChannel {
                 Err(e) => e,
             };
             let problem = error_chain(&error);
-            if error.is_permanent() || !self.retry.may_retry_after(attempt) {
+            if error.is_permanent() {
+                // An SMTP 5xx: the server will never take this mail.
+                return Err(DeliveryError::Invalid(format!(
+                    "e-mail to {} refused: {problem}",
+                    outcome.customer_id
+                )));
+            }
+            if !self.retry.may_retry_after(attempt) {
                 return Err(DeliveryError::Failed(format!(
                     "e-mail to {} failed after {attempt} attempt(s): {problem}",
                     outcome.customer_id

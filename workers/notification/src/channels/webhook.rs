@@ -71,9 +71,16 @@ impl WebhookChannel {
                     tokio::time::sleep(pause).await;
                     attempt += 1;
                 }
-                Attempt::Retryable(problem) | Attempt::Refused(problem) => {
+                Attempt::Retryable(problem) => {
                     return Err(DeliveryError::Failed(format!(
                         "webhook {} failed after {attempt} attempt(s): {problem}",
+                        self.url
+                    )));
+                }
+                // A 4xx other than 408/429: the receiver will never take it.
+                Attempt::Refused(problem) => {
+                    return Err(DeliveryError::Invalid(format!(
+                        "webhook {} refused the delivery: {problem}",
                         self.url
                     )));
                 }
@@ -106,7 +113,7 @@ impl WebhookChannel {
         if status.is_success() {
             return Attempt::Delivered;
         }
-        let answer = response.text().await.unwrap_or_default();
+        let answer = read_limited(response).await;
         let problem = format!("{status}: {}", answer.chars().take(200).collect::<String>());
         if status.is_server_error()
             || status == StatusCode::TOO_MANY_REQUESTS
@@ -117,4 +124,19 @@ impl WebhookChannel {
             Attempt::Refused(problem)
         }
     }
+}
+
+/// Up to [`MAX_ANSWER_BYTES`] of an answer's body, as text (a receiver's
+/// error page is shown in logs, never read whole).
+async fn read_limited(mut response: reqwest::Response) -> String {
+    const MAX_ANSWER_BYTES: usize = 4 * 1024;
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_ANSWER_BYTES.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_ANSWER_BYTES {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }

@@ -9,7 +9,7 @@ use chorus_notification::{
     Channel, FinalStatus, NotificationConfig, NotificationHandler, RetryPolicy,
 };
 use chorus_platform::testing::TestDb;
-use chorus_runtime::{Env, HandleError, Handler};
+use chorus_runtime::{CallOutcome, Calls, Env, HandleError, Handler, Verdict, apply_one};
 
 use crate::stubs::{smtp_server, webhook_receiver};
 
@@ -25,16 +25,50 @@ fn handler(pairs: &[(&str, &str)], max_attempts: u32) -> NotificationHandler {
     NotificationHandler::from_config(&config).unwrap()
 }
 
-/// Handles `event` in one transaction, committed only on success as the loop does.
+/// Handles `event` as the runtime does: the loop's transaction (intents, the
+/// log channel), committed; then each send outside it, asked again while
+/// the channel answers "not now" (at most `retries` times), and its result
+/// recorded in a transaction of its own. Every event emitted, and the
+/// refusals for good.
+async fn handle_with(
+    db: &TestDb,
+    handler: &NotificationHandler,
+    event: &Event,
+    retries: u32,
+) -> Result<(Vec<Event>, Vec<String>), HandleError> {
+    let mut tx = db.pool.begin().await.unwrap();
+    let (mut emitted, calls) = apply_one(handler, &mut tx, event).await?;
+    tx.commit().await.unwrap();
+    let mut refused = Vec::new();
+    for call in calls {
+        let mut attempt = 1;
+        let answer = loop {
+            match handler.calls().call(&call, attempt).await {
+                CallOutcome::Answered(answer) => break answer,
+                CallOutcome::Retry(why) if attempt > retries => {
+                    return Err(HandleError::Transient(why));
+                }
+                CallOutcome::Retry(_) => attempt += 1,
+            }
+        };
+        let mut tx = db.pool.begin().await.unwrap();
+        for verdict in handler.calls().settle(&mut tx, &[(&call, &answer)]).await? {
+            match verdict {
+                Verdict::Applied { emit, .. } => emitted.extend(emit),
+                Verdict::Rejected(reason) => refused.push(reason),
+            }
+        }
+        tx.commit().await.unwrap();
+    }
+    Ok((emitted, refused))
+}
+
 async fn handle(
     db: &TestDb,
     handler: &NotificationHandler,
     event: &Event,
 ) -> Result<Vec<Event>, HandleError> {
-    let mut tx = db.pool.begin().await.unwrap();
-    let emitted = handler.handle(&mut tx, event).await?;
-    tx.commit().await.unwrap();
-    Ok(emitted)
+    Ok(handle_with(db, handler, event, 10).await?.0)
 }
 
 fn confirmed(customer_id: &str) -> OrderConfirmed {
@@ -77,7 +111,8 @@ async fn a_confirmation_is_delivered_once_per_channel_and_never_again() {
 
     let events = handle(&db, &handler, &order.clone().into()).await.unwrap();
 
-    assert_eq!(channels_of(&events), ["webhook", "log"]);
+    // The log line is written with the intent; the webhook's record follows its send.
+    assert_eq!(channels_of(&events), ["log", "webhook"]);
     {
         let hooks = hooks.lock().unwrap();
         assert_eq!(hooks.len(), 1);
@@ -115,33 +150,55 @@ async fn a_confirmation_is_delivered_once_per_channel_and_never_again() {
 }
 
 #[tokio::test]
-async fn a_failing_webhook_fails_transiently_records_nothing_and_the_retry_resends_the_same_delivery()
- {
+async fn a_failing_webhook_is_sent_outside_the_transaction_until_it_goes_through() {
     let db = TestDb::create(&[&chorus_notification::MIGRATOR]).await;
-    // Down for the whole first handling (2 attempts), up for the retry.
+    // Down for the first two attempts, up for the third.
     let (url, hooks) = webhook_receiver(|n| if n < 2 { 500 } else { 200 }).await;
     let handler = handler(
         &[
             ("CHORUS_WEBHOOK_URL", &url),
             ("CHORUS_WEBHOOK_SECRET", SECRET),
         ],
-        2,
+        1,
     );
     let order = confirmed("alice");
     let event = Event::from(order.clone());
 
-    let failure = handle(&db, &handler, &event).await.unwrap_err();
-    assert!(matches!(failure, HandleError::Transient(_)), "{failure}");
+    // The loop's transaction sends nothing: it records the intent, and the log.
+    let mut tx = db.pool.begin().await.unwrap();
+    let (logged, calls) = apply_one(&handler, &mut tx, &event).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(channels_of(&logged), ["log"]);
+    assert_eq!(calls.len(), 1);
+    assert!(hooks.lock().unwrap().is_empty(), "nothing sent inside the transaction");
     let mut conn = db.pool.acquire().await.unwrap();
-    for channel in [Channel::Webhook, Channel::Log] {
-        let recorded = find_delivery(&mut conn, &order.order_id, FinalStatus::Confirmed, channel)
-            .await
-            .unwrap();
-        assert_eq!(recorded, None, "{channel}");
-    }
+    let pending = find_delivery(&mut conn, &order.order_id, FinalStatus::Confirmed, Channel::Webhook)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(pending.status, "pending");
 
-    let events = handle(&db, &handler, &event).await.unwrap();
-    assert_eq!(channels_of(&events), ["webhook", "log"]);
+    // "Not now" twice, then delivered: one NotificationSent, one delivery id.
+    let mut attempt = 1;
+    let answer = loop {
+        match handler.calls().call(&calls[0], attempt).await {
+            CallOutcome::Answered(answer) => break answer,
+            CallOutcome::Retry(_) => attempt += 1,
+        }
+    };
+    assert_eq!(attempt, 3);
+    let mut tx = db.pool.begin().await.unwrap();
+    let verdicts = handler.calls().settle(&mut tx, &[(&calls[0], &answer)]).await.unwrap();
+    tx.commit().await.unwrap();
+    let [Verdict::Applied { emit, .. }] = verdicts.as_slice() else {
+        panic!("{verdicts:?}")
+    };
+    assert_eq!(channels_of(emit), ["webhook"]);
+    let delivered = find_delivery(&mut conn, &order.order_id, FinalStatus::Confirmed, Channel::Webhook)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(delivered.status, "delivered");
     let hooks = hooks.lock().unwrap();
     assert_eq!(hooks.len(), 3);
     assert!(
@@ -149,6 +206,34 @@ async fn a_failing_webhook_fails_transiently_records_nothing_and_the_retry_resen
             .iter()
             .all(|hook| hook.delivery() == hooks[0].delivery() && hook.body == hooks[0].body)
     );
+}
+
+#[tokio::test]
+async fn a_webhook_refused_for_good_is_recorded_failed_and_refused() {
+    let db = TestDb::create(&[&chorus_notification::MIGRATOR]).await;
+    let (url, hooks) = webhook_receiver(|_| 410).await;
+    let handler = handler(
+        &[
+            ("CHORUS_WEBHOOK_URL", &url),
+            ("CHORUS_WEBHOOK_SECRET", SECRET),
+        ],
+        4,
+    );
+    let order = confirmed("alice");
+    let (emitted, refused) = handle_with(&db, &handler, &order.clone().into(), 10)
+        .await
+        .unwrap();
+    assert_eq!(channels_of(&emitted), ["log"]);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("410"), "{refused:?}");
+    assert_eq!(hooks.lock().unwrap().len(), 1, "a 410 is not asked again");
+    let mut conn = db.pool.acquire().await.unwrap();
+    let failed = find_delivery(&mut conn, &order.order_id, FinalStatus::Confirmed, Channel::Webhook)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.status, "failed");
+    assert!(failed.error.unwrap().contains("410"));
 }
 
 #[tokio::test]

@@ -150,7 +150,7 @@ async fn a_receiver_that_keeps_failing_is_tried_a_bounded_number_of_times() {
 }
 
 #[tokio::test]
-async fn a_client_error_is_not_retried_in_place() {
+async fn a_client_error_is_refused_for_good_and_not_retried() {
     let (url, received) = webhook_receiver(|_| 401).await;
 
     let error = channel(&url, 4)
@@ -158,6 +158,6 @@ async fn a_client_error_is_not_retried_in_place() {
         .await
         .unwrap_err();
 
-    assert!(matches!(error, DeliveryError::Failed(_)));
+    assert!(matches!(error, DeliveryError::Invalid(_)), "{error:?}");
     assert_eq!(received.lock().unwrap().len(), 1);
 }
