@@ -39,7 +39,9 @@ impl TestDb {
         let url =
             std::env::var("CHORUS_TEST_PG_ADMIN_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
         let admin: PgConnectOptions = url.parse().expect("the admin URL parses");
-        let mut conn = connect(&admin).await.unwrap_or_else(|problem| panic!("{problem}"));
+        let mut conn = connect(&admin)
+            .await
+            .unwrap_or_else(|problem| panic!("{problem}"));
         conn.execute(AssertSqlSafe(format!(
             "DO $$ BEGIN CREATE ROLE {role} NOLOGIN;
              EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"

@@ -10,6 +10,7 @@ mod contract;
 mod corrupt;
 mod logs;
 mod otlp;
+mod runtime_loop;
 mod saga_faults;
 mod saga_paths;
 mod schemas;

@@ -104,7 +104,10 @@ fn reservation_rows<'a>(
 }
 
 /// Every SKU the batch may touch: ordered, adjusted, or held by a reservation.
-fn skus_of(events: &[Incoming<'_>], reservations: &HashMap<String, Reservation>) -> BTreeSet<String> {
+fn skus_of(
+    events: &[Incoming<'_>],
+    reservations: &HashMap<String, Reservation>,
+) -> BTreeSet<String> {
     let mut skus = BTreeSet::new();
     for incoming in events {
         match incoming.event {
@@ -162,9 +165,9 @@ impl State {
                 }
                 if self.reservations.contains_key(&placed.order_id) {
                     // A re-send under a new event id: the order was answered already.
-                    incoming
-                        .span
-                        .in_scope(|| tracing::debug!("order already answered; ignoring OrderPlaced"));
+                    incoming.span.in_scope(|| {
+                        tracing::debug!("order already answered; ignoring OrderPlaced")
+                    });
                     return Verdict::emit(vec![]);
                 }
                 let levels: Vec<StockLevel> = placed

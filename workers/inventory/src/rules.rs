@@ -112,8 +112,14 @@ pub struct Transition {
 
 /// A catalogue adjustment sets absolute values, so only its own content can be wrong.
 pub fn check_adjustment(adjusted: &StockAdjusted) -> Result<(), Invalid> {
-    if adjusted.sku.trim().is_empty() {
-        return Err(Invalid("StockAdjusted has an empty sku".into()));
+    if let Some(problem) = chorus_avro::sku_problem(&adjusted.sku) {
+        return Err(Invalid(format!("StockAdjusted: {problem}")));
+    }
+    if adjusted.name.chars().count() > 200 {
+        return Err(Invalid(format!(
+            "StockAdjusted {}: the name is longer than 200 characters",
+            adjusted.sku
+        )));
     }
     if adjusted.available < 0 {
         return Err(Invalid(format!(

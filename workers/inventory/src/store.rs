@@ -176,7 +176,12 @@ pub async fn update_reservations(
     Ok(())
 }
 
-type ReservationColumns<'a> = (Vec<&'a str>, Vec<&'static str>, Vec<String>, Vec<Option<&'a str>>);
+type ReservationColumns<'a> = (
+    Vec<&'a str>,
+    Vec<&'static str>,
+    Vec<String>,
+    Vec<Option<&'a str>>,
+);
 
 fn columns<'a>(rows: &[(&'a str, &'a Reservation)]) -> ReservationColumns<'a> {
     (

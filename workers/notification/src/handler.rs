@@ -85,7 +85,10 @@ impl Handler for NotificationHandler {
         events: &[Incoming<'_>],
     ) -> Result<Vec<Verdict<Pending>>, HandleError> {
         let mut verdicts: Vec<Verdict<Pending>> = Vec::with_capacity(events.len());
-        let outcomes: Vec<_> = events.iter().map(|e| rules::order_outcome(e.event)).collect();
+        let outcomes: Vec<_> = events
+            .iter()
+            .map(|e| rules::order_outcome(e.event))
+            .collect();
         let traceparents: Vec<Option<String>> = events
             .iter()
             .map(|e| chorus_runtime::traceparent(e.span))
@@ -109,7 +112,11 @@ impl Handler for NotificationHandler {
                 claims.push(Claim {
                     outcome,
                     channel,
-                    delivery_id: rules::delivery_id(&outcome.order_id, outcome.final_status, channel),
+                    delivery_id: rules::delivery_id(
+                        &outcome.order_id,
+                        outcome.final_status,
+                        channel,
+                    ),
                     delivered: channel == Channel::Log,
                     cause_event_id: incoming.event.event_id(),
                     correlation_id: incoming.event.correlation_id(),

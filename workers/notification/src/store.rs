@@ -37,7 +37,10 @@ pub async fn claim(
         return Ok(Vec::new());
     }
     let order_ids: Vec<&str> = claims.iter().map(|c| c.outcome.order_id.as_str()).collect();
-    let statuses: Vec<&str> = claims.iter().map(|c| c.outcome.final_status.as_str()).collect();
+    let statuses: Vec<&str> = claims
+        .iter()
+        .map(|c| c.outcome.final_status.as_str())
+        .collect();
     let channels: Vec<&str> = claims.iter().map(|c| c.channel.as_str()).collect();
     let ids: Vec<Uuid> = claims.iter().map(|c| c.delivery_id).collect();
     let delivered: Vec<bool> = claims.iter().map(|c| c.delivered).collect();
@@ -119,7 +122,14 @@ pub async fn lease_pending(
     lease: Duration,
     limit: i64,
 ) -> Result<Vec<Pending>, sqlx::Error> {
-    type Row = (Uuid, String, Json<OrderOutcome>, Option<String>, Option<String>, Option<String>);
+    type Row = (
+        Uuid,
+        String,
+        Json<OrderOutcome>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let rows: Vec<Row> = sqlx::query_as(
         "UPDATE deliveries SET lease_until = now() + make_interval(secs => $1)
          WHERE delivery_id IN (
@@ -136,16 +146,18 @@ pub async fn lease_pending(
     .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(delivery_id, channel, Json(outcome), cause, correlation, traceparent)| {
-            Some(Pending {
-                delivery_id,
-                channel: Channel::parse(&channel)?,
-                cause_event_id: cause.unwrap_or_else(|| outcome.event_id.clone()),
-                correlation_id: correlation.unwrap_or_else(|| outcome.order_id.clone()),
-                outcome,
-                traceparent,
-            })
-        })
+        .filter_map(
+            |(delivery_id, channel, Json(outcome), cause, correlation, traceparent)| {
+                Some(Pending {
+                    delivery_id,
+                    channel: Channel::parse(&channel)?,
+                    cause_event_id: cause.unwrap_or_else(|| outcome.event_id.clone()),
+                    correlation_id: correlation.unwrap_or_else(|| outcome.order_id.clone()),
+                    outcome,
+                    traceparent,
+                })
+            },
+        )
         .collect())
 }
 
@@ -174,11 +186,13 @@ pub async fn find_delivery(
     .bind(channel.as_str())
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|(delivery_id, status, attempts, delivered_at, error)| Delivery {
-        delivery_id,
-        status,
-        attempts,
-        delivered_at,
-        error,
-    }))
+    Ok(row.map(
+        |(delivery_id, status, attempts, delivered_at, error)| Delivery {
+            delivery_id,
+            status,
+            attempts,
+            delivered_at,
+            error,
+        },
+    ))
 }

@@ -56,7 +56,10 @@ impl OrderHandler {
     /// Exposes `chorus_orders{status}` (orders by status) in `registry`.
     pub fn with_census(mut self, registry: &prometheus::Registry) -> anyhow::Result<OrderHandler> {
         let gauge = IntGaugeVec::new(
-            prometheus::Opts::new("orders", "Orders by status (none: OrderPlaced not seen yet)"),
+            prometheus::Opts::new(
+                "orders",
+                "Orders by status (none: OrderPlaced not seen yet)",
+            ),
             &["status"],
         )?;
         registry.register(Box::new(gauge.clone()))?;
@@ -68,7 +71,8 @@ impl OrderHandler {
         let Event::OrderPlaced(placed) = event else {
             return None;
         };
-        let placed_at = DateTime::from_timestamp_millis(placed.occurred_at).unwrap_or_else(Utc::now);
+        let placed_at =
+            DateTime::from_timestamp_millis(placed.occurred_at).unwrap_or_else(Utc::now);
         chrono::Duration::from_std(self.deadline)
             .ok()
             .map(|deadline| placed_at + deadline)
@@ -78,7 +82,9 @@ impl OrderHandler {
         let Some(gauge) = &self.orders else {
             return Ok(());
         };
-        let tick = self.ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tick = self
+            .ticks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if !tick.is_multiple_of(CENSUS_EVERY) {
             return Ok(());
         }

@@ -13,7 +13,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 
 use crate::rules::{
-    Authorized, CancellationRequested, Cancellation, Facts, HistoryEntry, Order, PaymentDeclined,
+    Authorized, Cancellation, CancellationRequested, Facts, HistoryEntry, Order, PaymentDeclined,
     Placed, ReservationFailed, Reserved, Status,
 };
 
@@ -53,7 +53,10 @@ pub async fn lock_orders(
     .fetch_all(conn)
     .await?;
     rows.into_iter()
-        .map(|row| row.into_order().map(|order| (order.order_id.clone(), order)))
+        .map(|row| {
+            row.into_order()
+                .map(|order| (order.order_id.clone(), order))
+        })
         .collect()
 }
 
@@ -210,7 +213,8 @@ impl SaveColumns {
         self.authorization_id
             .push(authorized.map(|a| a.authorization_id.clone()));
         self.authorized_amount.push(authorized.map(|a| a.amount));
-        self.declined_reason.push(declined.map(|d| d.reason.clone()));
+        self.declined_reason
+            .push(declined.map(|d| d.reason.clone()));
         self.declined_detail
             .push(declined.and_then(|d| d.detail.clone()));
         self.cancel_by.push(

@@ -36,7 +36,10 @@ pub struct PaymentHandler<P = ConfiguredProvider> {
 /// The provider's answer to one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentAnswer {
-    Authorize { answer: AuthorizeAnswer, attempts: u32 },
+    Authorize {
+        answer: AuthorizeAnswer,
+        attempts: u32,
+    },
     Void(VoidAnswer),
 }
 
@@ -273,7 +276,9 @@ impl<P: PaymentProvider> Calls for PaymentCalls<P> {
                     authorization_id: authorization_id.clone(),
                 };
                 match self.provider.void(&request).await {
-                    Ok(Voided::Voided) => CallOutcome::Answered(PaymentAnswer::Void(VoidAnswer::Voided)),
+                    Ok(Voided::Voided) => {
+                        CallOutcome::Answered(PaymentAnswer::Void(VoidAnswer::Voided))
+                    }
                     Ok(Voided::NothingToVoid) => {
                         CallOutcome::Answered(PaymentAnswer::Void(VoidAnswer::NothingToVoid))
                     }
@@ -302,15 +307,21 @@ impl<P: PaymentProvider> Calls for PaymentCalls<P> {
         let mut changed = BTreeSet::new();
         let mut verdicts = Vec::with_capacity(answers.len());
         for (call, answer) in answers {
-            let step = payments.get(call.order_id()).and_then(|current| match answer {
-                PaymentAnswer::Authorize { answer, attempts } => {
-                    rules::on_authorize_answer(current, answer, *attempts)
-                }
-                PaymentAnswer::Void(answer) => rules::on_void_answer(current, *answer),
-            });
+            let step = payments
+                .get(call.order_id())
+                .and_then(|current| match answer {
+                    PaymentAnswer::Authorize { answer, attempts } => {
+                        rules::on_authorize_answer(current, answer, *attempts)
+                    }
+                    PaymentAnswer::Void(answer) => rules::on_void_answer(current, *answer),
+                });
             match step {
                 Some(step) => {
-                    tracing::info!(order_id = call.order_id(), status = step.payment.status.as_str(), "provider answer recorded");
+                    tracing::info!(
+                        order_id = call.order_id(),
+                        status = step.payment.status.as_str(),
+                        "provider answer recorded"
+                    );
                     verdicts.push(record(&mut payments, &mut changed, step));
                 }
                 None => verdicts.push(Verdict::emit(vec![])),

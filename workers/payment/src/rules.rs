@@ -138,10 +138,16 @@ impl PaymentCall {
 /// The provider's final answer to an authorization.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthorizeAnswer {
-    Authorized { authorization_id: String },
-    Declined { detail: String },
+    Authorized {
+        authorization_id: String,
+    },
+    Declined {
+        detail: String,
+    },
     /// Still "not now" when the attempts ran out: whether it charged is unknown.
-    Unavailable { detail: String },
+    Unavailable {
+        detail: String,
+    },
 }
 
 /// The provider's final answer to a void.
@@ -181,15 +187,7 @@ pub fn on_stock_reserved(
     if current.is_some() {
         return Ok(None);
     }
-    if reserved.total < Decimal::ZERO {
-        return Err(format!(
-            "order {} has a negative total {}",
-            reserved.order_id, reserved.total
-        ));
-    }
-    if reserved.currency.trim().is_empty() {
-        return Err(format!("order {} has no currency", reserved.order_id));
-    }
+    check_reservation(reserved)?;
     Ok(Some(Step::to(Payment {
         order_id: reserved.order_id.clone(),
         amount: reserved.total,
@@ -206,6 +204,49 @@ pub fn on_stock_reserved(
         correlation_id: Some(reserved.correlation_id.clone()),
         traceparent,
     })))
+}
+
+/// A reservation can be charged only if its total is what its lines add up
+/// to, in a currency, with no line of nothing.
+fn check_reservation(reserved: &StockReserved) -> Result<(), String> {
+    let order = &reserved.order_id;
+    if reserved.total < Decimal::ZERO {
+        return Err(format!(
+            "order {order} has a negative total {}",
+            reserved.total
+        ));
+    }
+    if let Some(problem) = chorus_avro::currency_problem(&reserved.currency) {
+        return Err(format!("order {order}: {problem}"));
+    }
+    if reserved.lines.is_empty() {
+        return Err(format!("order {order} has no lines"));
+    }
+    let mut sum = Decimal::ZERO;
+    for line in &reserved.lines {
+        if line.quantity <= 0 || line.unit_price < Decimal::ZERO {
+            return Err(format!(
+                "order {order}: line {} has quantity {} at {}",
+                line.sku.chars().take(40).collect::<String>(),
+                line.quantity,
+                line.unit_price
+            ));
+        }
+        sum = Decimal::from(line.quantity)
+            .checked_mul(line.unit_price)
+            .and_then(|amount| sum.checked_add(amount))
+            .ok_or_else(|| format!("order {order}: the lines' total overflows"))?;
+    }
+    if sum != reserved.total {
+        return Err(format!(
+            "order {order}: the total {} is not the lines' {sum}",
+            reserved.total
+        ));
+    }
+    if reserved.payment_token.is_empty() || reserved.payment_token.len() > 4096 {
+        return Err(format!("order {order} has no usable payment token"));
+    }
+    Ok(())
 }
 
 /// `OrderCancelled`: no charge may stand for the order.
@@ -268,7 +309,9 @@ pub fn on_authorize_answer(
     let answered = Payment {
         token: None,
         token_key_id: None,
-        attempts: current.attempts.saturating_add(i32::try_from(attempts).unwrap_or(i32::MAX)),
+        attempts: current
+            .attempts
+            .saturating_add(i32::try_from(attempts).unwrap_or(i32::MAX)),
         ..current.clone()
     };
     Some(match answer {

@@ -81,7 +81,7 @@ where
             return ExitCode::FAILURE;
         }
     };
-    match run(config, migrator, build).await {
+    match serve(config, migrator, build, shutdown::on_signal()).await {
         Ok(()) => {
             tracing::info!("stopped cleanly");
             ExitCode::SUCCESS
@@ -94,17 +94,20 @@ where
     }
 }
 
-async fn run<H, F, Fut>(
+/// Runs a worker with `config` until `shutdown` is cancelled (a signal, for
+/// a process); `Ok` only for a clean stop. `migrator` holds the worker's own
+/// migrations (versions from 1000), `build` makes its handler.
+pub async fn serve<H, F, Fut>(
     config: WorkerConfig,
     migrator: &'static Migrator,
     build: F,
+    shutdown: CancellationToken,
 ) -> anyhow::Result<()>
 where
     H: Handler,
     F: FnOnce(WorkerContext) -> Fut,
     Fut: Future<Output = anyhow::Result<H>>,
 {
-    let shutdown = shutdown::on_signal();
     let pool = connect(&config).await?;
     migrate(&pool, migrator).await?;
     let metrics = Arc::new(Metrics::new(&config.name));
@@ -284,9 +287,8 @@ impl<H: Handler> crate::handler::Calls for CallsOf<H> {
         &self,
         tx: &mut sqlx::PgConnection,
         answers: &[(&Self::Call, &Self::Answer)],
-    ) -> impl Future<
-        Output = Result<Vec<crate::handler::Verdict<Self::Call>>, crate::HandleError>,
-    > + Send {
+    ) -> impl Future<Output = Result<Vec<crate::handler::Verdict<Self::Call>>, crate::HandleError>> + Send
+    {
         self.0.calls().settle(tx, answers)
     }
 
@@ -322,10 +324,8 @@ impl Tasks {
         if self.handles.is_empty() {
             return std::future::pending().await;
         }
-        let (result, index, _) = futures::future::select_all(
-            self.handles.iter_mut().map(|(_, handle)| handle),
-        )
-        .await;
+        let (result, index, _) =
+            futures::future::select_all(self.handles.iter_mut().map(|(_, handle)| handle)).await;
         let name = self.handles.remove(index).0;
         match result {
             Ok(Ok(())) if shutdown.is_cancelled() => None,
@@ -378,10 +378,12 @@ fn create_consumer(config: &WorkerConfig, metrics: Arc<Metrics>) -> anyhow::Resu
 }
 
 async fn connect(config: &WorkerConfig) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = config
-        .database_url
-        .parse()
-        .with_context(|| format!("CHORUS_DATABASE_URL={} is not a PostgreSQL URL", redact(&config.database_url)))?;
+    let options: PgConnectOptions = config.database_url.parse().with_context(|| {
+        format!(
+            "CHORUS_DATABASE_URL={} is not a PostgreSQL URL",
+            redact(&config.database_url)
+        )
+    })?;
     // A statement hung on a lost server fails (and is retried) instead of
     // holding the loop.
     let options = options.options([("statement_timeout", "30000")]);

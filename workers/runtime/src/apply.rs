@@ -36,11 +36,15 @@ use crate::outbox;
 /// What became of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProcessOutcome {
-    Applied { emitted: usize },
+    Applied {
+        emitted: usize,
+    },
     Duplicate,
     /// An event type this worker does not act on: no transaction at all.
     Ignored,
-    DeadLettered { class: &'static str },
+    DeadLettered {
+        class: &'static str,
+    },
 }
 
 impl ProcessOutcome {
@@ -105,28 +109,44 @@ impl<H: Handler> Applier<H> {
         let mut outcomes: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
         let mut blocked: HashSet<TopicPartition> = HashSet::new();
         let mut items = Vec::new();
-        let spans: Vec<tracing::Span> = batch
-            .iter()
-            .map(|q| crate::span::message_span(self.handler.name(), &q.message))
-            .collect();
+        let mut spans = Vec::with_capacity(batch.len());
         for (index, queued) in batch.iter().enumerate() {
-            let span = &spans[index];
-            match self.codec.decode(queued.message.payload()).await {
+            // Decoded first, so the message's span carries the event's fields
+            // from its start (every log line about it names it).
+            let decoded = self.codec.decode(queued.message.payload()).await;
+            let span = crate::span::message_span(
+                self.handler.name(),
+                &queued.message,
+                decoded.as_ref().ok(),
+            );
+            spans.push(span.clone());
+            // An event type that is not published on this topic (a schema of
+            // another topic's event) can never be meant for us.
+            let decoded = decoded.map_err(|e| Failure::from(&e)).and_then(|event| {
+                let expected = self.codec.catalogue().topic_of(event.event_type());
+                if expected == queued.message.topic() {
+                    Ok(event)
+                } else {
+                    Err(Failure::permanent(
+                        "wrong_topic",
+                        format!(
+                            "a {} belongs on {expected}, not on {}",
+                            event.event_type(),
+                            queued.message.topic()
+                        ),
+                    ))
+                }
+            });
+            match decoded {
                 Ok(event) => {
-                    crate::span::record_event(span, &event);
                     if self.handler.handles(event.event_type()) {
-                        items.push(Item {
-                            index,
-                            event,
-                            span: span.clone(),
-                        });
+                        items.push(Item { index, event, span });
                     } else {
                         outcomes[index] = Some(Outcome::Done(ProcessOutcome::Ignored));
                     }
                 }
-                Err(e) => {
-                    let failure = Failure::from(&e);
-                    let outcome = self.settle_failure(queued, failure, span).await;
+                Err(failure) => {
+                    let outcome = self.settle_failure(queued, failure, &span).await;
                     if !matches!(outcome, Outcome::Done(_)) {
                         blocked.insert(queued.partition());
                     }
@@ -174,7 +194,7 @@ impl<H: Handler> Applier<H> {
                 }
                 Err(failure) => failure,
             };
-            if failure.class == FailureClass::Transient {
+            if failure.is_outage() || (failure.class == FailureClass::Transient && items.len() == 1) {
                 tracing::warn!(error = %failure, messages = items.len(), "transient failure; the batch will be retried");
                 for item in &items {
                     blocked.insert(batch[item.index].partition());

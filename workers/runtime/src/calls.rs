@@ -29,8 +29,8 @@ use crate::emit::Emitter;
 use crate::failure::{Failure, FailureClass};
 use crate::handler::{CallOutcome, Calls, Verdict};
 use crate::metrics::Metrics;
-use crate::{inbox, outbox};
 use crate::retry::RetryPolicy;
+use crate::{inbox, outbox};
 
 /// Calls in flight at once; more wait (and the consumer loop with them).
 pub const CONCURRENCY: usize = 64;
@@ -115,7 +115,8 @@ impl<C: Calls> CallExecutor<C> {
                 let answers = answers.clone();
                 let shutdown = shutdown.clone();
                 calling.spawn(async move {
-                    this.call_until_answered(call, origin, answers, shutdown).await;
+                    this.call_until_answered(call, origin, answers, shutdown)
+                        .await;
                     drop(permit);
                 });
             }
@@ -136,7 +137,10 @@ impl<C: Calls> CallExecutor<C> {
         match found {
             Ok(calls) => {
                 if !calls.is_empty() {
-                    tracing::info!(calls = calls.len(), "resuming external calls left unanswered");
+                    tracing::info!(
+                        calls = calls.len(),
+                        "resuming external calls left unanswered"
+                    );
                 }
                 calls
             }
@@ -180,7 +184,10 @@ impl<C: Calls> CallExecutor<C> {
                 .await;
             match outcome {
                 CallOutcome::Answered(answer) => {
-                    self.metrics.calls.with_label_values(&[name, "answered"]).inc();
+                    self.metrics
+                        .calls
+                        .with_label_values(&[name, "answered"])
+                        .inc();
                     span.record("attempts", attempt);
                     let _ = answers
                         .send(Answered {

@@ -38,12 +38,16 @@ impl WorkerConfig {
     /// Reads the configuration of worker `name` from the environment.
     /// `default_port` is the health/metrics port when `CHORUS_HTTP_ADDR` is unset.
     pub fn from_env(name: &str, default_port: u16) -> Result<WorkerConfig, ConfigError> {
-        let env = Env::process();
+        WorkerConfig::from(&Env::process(), name, default_port)
+    }
+
+    /// As [`WorkerConfig::from_env`], from `env`.
+    pub fn from(env: &Env, name: &str, default_port: u16) -> Result<WorkerConfig, ConfigError> {
         let namespace = env.string("CHORUS_TOPIC_NAMESPACE", "chorus")?;
         Ok(WorkerConfig {
             name: name.to_string(),
-            kafka: KafkaSettings::from_env(&env)?,
-            registry: registry_from_env(&env)?,
+            kafka: KafkaSettings::from_env(env)?,
+            registry: registry_from_env(env)?,
             auto_register_schemas: env.parse("CHORUS_AUTO_REGISTER_SCHEMAS", false)?,
             database_url: env.string(
                 "CHORUS_DATABASE_URL",

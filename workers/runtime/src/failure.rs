@@ -62,26 +62,49 @@ impl Failure {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic without a message".to_string());
-        Failure::new(FailureClass::Panic, "panic", format!("handler panicked: {message}"))
+        Failure::new(
+            FailureClass::Panic,
+            "panic",
+            format!("handler panicked: {message}"),
+        )
     }
 }
+
+impl Failure {
+    /// Whether the failure is the infrastructure's as a whole (the database
+    /// or the registry unreachable, Kafka down), not any one message's: a
+    /// batch failing so is retried whole rather than split.
+    pub fn is_outage(&self) -> bool {
+        self.class == FailureClass::Transient && OUTAGE_KINDS.contains(&self.kind)
+    }
+}
+
+const OUTAGE_KINDS: [&str; 4] = ["connection", "registry", "registry_unavailable", "kafka"];
 
 impl From<sqlx::Error> for Failure {
     fn from(e: sqlx::Error) -> Failure {
         let message = format!("database: {}", chorus_avro::error_chain(&e));
-        let class = match &e {
-            sqlx::Error::Database(db) => db
-                .code()
-                .map_or(FailureClass::Unknown, |code| sqlstate_class(&code)),
+        let (class, kind) = match &e {
+            sqlx::Error::Database(db) => match db.code() {
+                Some(code) if is_connection_state(&code) => (FailureClass::Transient, "connection"),
+                Some(code) => (sqlstate_class(&code), "database"),
+                None => (FailureClass::Unknown, "database"),
+            },
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => FailureClass::Transient,
-            _ => FailureClass::Unknown,
+            | sqlx::Error::WorkerCrashed => (FailureClass::Transient, "connection"),
+            _ => (FailureClass::Unknown, "database"),
         };
-        Failure::new(class, "database", message)
+        Failure::new(class, kind, message)
     }
+}
+
+/// The SQLSTATEs of a server gone or going: connection exceptions, the
+/// server shutting down or not accepting connections, out of resources.
+fn is_connection_state(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03")
 }
 
 /// The class of a PostgreSQL error by its SQLSTATE.

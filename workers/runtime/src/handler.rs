@@ -105,7 +105,10 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Periodic work in its own transaction (the order worker's deadlines),
     /// returning events to emit through the outbox.
-    fn tick(&self, tx: &mut PgConnection) -> impl Future<Output = Result<Vec<Event>, HandleError>> + Send {
+    fn tick(
+        &self,
+        tx: &mut PgConnection,
+    ) -> impl Future<Output = Result<Vec<Event>, HandleError>> + Send {
         let _ = tx;
         async { Ok(Vec::new()) }
     }
@@ -233,7 +236,9 @@ pub async fn apply_one<H: Handler>(
     event: &Event,
 ) -> Result<(Vec<Event>, Vec<<H::Calls as Calls>::Call>), HandleError> {
     let span = tracing::Span::none();
-    let verdicts = handler.apply(tx, &[Incoming { event, span: &span }]).await?;
+    let verdicts = handler
+        .apply(tx, &[Incoming { event, span: &span }])
+        .await?;
     match verdicts.into_iter().next() {
         Some(Verdict::Applied { emit, calls }) => Ok((emit, calls)),
         Some(Verdict::Rejected(reason)) => Err(HandleError::Permanent(reason)),

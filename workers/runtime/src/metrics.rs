@@ -4,8 +4,8 @@
 //! backlog and its age. A worker adds its own through [`Metrics::registry`].
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Gauge, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -72,7 +72,9 @@ impl Metrics {
             batch_size: Histogram::with_opts(
                 HistogramOpts::new("batch_messages", "Messages per processed batch")
                     .const_label("worker", worker)
-                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]),
+                    .buckets(vec![
+                        1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
+                    ]),
             )
             .expect("metric"),
             panics: IntCounter::with_opts(opts(

@@ -65,8 +65,10 @@ pub async fn write(
     .bind(&headers)
     .fetch_all(conn)
     .await?;
-    let ids: std::collections::HashMap<String, i64> =
-        written.into_iter().map(|(id, event_id)| (event_id, id)).collect();
+    let ids: std::collections::HashMap<String, i64> = written
+        .into_iter()
+        .map(|(id, event_id)| (event_id, id))
+        .collect();
     Ok(rows
         .into_iter()
         .filter_map(|row| {

@@ -7,18 +7,25 @@ use chorus_avro::Event;
 use chorus_platform::telemetry::{continue_trace, trace_id};
 use rdkafka::message::{Message, OwnedMessage};
 
-/// The span of `message`, child of the span its headers name.
-pub fn message_span(worker: &'static str, message: &OwnedMessage) -> tracing::Span {
+/// The span of `message` (and of its `event`, when it decoded), child of
+/// the span its headers name.
+pub fn message_span(
+    worker: &'static str,
+    message: &OwnedMessage,
+    event: Option<&Event>,
+) -> tracing::Span {
+    let event_type = event.map(|e| e.event_type().name());
+    let key = message.key().map(String::from_utf8_lossy);
     let span = tracing::info_span!(
         "process",
-        otel.name = tracing::field::Empty,
+        otel.name = format!("process {}", event_type.unwrap_or("message")).as_str(),
         worker,
         topic = message.topic(),
         partition = message.partition(),
         offset = message.offset(),
-        order_id = message.key().map(String::from_utf8_lossy).as_deref(),
-        event_id = tracing::field::Empty,
-        event_type = tracing::field::Empty,
+        order_id = event.map(Event::key).or(key.as_deref()),
+        event_id = event.map(Event::event_id),
+        event_type,
         trace_id = tracing::field::Empty,
     );
     continue_trace(&span, &crate::apply::headers_of(message));
@@ -26,13 +33,4 @@ pub fn message_span(worker: &'static str, message: &OwnedMessage) -> tracing::Sp
         span.record("trace_id", id.as_str());
     }
     span
-}
-
-/// Names the span after the event, once it is decoded.
-pub fn record_event(span: &tracing::Span, event: &Event) {
-    let name = event.event_type().name();
-    span.record("otel.name", format!("process {name}").as_str());
-    span.record("event_type", name);
-    span.record("event_id", event.event_id());
-    span.record("order_id", event.key());
 }

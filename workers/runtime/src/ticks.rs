@@ -41,7 +41,8 @@ impl<H: Handler> Ticker<H> {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = interval.tick() => {}
             }
-            let span = tracing::info_span!("tick", otel.name = format!("{} tick", self.handler.name()));
+            let span =
+                tracing::info_span!("tick", otel.name = format!("{} tick", self.handler.name()));
             let result = AssertUnwindSafe(self.tick_once(&span).instrument(span.clone()))
                 .catch_unwind()
                 .await

@@ -20,8 +20,14 @@ pub fn requested_lines(placed: &OrderPlaced) -> Result<Vec<OrderLine>, Invalid> 
     if placed.items.is_empty() {
         return Err(Invalid(format!("OrderPlaced {order} has no items")));
     }
+    if let Some(problem) = chorus_avro::currency_problem(&placed.currency) {
+        return Err(Invalid(format!("OrderPlaced {order}: {problem}")));
+    }
     let mut merged: BTreeMap<&str, i32> = BTreeMap::new();
     for line in &placed.items {
+        if let Some(problem) = chorus_avro::sku_problem(&line.sku) {
+            return Err(Invalid(format!("OrderPlaced {order}: {problem}")));
+        }
         if line.quantity <= 0 {
             return Err(Invalid(format!(
                 "OrderPlaced {order}: sku {} has quantity {}; quantities must be positive",

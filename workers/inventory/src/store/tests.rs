@@ -72,19 +72,26 @@ async fn adjustments_set_the_catalogue_and_the_view_shows_it() {
     let privilege = |object: &'static str, what: &'static str| {
         let pool = db.pool.clone();
         async move {
-            sqlx::query_scalar::<_, bool>(
-                "SELECT has_table_privilege('chorus_gateway_ro', $1, $2)",
-            )
-            .bind(object)
-            .bind(what)
-            .fetch_one(&pool)
-            .await
-            .unwrap()
+            sqlx::query_scalar::<_, bool>("SELECT has_table_privilege('chorus_gateway_ro', $1, $2)")
+                .bind(object)
+                .bind(what)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
         }
     };
-    assert!(privilege("stock_levels", "SELECT").await, "the gateway role cannot read stock_levels");
-    assert!(!privilege("stock_levels", "INSERT").await, "the gateway role may write stock_levels");
-    assert!(!privilege("catalogue", "SELECT").await, "the gateway role reads catalogue directly");
+    assert!(
+        privilege("stock_levels", "SELECT").await,
+        "the gateway role cannot read stock_levels"
+    );
+    assert!(
+        !privilege("stock_levels", "INSERT").await,
+        "the gateway role may write stock_levels"
+    );
+    assert!(
+        !privilege("catalogue", "SELECT").await,
+        "the gateway role reads catalogue directly"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -170,12 +170,20 @@ async fn a_failing_webhook_is_sent_outside_the_transaction_until_it_goes_through
     tx.commit().await.unwrap();
     assert_eq!(channels_of(&logged), ["log"]);
     assert_eq!(calls.len(), 1);
-    assert!(hooks.lock().unwrap().is_empty(), "nothing sent inside the transaction");
+    assert!(
+        hooks.lock().unwrap().is_empty(),
+        "nothing sent inside the transaction"
+    );
     let mut conn = db.pool.acquire().await.unwrap();
-    let pending = find_delivery(&mut conn, &order.order_id, FinalStatus::Confirmed, Channel::Webhook)
-        .await
-        .unwrap()
-        .unwrap();
+    let pending = find_delivery(
+        &mut conn,
+        &order.order_id,
+        FinalStatus::Confirmed,
+        Channel::Webhook,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(pending.status, "pending");
 
     // "Not now" twice, then delivered: one NotificationSent, one delivery id.
@@ -188,16 +196,25 @@ async fn a_failing_webhook_is_sent_outside_the_transaction_until_it_goes_through
     };
     assert_eq!(attempt, 3);
     let mut tx = db.pool.begin().await.unwrap();
-    let verdicts = handler.calls().settle(&mut tx, &[(&calls[0], &answer)]).await.unwrap();
+    let verdicts = handler
+        .calls()
+        .settle(&mut tx, &[(&calls[0], &answer)])
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let [Verdict::Applied { emit, .. }] = verdicts.as_slice() else {
         panic!("{verdicts:?}")
     };
     assert_eq!(channels_of(emit), ["webhook"]);
-    let delivered = find_delivery(&mut conn, &order.order_id, FinalStatus::Confirmed, Channel::Webhook)
-        .await
-        .unwrap()
-        .unwrap();
+    let delivered = find_delivery(
+        &mut conn,
+        &order.order_id,
+        FinalStatus::Confirmed,
+        Channel::Webhook,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(delivered.status, "delivered");
     let hooks = hooks.lock().unwrap();
     assert_eq!(hooks.len(), 3);
@@ -228,10 +245,15 @@ async fn a_webhook_refused_for_good_is_recorded_failed_and_refused() {
     assert!(refused[0].contains("410"), "{refused:?}");
     assert_eq!(hooks.lock().unwrap().len(), 1, "a 410 is not asked again");
     let mut conn = db.pool.acquire().await.unwrap();
-    let failed = find_delivery(&mut conn, &order.order_id, FinalStatus::Confirmed, Channel::Webhook)
-        .await
-        .unwrap()
-        .unwrap();
+    let failed = find_delivery(
+        &mut conn,
+        &order.order_id,
+        FinalStatus::Confirmed,
+        Channel::Webhook,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(failed.status, "failed");
     assert!(failed.error.unwrap().contains("410"));
 }

@@ -81,8 +81,21 @@ pub fn fact_of(event: &Event) -> Result<Option<(&str, Fact)>, Invalid> {
             if e.items.is_empty() {
                 return Err(Invalid(format!("OrderPlaced {} has no items", e.order_id)));
             }
-            if e.customer_id.trim().is_empty() {
-                return Err(Invalid(format!("OrderPlaced {} has no customer", e.order_id)));
+            if e.customer_id.trim().is_empty() || e.customer_id.len() > 128 {
+                return Err(Invalid(format!(
+                    "OrderPlaced {} has no usable customer",
+                    e.order_id
+                )));
+            }
+            if let Some(problem) = chorus_avro::currency_problem(&e.currency) {
+                return Err(Invalid(format!("OrderPlaced {}: {problem}", e.order_id)));
+            }
+            if let Some(problem) = e
+                .items
+                .iter()
+                .find_map(|l| chorus_avro::sku_problem(&l.sku))
+            {
+                return Err(Invalid(format!("OrderPlaced {}: {problem}", e.order_id)));
             }
             if let Some(line) = e.items.iter().find(|l| l.quantity <= 0) {
                 return Err(Invalid(format!(
@@ -98,6 +111,12 @@ pub fn fact_of(event: &Event) -> Result<Option<(&str, Fact)>, Invalid> {
             (e.order_id.as_str(), Fact::Placed(placed))
         }
         Event::StockReserved(e) => {
+            if e.total < Decimal::ZERO || e.lines.iter().any(|l| l.quantity <= 0) {
+                return Err(Invalid(format!(
+                    "StockReserved {}: a negative total or an empty line",
+                    e.order_id
+                )));
+            }
             let reserved = Reserved {
                 lines: e.lines.clone(),
                 total: e.total,
@@ -112,6 +131,15 @@ pub fn fact_of(event: &Event) -> Result<Option<(&str, Fact)>, Invalid> {
             (e.order_id.as_str(), Fact::ReservationFailed(failed))
         }
         Event::PaymentAuthorized(e) => {
+            if e.amount < Decimal::ZERO
+                || e.authorization_id.is_empty()
+                || e.authorization_id.len() > 256
+            {
+                return Err(Invalid(format!(
+                    "PaymentAuthorized {}: a negative amount or no usable authorization id",
+                    e.order_id
+                )));
+            }
             let authorized = Authorized {
                 authorization_id: e.authorization_id.clone(),
                 amount: e.amount,

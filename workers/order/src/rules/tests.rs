@@ -342,7 +342,10 @@ fn the_deadline_cancels_an_order_not_final_as_timeout_and_never_a_final_one() {
         panic!("{emitted:?}")
     };
     assert_eq!(e.reason, TIMEOUT);
-    assert_eq!(timed_out.status.as_ref().map(Status::name), Some("CANCELLED"));
+    assert_eq!(
+        timed_out.status.as_ref().map(Status::name),
+        Some("CANCELLED")
+    );
     // The authorization answering after the deadline does not confirm it.
     let (after, emitted) = then_facts(timed_out, vec![fact(authorized_o1())]);
     assert!(emitted.is_empty());

@@ -135,19 +135,26 @@ async fn the_view_shows_placed_orders_in_the_gateways_shape() {
     let privilege = |object: &'static str, what: &'static str| {
         let pool = db.pool.clone();
         async move {
-            sqlx::query_scalar::<_, bool>(
-                "SELECT has_table_privilege('chorus_gateway_ro', $1, $2)",
-            )
-            .bind(object)
-            .bind(what)
-            .fetch_one(&pool)
-            .await
-            .unwrap()
+            sqlx::query_scalar::<_, bool>("SELECT has_table_privilege('chorus_gateway_ro', $1, $2)")
+                .bind(object)
+                .bind(what)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
         }
     };
-    assert!(privilege("order_status", "SELECT").await, "the gateway role cannot read order_status");
-    assert!(!privilege("order_status", "INSERT").await, "the gateway role may write order_status");
-    assert!(!privilege("orders", "SELECT").await, "the gateway role reads orders directly");
+    assert!(
+        privilege("order_status", "SELECT").await,
+        "the gateway role cannot read order_status"
+    );
+    assert!(
+        !privilege("order_status", "INSERT").await,
+        "the gateway role may write order_status"
+    );
+    assert!(
+        !privilege("orders", "SELECT").await,
+        "the gateway role reads orders directly"
+    );
 }
 
 #[tokio::test]
@@ -163,7 +170,11 @@ async fn every_fact_survives_the_round_trip_through_the_table() {
         handle(&db, event).await.unwrap();
     }
     let mut conn = db.pool.acquire().await.unwrap();
-    let order = lock_orders(&mut conn, &["o1"]).await.unwrap().remove("o1").unwrap();
+    let order = lock_orders(&mut conn, &["o1"])
+        .await
+        .unwrap()
+        .remove("o1")
+        .unwrap();
     assert_eq!(order.facts.placed.as_ref().unwrap().customer_id, "cust-7");
     assert_eq!(order.facts.reserved.as_ref().unwrap().total, price("0.10"));
     assert_eq!(
@@ -338,7 +349,10 @@ async fn an_overdue_order_is_cancelled_once_however_many_replicas_tick() {
     cancelled.sort();
     let mut expected: Vec<String> = (0..20).map(|i| format!("late-{i}")).collect();
     expected.sort();
-    assert_eq!(cancelled, expected, "each overdue order once, the confirmed one never");
+    assert_eq!(
+        cancelled, expected,
+        "each overdue order once, the confirmed one never"
+    );
     let row = status_row(&db, "late-3").await.unwrap();
     assert_eq!(
         (&row["status"], &row["reason"], &row["last_event"]),
@@ -346,7 +360,13 @@ async fn an_overdue_order_is_cancelled_once_however_many_replicas_tick() {
     );
     // Nothing is left to cancel.
     let mut tx = db.pool.begin().await.unwrap();
-    assert!(OrderHandler::default().tick(&mut tx).await.unwrap().is_empty());
+    assert!(
+        OrderHandler::default()
+            .tick(&mut tx)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -375,7 +395,11 @@ async fn cancellation_requests_are_recorded_in_the_read_model() {
     let open = status_row(&db, "open").await.unwrap();
     assert_eq!(
         (&open["status"], &open["reason"], &open["cancellation"]),
-        (&json!("CANCELLED"), &json!("customer_cancelled"), &json!("accepted"))
+        (
+            &json!("CANCELLED"),
+            &json!("customer_cancelled"),
+            &json!("accepted")
+        )
     );
     let shipped = status_row(&db, "shipped").await.unwrap();
     assert_eq!(

@@ -130,7 +130,13 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, reqwes
 
 /// The meaning of the provider's answer to a void.
 fn classify_void(status: StatusCode, body: &[u8]) -> Result<Voided, ProviderError> {
-    let text = || String::from_utf8_lossy(body).trim().chars().take(200).collect::<String>();
+    let text = || {
+        String::from_utf8_lossy(body)
+            .trim()
+            .chars()
+            .take(200)
+            .collect::<String>()
+    };
     match status.as_u16() {
         200..=299 => Ok(Voided::Voided),
         404 => Ok(Voided::NothingToVoid),
@@ -242,7 +248,10 @@ mod tests {
         assert_eq!(void(200), Ok(Voided::Voided));
         assert_eq!(void(404), Ok(Voided::NothingToVoid));
         for status in [408, 429, 500, 503] {
-            assert!(matches!(void(status), Err(ProviderError::Unavailable { .. })));
+            assert!(matches!(
+                void(status),
+                Err(ProviderError::Unavailable { .. })
+            ));
         }
         assert!(matches!(void(409), Err(ProviderError::Declined { .. })));
     }

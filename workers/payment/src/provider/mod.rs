@@ -78,7 +78,10 @@ pub trait PaymentProvider: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Authorization, ProviderError>> + Send;
 
     /// Voids under the order id as idempotency key; voiding twice is harmless.
-    fn void(&self, request: &VoidRequest) -> impl Future<Output = Result<Voided, ProviderError>> + Send;
+    fn void(
+        &self,
+        request: &VoidRequest,
+    ) -> impl Future<Output = Result<Voided, ProviderError>> + Send;
 }
 
 /// The provider chosen by configuration (`CHORUS_PAYMENT_PROVIDER`).

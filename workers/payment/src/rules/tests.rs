@@ -54,7 +54,10 @@ fn given_a_reservation_then_the_authorization_is_asked_for_with_the_sealed_token
     };
     assert_eq!(order_id, "o-1");
     assert_eq!(amount.to_string(), "19.99");
-    assert_eq!((token.as_str(), token_key_id.as_deref()), ("sealed-token", Some("k1")));
+    assert_eq!(
+        (token.as_str(), token_key_id.as_deref()),
+        ("sealed-token", Some("k1"))
+    );
 }
 
 #[test]
@@ -87,7 +90,10 @@ fn when_authorized_then_payment_authorized_for_the_total_and_the_token_is_droppe
     let [Event::PaymentAuthorized(e)] = step.events.as_slice() else {
         panic!("{:?}", step.events)
     };
-    assert_eq!((e.amount.to_string().as_str(), e.authorization_id.as_str()), ("19.99", "auth-1"));
+    assert_eq!(
+        (e.amount.to_string().as_str(), e.authorization_id.as_str()),
+        ("19.99", "auth-1")
+    );
     assert_eq!(e.causation_id.as_deref(), Some("e-1"));
     // The same answer again (a call made twice) changes nothing.
     assert_eq!(on_authorize_answer(&step.payment, &answer, 1), None);
@@ -184,7 +190,10 @@ fn given_an_authorization_when_cancelled_then_it_is_voided() {
     assert_eq!(voided.authorization_id.as_deref(), Some("auth-1"));
     assert_eq!(voided.reason, "customer_cancelled");
     // Cancelled again: nothing more.
-    assert_eq!(on_order_cancelled(Some(&done.payment), "o-1", "timeout", None), None);
+    assert_eq!(
+        on_order_cancelled(Some(&done.payment), "o-1", "timeout", None),
+        None
+    );
 }
 
 #[test]
@@ -208,11 +217,16 @@ fn given_an_authorization_in_flight_when_cancelled_then_its_answer_is_voided_at_
     // A decline needs no void.
     let declined = on_authorize_answer(
         &marked,
-        &AuthorizeAnswer::Declined { detail: "no".into() },
+        &AuthorizeAnswer::Declined {
+            detail: "no".into(),
+        },
         1,
     )
     .unwrap();
-    assert_eq!((declined.payment.status, declined.call), (Status::Declined, None));
+    assert_eq!(
+        (declined.payment.status, declined.call),
+        (Status::Declined, None)
+    );
 }
 
 #[test]

@@ -74,7 +74,11 @@ async fn an_approved_token_is_authorized_once_and_recorded() {
     tx.commit().await.unwrap();
     assert!(emitted.is_empty());
     assert!(matches!(calls.as_slice(), [PaymentCall::Authorize { .. }]));
-    assert_eq!(sandbox.calls(&reserved.order_id).await.unwrap(), 0, "no call inside the transaction");
+    assert_eq!(
+        sandbox.calls(&reserved.order_id).await.unwrap(),
+        0,
+        "no call inside the transaction"
+    );
     assert_eq!(status(&db, &reserved.order_id).await, "authorizing");
 
     let (answered, attempts) = answer(handler.calls(), &calls[0]).await;
@@ -94,12 +98,20 @@ async fn an_approved_token_is_authorized_once_and_recorded() {
         panic!("{emit:?}");
     };
     assert_eq!(authorized.amount.to_string(), "19.99");
-    assert_eq!(authorized.causation_id.as_deref(), Some(reserved.event_id.as_str()));
+    assert_eq!(
+        authorized.causation_id.as_deref(),
+        Some(reserved.event_id.as_str())
+    );
     assert_eq!(status(&db, &reserved.order_id).await, "authorized");
     assert_eq!(sandbox.charges(&reserved.order_id).await.unwrap(), 1);
 
     // The same event again (a replay, a redrive) asks nothing.
-    assert!(handle(&db, &handler, reserved.clone()).await.unwrap().is_empty());
+    assert!(
+        handle(&db, &handler, reserved.clone())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // The same answer recorded twice (a call made twice) emits nothing more.
     let mut tx = db.pool.begin().await.unwrap();
     let again = handler
@@ -161,7 +173,12 @@ async fn a_cancelled_order_has_its_authorization_voided() {
     assert_eq!(status(&db, &order).await, "voided");
     assert_eq!(sandbox.standing_charges(&order).await.unwrap(), 0);
     // Cancelled again: nothing more.
-    assert!(handle(&db, &handler, order_cancelled(&order, "timeout")).await.unwrap().is_empty());
+    assert!(
+        handle(&db, &handler, order_cancelled(&order, "timeout"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -170,7 +187,12 @@ async fn a_cancellation_before_the_reservation_means_no_charge_ever() {
     let (handler, sandbox) = sandbox_handler(&db);
     let reserved = stock_reserved("7.00", "tok_ok");
     let order = reserved.order_id.clone();
-    assert!(handle(&db, &handler, order_cancelled(&order, "timeout")).await.unwrap().is_empty());
+    assert!(
+        handle(&db, &handler, order_cancelled(&order, "timeout"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // The late StockReserved is recorded and ignored.
     assert!(handle(&db, &handler, reserved).await.unwrap().is_empty());
     assert_eq!(status(&db, &order).await, "cancelled");
@@ -184,24 +206,43 @@ async fn a_cancellation_while_the_authorization_is_in_flight_voids_its_answer() 
     let reserved = stock_reserved("9.00", "tok_ok");
     let order = reserved.order_id.clone();
     let mut tx = db.pool.begin().await.unwrap();
-    let (_, calls) = apply_one(&handler, &mut tx, &reserved.into()).await.unwrap();
+    let (_, calls) = apply_one(&handler, &mut tx, &reserved.into())
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     // The provider is being asked when the order is cancelled (a deadline).
-    assert!(handle(&db, &handler, order_cancelled(&order, "timeout")).await.unwrap().is_empty());
+    assert!(
+        handle(&db, &handler, order_cancelled(&order, "timeout"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let (answered, _) = answer(handler.calls(), &calls[0]).await;
     let mut tx = db.pool.begin().await.unwrap();
-    let verdicts = handler.calls().settle(&mut tx, &[(&calls[0], &answered)]).await.unwrap();
+    let verdicts = handler
+        .calls()
+        .settle(&mut tx, &[(&calls[0], &answered)])
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let [Verdict::Applied { emit, calls: voids }] = verdicts.as_slice() else {
         panic!("{verdicts:?}")
     };
     assert_eq!(names(emit), ["PaymentAuthorized"]);
-    let [void] = voids.as_slice() else { panic!("{voids:?}") };
+    let [void] = voids.as_slice() else {
+        panic!("{voids:?}")
+    };
     let (voided, _) = answer(handler.calls(), void).await;
     let mut tx = db.pool.begin().await.unwrap();
-    let verdicts = handler.calls().settle(&mut tx, &[(void, &voided)]).await.unwrap();
+    let verdicts = handler
+        .calls()
+        .settle(&mut tx, &[(void, &voided)])
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
-    assert!(matches!(verdicts.as_slice(), [Verdict::Applied { emit, .. }] if names(emit) == ["PaymentVoided"]));
+    assert!(
+        matches!(verdicts.as_slice(), [Verdict::Applied { emit, .. }] if names(emit) == ["PaymentVoided"])
+    );
     assert_eq!(sandbox.standing_charges(&order).await.unwrap(), 0);
     assert_eq!(status(&db, &order).await, "voided");
 }
@@ -212,20 +253,42 @@ async fn an_intent_left_by_a_stopped_worker_is_found_again_once_its_lease_ran_ou
     let (handler, _) = sandbox_handler(&db);
     let reserved = stock_reserved("3.00", "tok_ok");
     let mut tx = db.pool.begin().await.unwrap();
-    apply_one(&handler, &mut tx, &reserved.clone().into()).await.unwrap();
+    apply_one(&handler, &mut tx, &reserved.clone().into())
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let mut conn = db.pool.acquire().await.unwrap();
     let lease = std::time::Duration::from_secs(60);
     // Leased to the process that asked: nobody else takes it.
-    assert!(handler.calls().unsettled(&mut conn, lease, 10).await.unwrap().is_empty());
+    assert!(
+        handler
+            .calls()
+            .unsettled(&mut conn, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     sqlx::query("UPDATE payments SET lease_until = now() - interval '1 second'")
         .execute(&mut *conn)
         .await
         .unwrap();
-    let found = handler.calls().unsettled(&mut conn, lease, 10).await.unwrap();
-    assert!(matches!(found.as_slice(), [PaymentCall::Authorize { order_id, .. }] if *order_id == reserved.order_id));
+    let found = handler
+        .calls()
+        .unsettled(&mut conn, lease, 10)
+        .await
+        .unwrap();
+    assert!(
+        matches!(found.as_slice(), [PaymentCall::Authorize { order_id, .. }] if *order_id == reserved.order_id)
+    );
     // Leased anew: not handed out twice.
-    assert!(handler.calls().unsettled(&mut conn, lease, 10).await.unwrap().is_empty());
+    assert!(
+        handler
+            .calls()
+            .unsettled(&mut conn, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -233,6 +296,9 @@ async fn a_negative_total_is_rejected() {
     let db = TestDb::create(&[&chorus_payment::MIGRATOR]).await;
     let (handler, _) = sandbox_handler(&db);
     let result = handle(&db, &handler, stock_reserved("-1.00", "tok_ok")).await;
-    assert!(matches!(result, Err(HandleError::Permanent(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(HandleError::Permanent(_))),
+        "{result:?}"
+    );
     assert!(handler.handles(chorus_avro::EventType::OrderCancelled));
 }

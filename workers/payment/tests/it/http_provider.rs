@@ -211,14 +211,20 @@ async fn a_void_goes_to_the_documented_endpoint_under_the_order_id() {
         _ => (200, Duration::ZERO, r#"{"status":"voided"}"#),
     })
     .await;
-    let handler = PaymentHandler::new(HttpProvider::new(&url, Duration::from_secs(2)).unwrap(), QUICK);
+    let handler = PaymentHandler::new(
+        HttpProvider::new(&url, Duration::from_secs(2)).unwrap(),
+        QUICK,
+    );
     let void = PaymentCall::Void {
         order_id: "order-7".into(),
         authorization_id: Some("auth_123".into()),
         traceparent: None,
     };
     let (answered, attempts) = answer(handler.calls(), &void).await;
-    assert_eq!(answered, PaymentAnswer::Void(chorus_payment::VoidAnswer::Voided));
+    assert_eq!(
+        answered,
+        PaymentAnswer::Void(chorus_payment::VoidAnswer::Voided)
+    );
     assert_eq!(attempts, 2, "a 503 is asked again");
     let calls = calls.lock().unwrap();
     assert_eq!(calls[1].idempotency_key.as_deref(), Some("order-7"));

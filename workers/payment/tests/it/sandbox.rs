@@ -90,7 +90,11 @@ async fn a_void_releases_the_keys_charge_once_and_records_no_token() {
     sandbox.authorize(&request("o-7", "tok_ok")).await.unwrap();
     assert_eq!(sandbox.standing_charges("o-7").await.unwrap(), 1);
     assert_eq!(sandbox.void(&void("o-7")).await, Ok(Voided::Voided));
-    assert_eq!(sandbox.void(&void("o-7")).await, Ok(Voided::Voided), "voiding twice is harmless");
+    assert_eq!(
+        sandbox.void(&void("o-7")).await,
+        Ok(Voided::Voided),
+        "voiding twice is harmless"
+    );
     assert_eq!(sandbox.standing_charges("o-7").await.unwrap(), 0);
     assert_eq!(sandbox.charges("o-7").await.unwrap(), 1);
     let columns: Vec<String> = sqlx::query_scalar(

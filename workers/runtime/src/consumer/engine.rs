@@ -243,4 +243,3 @@ fn list(partitions: &[&TopicPartition]) -> TopicPartitionList {
     }
     list
 }
-

@@ -195,7 +195,15 @@ mod tests {
     use rdkafka::Timestamp;
 
     fn message(topic: &str, partition: i32, offset: i64) -> OwnedMessage {
-        OwnedMessage::new(None, None, topic.into(), Timestamp::NotAvailable, partition, offset, None)
+        OwnedMessage::new(
+            None,
+            None,
+            topic.into(),
+            Timestamp::NotAvailable,
+            partition,
+            offset,
+            None,
+        )
     }
 
     fn queues(capacity: usize) -> Queues {

@@ -72,7 +72,8 @@ impl ClientContext for LoopContext {
             for (id, partition) in &topic.partitions {
                 // -1 is librdkafka's "not consuming this partition".
                 if *id >= 0 && partition.consumer_lag >= 0 {
-                    self.metrics.set_consumer_lag(name, *id, partition.consumer_lag);
+                    self.metrics
+                        .set_consumer_lag(name, *id, partition.consumer_lag);
                 }
             }
         }
