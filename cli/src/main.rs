@@ -2,16 +2,22 @@
 
 mod args;
 mod bench;
+mod dlq;
 mod gateway;
 mod load;
 mod produce;
+mod render;
 mod schemas;
 mod tail;
+mod topic_reader;
 mod topics;
 
 use clap::Parser;
 
-use args::{BenchCommand, Cli, Command, OrderCommand, SchemasCommand, StockCommand, TopicsCommand};
+use args::{
+    BenchCommand, Cli, Command, DlqCommand, OrderCommand, SchemasCommand, StockCommand,
+    TopicsCommand,
+};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -26,6 +32,9 @@ async fn main() -> std::process::ExitCode {
         Command::Example(args) => produce::example(&args),
         Command::Produce(args) => produce::produce(&cli.global, &args).await,
         Command::Tail(args) => tail::tail(&cli.global, &args).await,
+        Command::Dlq(DlqCommand::List(args)) => dlq::list(&cli.global, &args).await,
+        Command::Dlq(DlqCommand::Show(args)) => dlq::show(&cli.global, &args).await,
+        Command::Dlq(DlqCommand::Redrive(args)) => dlq::redrive(&cli.global, &args).await,
         Command::Token(args) => gateway::token(&args),
         Command::Order(OrderCommand::Place(args)) => gateway::place_order(&cli.global, &args).await,
         Command::Order(OrderCommand::Status(args)) => {
