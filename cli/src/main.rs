@@ -40,6 +40,9 @@ async fn main() -> std::process::ExitCode {
         Command::Order(OrderCommand::Status(args)) => {
             gateway::order_status(&cli.global, &args).await
         }
+        Command::Order(OrderCommand::Cancel(args)) => {
+            gateway::cancel_order(&cli.global, &args).await
+        }
         Command::Stock(StockCommand::Set(args)) => gateway::set_stock(&cli.global, &args).await,
         Command::Stock(StockCommand::Get(args)) => gateway::get_stock(&cli.global, &args).await,
         Command::Load(args) => load::run(&cli.global, &args).await,

@@ -3,6 +3,7 @@
 //! topic namespace, so tests never see each other's messages.
 
 mod cli;
+mod cli_gateway;
 mod contract;
 mod corrupt;
 mod dlq;

@@ -44,6 +44,8 @@ pub enum OrderCommand {
     Place(PlaceOrderArgs),
     /// Print an order's status; with --wait, follow it to its final status.
     Status(OrderStatusArgs),
+    /// Ask to cancel an order; prints the order as the gateway answers it (202).
+    Cancel(CancelOrderArgs),
 }
 
 #[derive(Debug, Args)]
