@@ -6,11 +6,14 @@ mod dlq;
 mod gateway;
 mod load;
 mod produce;
+mod read_model;
 mod render;
+mod saga_steps;
 mod schemas;
 mod tail;
 mod topic_reader;
 mod topics;
+mod trace;
 
 use clap::Parser;
 
@@ -35,6 +38,7 @@ async fn main() -> std::process::ExitCode {
         Command::Dlq(DlqCommand::List(args)) => dlq::list(&cli.global, &args).await,
         Command::Dlq(DlqCommand::Show(args)) => dlq::show(&cli.global, &args).await,
         Command::Dlq(DlqCommand::Redrive(args)) => dlq::redrive(&cli.global, &args).await,
+        Command::Trace(args) => trace::trace(&cli.global, &args).await,
         Command::Token(args) => gateway::token(&args),
         Command::Order(OrderCommand::Place(args)) => gateway::place_order(&cli.global, &args).await,
         Command::Order(OrderCommand::Status(args)) => {

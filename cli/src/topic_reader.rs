@@ -53,10 +53,6 @@ impl TopicReader {
         })
     }
 
-    pub fn brokers(&self) -> &str {
-        &self.kafka.brokers
-    }
-
     /// The partition ids of `topic`; an error when it does not exist.
     pub async fn partitions(&self, topic: &str) -> anyhow::Result<Vec<i32>> {
         let partitions = self.kafka.topic_partitions(topic, self.timeout).await?;
@@ -66,14 +62,20 @@ impl TopicReader {
         Ok(partitions)
     }
 
-    /// The partition ids of `topic`, or none when it does not exist.
-    pub async fn partitions_if_any(&self, topic: &str) -> anyhow::Result<Vec<i32>> {
-        let metadata = self.kafka.fetch_metadata(Some(topic), self.timeout).await?;
+    /// The partition ids of each of `topics` that exists, from one metadata request.
+    pub async fn partitions_of(
+        &self,
+        topics: &[String],
+    ) -> anyhow::Result<BTreeMap<String, Vec<i32>>> {
+        let metadata = self.kafka.fetch_metadata(None, self.timeout).await?;
         Ok(metadata
             .topics()
             .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .filter(|t| t.error().is_none() && topics.iter().any(|name| name == t.name()))
+            .map(|t| {
+                let ids = t.partitions().iter().map(|p| p.id()).collect();
+                (t.name().to_string(), ids)
+            })
             .collect())
     }
 
@@ -104,23 +106,22 @@ impl TopicReader {
     /// `millis`; partitions with no such message are left out.
     pub fn offsets_after(
         &self,
-        topic: &str,
-        partitions: &[i32],
+        partitions: &[(String, i32)],
         millis: i64,
-    ) -> anyhow::Result<HashMap<i32, i64>> {
+    ) -> anyhow::Result<HashMap<(String, i32), i64>> {
         let mut query = TopicPartitionList::new();
-        for &partition in partitions {
-            query.add_partition_offset(topic, partition, Offset::Offset(millis))?;
+        for (topic, partition) in partitions {
+            query.add_partition_offset(topic, *partition, Offset::Offset(millis))?;
         }
         let found = self
             .consumer
             .offsets_for_times(query, self.timeout)
-            .with_context(|| format!("looking up offsets by time in {topic}"))?;
+            .with_context(|| format!("looking up offsets by time at {}", self.kafka.brokers))?;
         Ok(found
             .elements()
             .iter()
             .filter_map(|e| match e.offset() {
-                Offset::Offset(offset) => Some((e.partition(), offset)),
+                Offset::Offset(offset) => Some(((e.topic().to_string(), e.partition()), offset)),
                 _ => None,
             })
             .collect())

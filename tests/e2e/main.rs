@@ -11,3 +11,5 @@ mod saga_faults;
 mod saga_paths;
 mod schemas;
 mod stack;
+mod trace;
+mod trace_scale;

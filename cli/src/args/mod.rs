@@ -119,6 +119,8 @@ pub enum Command {
     /// List, show and redrive dead letters.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Print one order's whole saga: every event, its status, its notifications.
+    Trace(TraceArgs),
     /// Print a gateway token (JWT) signed with CHORUS_JWT_SECRET (default: the development secret).
     Token(TokenArgs),
     /// Place orders and read their status through the gateway.
@@ -132,4 +134,14 @@ pub enum Command {
     /// Measure the ceilings of the stack (Kafka, PostgreSQL); assemble `make bench` results.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_verb_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -15,7 +15,7 @@ pub const DEFAULT_NOTIFICATION_DB_URL: &str =
 #[derive(Debug, Args)]
 pub struct OrderDbArgs {
     /// PostgreSQL URL of the order worker's read model (view `order_status`).
-    #[arg(long = "order-db", env = "CHORUS_ORDER_DB_URL", default_value = DEFAULT_ORDER_DB_URL,
+    #[arg(id = "order_db_url", long = "order-db", env = "CHORUS_ORDER_DB_URL", default_value = DEFAULT_ORDER_DB_URL,
           hide_env_values = true, hide_default_value = true)]
     pub url: String,
 }
@@ -23,7 +23,7 @@ pub struct OrderDbArgs {
 #[derive(Debug, Args)]
 pub struct NotificationDbArgs {
     /// PostgreSQL URL of the notification worker's database (table `deliveries`).
-    #[arg(long = "notification-db", env = "CHORUS_NOTIFICATION_DB_URL",
+    #[arg(id = "notification_db_url", long = "notification-db", env = "CHORUS_NOTIFICATION_DB_URL",
           default_value = DEFAULT_NOTIFICATION_DB_URL, hide_env_values = true, hide_default_value = true)]
     pub url: String,
 }
