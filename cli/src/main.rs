@@ -9,6 +9,7 @@ mod produce;
 mod read_model;
 mod render;
 mod saga_steps;
+mod sagas;
 mod schemas;
 mod tail;
 mod topic_reader;
@@ -18,8 +19,8 @@ mod trace;
 use clap::Parser;
 
 use args::{
-    BenchCommand, Cli, Command, DlqCommand, OrderCommand, SchemasCommand, StockCommand,
-    TopicsCommand,
+    BenchCommand, Cli, Command, DlqCommand, OrderCommand, SagasCommand, SchemasCommand,
+    StockCommand, TopicsCommand,
 };
 
 #[tokio::main]
@@ -39,6 +40,7 @@ async fn main() -> std::process::ExitCode {
         Command::Dlq(DlqCommand::Show(args)) => dlq::show(&cli.global, &args).await,
         Command::Dlq(DlqCommand::Redrive(args)) => dlq::redrive(&cli.global, &args).await,
         Command::Trace(args) => trace::trace(&cli.global, &args).await,
+        Command::Sagas(SagasCommand::Stuck(args)) => sagas::stuck(&cli.global, &args).await,
         Command::Token(args) => gateway::token(&args),
         Command::Order(OrderCommand::Place(args)) => gateway::place_order(&cli.global, &args).await,
         Command::Order(OrderCommand::Status(args)) => {

@@ -56,21 +56,31 @@ pub async fn order(pool: &PgPool, order_id: &str) -> anyhow::Result<Option<Order
         .context("reading order_status")
 }
 
-/// Orders neither CONFIRMED nor CANCELLED created before `before`, oldest first.
+/// Orders neither CONFIRMED nor CANCELLED created more than `older_than`
+/// ago by the database's clock, oldest first, with that clock's now.
 pub async fn unfinished_orders(
     pool: &PgPool,
-    before: DateTime<Utc>,
-) -> anyhow::Result<Vec<OrderView>> {
+    older_than: Duration,
+) -> anyhow::Result<(Vec<OrderView>, DateTime<Utc>)> {
+    let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(pool)
+        .await
+        .context("reading the database's clock")?;
+    let before = chrono::TimeDelta::from_std(older_than)
+        .ok()
+        .and_then(|d| now.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let sql = format!(
         "SELECT {ORDER_COLUMNS} FROM order_status
          WHERE status NOT IN ('CONFIRMED', 'CANCELLED') AND created_at < $1
          ORDER BY created_at, order_id"
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let orders = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(before)
         .fetch_all(pool)
         .await
-        .context("reading order_status")
+        .context("reading order_status")?;
+    Ok((orders, now))
 }
 
 /// One row of `deliveries`: a notification delivered.

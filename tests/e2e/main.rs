@@ -9,6 +9,7 @@ mod corrupt;
 mod dlq;
 mod saga_faults;
 mod saga_paths;
+mod sagas_stuck;
 mod schemas;
 mod stack;
 mod trace;

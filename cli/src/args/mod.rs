@@ -121,6 +121,9 @@ pub enum Command {
     Dlq(DlqCommand),
     /// Print one order's whole saga: every event, its status, its notifications.
     Trace(TraceArgs),
+    /// Find sagas that have not ended.
+    #[command(subcommand)]
+    Sagas(SagasCommand),
     /// Print a gateway token (JWT) signed with CHORUS_JWT_SECRET (default: the development secret).
     Token(TokenArgs),
     /// Place orders and read their status through the gateway.
