@@ -240,3 +240,49 @@ async fn orders_and_stock_through_the_gateway() {
         "{statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn load_places_its_orders_and_reports_what_became_of_them() {
+    let saga = Saga::start().await;
+    let out = std::env::temp_dir().join(format!("chorus-load-{}.json", uuid::Uuid::new_v4()));
+    let output = run(saga.chorus().args([
+        "load",
+        "--orders",
+        "20",
+        "--concurrency",
+        "4",
+        "--skus",
+        "3",
+        "--customers",
+        "5",
+        "--mix",
+        "decline=0.2,out-of-stock=0.2",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(output.status.success(), "{}", describe(&output));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    std::fs::remove_file(&out).ok();
+    assert_eq!(report["orders"], 20, "{report}");
+    assert_eq!(report["completed"], 20, "{report}");
+    assert_eq!(report["unexpected"], 0, "{report}");
+    let outcomes = report["outcomes"].as_object().unwrap();
+    assert_eq!(
+        outcomes.values().map(|n| n.as_u64().unwrap()).sum::<u64>(),
+        20
+    );
+    assert!(
+        outcomes.len() == 3,
+        "confirmed, declined and out of stock: {report}"
+    );
+    assert!(report["sagas_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(report["latency_ms"]["p50"].as_f64().unwrap() > 0.0);
+    let costs = &report["costs"];
+    assert!(
+        costs["kafka_messages_per_saga"].as_f64().unwrap() >= 4.0,
+        "{costs}"
+    );
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(summary.contains("completed sagas"), "{summary}");
+}
