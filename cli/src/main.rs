@@ -2,6 +2,7 @@
 
 mod args;
 mod bench;
+mod chaos;
 mod dlq;
 mod gateway;
 mod load;
@@ -19,8 +20,8 @@ mod trace;
 use clap::Parser;
 
 use args::{
-    BenchCommand, Cli, Command, DlqCommand, OrderCommand, SagasCommand, SchemasCommand,
-    StockCommand, TopicsCommand,
+    BenchCommand, ChaosCommand, Cli, Command, DlqCommand, OrderCommand, SagasCommand,
+    SchemasCommand, StockCommand, TopicsCommand,
 };
 
 #[tokio::main]
@@ -55,6 +56,10 @@ async fn main() -> std::process::ExitCode {
         Command::Bench(BenchCommand::Kafka(args)) => bench::kafka::run(&cli.global, &args).await,
         Command::Bench(BenchCommand::Pg(args)) => bench::pg::run(&args).await,
         Command::Bench(BenchCommand::Report(args)) => bench::report::run(&args),
+        Command::Chaos(ChaosCommand::Poison(args)) => {
+            chaos::poison::poison(&cli.global, &args).await
+        }
+        Command::Chaos(ChaosCommand::Check(args)) => chaos::check::check(&cli.global, &args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! PostgreSQL started by `make up` (or `make test`). Each test uses its own
 //! topic namespace, so tests never see each other's messages.
 
+mod chaos;
 mod cli;
 mod cli_gateway;
 mod contract;

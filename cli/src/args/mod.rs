@@ -2,6 +2,7 @@
 //! from its `CHORUS_…` environment variable; Kafka security and registry
 //! credentials come from the environment for every verb alike.
 
+mod chaos;
 mod events;
 mod gateway;
 mod measure;
@@ -13,6 +14,7 @@ use chorus_avro::{CodecConfig, RegistrySettings, TopicCatalogue};
 use chorus_platform::{Env, KafkaSettings, registry::registry_with_url};
 use clap::{Args, Parser, Subcommand};
 
+pub use chaos::*;
 pub use events::*;
 pub use gateway::*;
 pub use measure::*;
@@ -137,6 +139,9 @@ pub enum Command {
     /// Measure the ceilings of the stack (Kafka, PostgreSQL); assemble `make bench` results.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Poison the input topics and check the saga's invariants (`make chaos`).
+    #[command(subcommand)]
+    Chaos(ChaosCommand),
 }
 
 #[cfg(test)]
