@@ -83,24 +83,73 @@ pub async fn unfinished_orders(
     Ok((orders, now))
 }
 
-/// One row of `deliveries`: a notification delivered.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+/// One row of `deliveries`: a notification for an order's final state on
+/// one channel. Newer tables keep intents too (`status` pending, no
+/// `delivered_at` yet); older ones hold delivered rows only.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Delivery {
     pub order_id: String,
     pub final_status: String,
     pub channel: String,
-    pub delivery_id: uuid::Uuid,
-    pub attempts: i32,
-    pub delivered_at: DateTime<Utc>,
+    pub status: String,
+    pub delivery_id: Option<String>,
+    pub attempts: Option<i64>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
+impl Delivery {
+    /// From the row as JSON, whichever columns the table has.
+    fn from_row(row: &Value) -> Delivery {
+        let text = |name: &str| row[name].as_str().map(str::to_string);
+        Delivery {
+            order_id: text("order_id").unwrap_or_default(),
+            final_status: text("final_status").unwrap_or_default(),
+            channel: text("channel").unwrap_or_default(),
+            status: text("status").unwrap_or_else(|| "delivered".to_string()),
+            delivery_id: text("delivery_id"),
+            attempts: row["attempts"].as_i64(),
+            delivered_at: text("delivered_at").and_then(|t| t.parse().ok()),
+            error: text("error"),
+        }
+    }
 }
 
 pub async fn deliveries(pool: &PgPool, order_id: &str) -> anyhow::Result<Vec<Delivery>> {
-    sqlx::query_as(
-        "SELECT order_id, final_status, channel, delivery_id, attempts, delivered_at
-         FROM deliveries WHERE order_id = $1 ORDER BY delivered_at, channel",
+    let rows: Vec<Value> = sqlx::query_scalar(
+        "SELECT to_jsonb(d) FROM deliveries AS d WHERE order_id = $1 ORDER BY final_status, channel",
     )
     .bind(order_id)
     .fetch_all(pool)
     .await
-    .context("reading deliveries")
+    .context("reading deliveries")?;
+    Ok(rows.iter().map(Delivery::from_row).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn deliveries_read_from_old_and_new_tables_alike() {
+        let old = Delivery::from_row(&json!({
+            "order_id": "o-1", "final_status": "CONFIRMED", "channel": "log",
+            "delivery_id": "5f16d1b9-3150-5b48-9657-56511f5ea16d", "attempts": 1,
+            "delivered_at": "2026-01-01T00:00:00.123+00:00"
+        }));
+        assert_eq!(old.status, "delivered");
+        assert_eq!(
+            old.delivered_at.unwrap().timestamp_millis(),
+            1_767_225_600_123
+        );
+        let pending = Delivery::from_row(&json!({
+            "order_id": "o-1", "final_status": "CANCELLED", "channel": "webhook",
+            "status": "pending", "delivered_at": null, "attempts": 0
+        }));
+        assert_eq!(
+            (pending.status.as_str(), pending.delivered_at),
+            ("pending", None)
+        );
+    }
 }

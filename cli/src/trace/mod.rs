@@ -85,7 +85,7 @@ fn window(order: &OrderView, deliveries: &[Delivery], args: &TraceArgs) -> Windo
     let last_activity: DateTime<Utc> = [Some(order.updated_at), order.last_event_at]
         .into_iter()
         .flatten()
-        .chain(deliveries.iter().map(|d| d.delivered_at))
+        .chain(deliveries.iter().filter_map(|d| d.delivered_at))
         .max()
         .unwrap_or(order.updated_at);
     let span = |d: Duration| chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX);

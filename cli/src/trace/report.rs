@@ -66,14 +66,17 @@ pub fn text(trace: &Trace, now: DateTime<Utc>) -> String {
         }
         (Some(deliveries), _) => {
             for d in deliveries {
+                let when = d.delivered_at.as_ref().map_or("-".to_string(), time);
                 let _ = writeln!(
                     s,
-                    "  {} via {} at {} (attempts {}, delivery {})",
+                    "  {} via {}: {} at {} (attempts {}, delivery {}){}",
                     d.final_status,
                     d.channel,
-                    time(&d.delivered_at),
-                    d.attempts,
-                    d.delivery_id
+                    d.status,
+                    when,
+                    d.attempts.map_or("-".to_string(), |a| a.to_string()),
+                    d.delivery_id.as_deref().unwrap_or("-"),
+                    d.error.as_ref().map_or(String::new(), |e| format!(": {e}"))
                 );
             }
         }
