@@ -110,7 +110,8 @@ async fn list_and_show_describe_dead_letters_and_a_dry_run_sends_nothing() {
     let listed = run(stack
         .chorus(&topics)
         .args(["dlq", "list", "orders.dlq", "--json"]));
-    let listed: Value = serde_json::from_str(&stdout(&listed)).expect(&describe(&listed));
+    let listed: Value = serde_json::from_str(&stdout(&listed))
+        .unwrap_or_else(|e| panic!("{e}: {}", describe(&listed)));
     assert_eq!(listed["topic"], dlq);
     assert_eq!(listed["count"], 2);
     let garbage = listed["messages"]
@@ -140,7 +141,8 @@ async fn list_and_show_describe_dead_letters_and_a_dry_run_sends_nothing() {
     let shown = run(stack
         .chorus(&topics)
         .args(["dlq", "show", "orders.dlq", &at(placed_at)]));
-    let shown: Value = serde_json::from_str(&stdout(&shown)).expect(&describe(&shown));
+    let shown: Value = serde_json::from_str(&stdout(&shown))
+        .unwrap_or_else(|e| panic!("{e}: {}", describe(&shown)));
     assert_eq!(shown["type"], "OrderPlaced");
     assert_eq!(shown["event"]["order_id"], "o-dead");
     assert_eq!(shown["event"]["payment_token"], "<encrypted>");
@@ -149,7 +151,8 @@ async fn list_and_show_describe_dead_letters_and_a_dry_run_sends_nothing() {
     let shown = run(stack
         .chorus(&topics)
         .args(["dlq", "show", "orders.dlq", &at(garbage_at)]));
-    let shown: Value = serde_json::from_str(&stdout(&shown)).expect(&describe(&shown));
+    let shown: Value = serde_json::from_str(&stdout(&shown))
+        .unwrap_or_else(|e| panic!("{e}: {}", describe(&shown)));
     assert_eq!(shown["raw_hex"], "67617262616765");
     assert_eq!(shown["undecodable"]["class"], "wrong_magic_byte");
 
