@@ -352,3 +352,26 @@ async fn a_redriven_dead_letter_takes_effect_once() {
         "the redriven copies were not dead-lettered again"
     );
 }
+
+#[tokio::test]
+async fn kafka_verbs_give_up_naming_the_address_they_tried() {
+    let nowhere = Stack {
+        brokers: "127.0.0.1:1".to_string(),
+        registry: "http://127.0.0.1:1/apis/ccompat/v7".to_string(),
+    };
+    let topics = chorus_avro::TopicCatalogue::default();
+    for args in [
+        vec!["dlq", "list", "orders.dlq"],
+        vec!["dlq", "show", "orders.dlq", "0:0"],
+        vec!["dlq", "redrive", "orders.dlq", "--all"],
+        vec!["chaos", "poison", "--count", "1"],
+    ] {
+        let output = run(nowhere
+            .chorus(&topics)
+            .args(&args)
+            .env("CHORUS_TIMEOUT_SECS", "2"));
+        assert!(!output.status.success(), "{args:?}: {}", describe(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("127.0.0.1:1"), "{args:?}: {stderr}");
+    }
+}

@@ -100,3 +100,32 @@ async fn stuck_sagas_are_listed_with_the_step_they_wait_for() {
     );
     assert!(!text.contains(&done), "{text}");
 }
+
+#[tokio::test]
+async fn an_unreachable_read_model_is_named_without_its_password() {
+    let stack = chorus_tests::Stack::get().await;
+    let topics = chorus_avro::TopicCatalogue::default();
+    let url = "postgres://reader:hunter2-secret@127.0.0.1:1/chorus_order";
+    for args in [
+        vec!["sagas", "stuck", "--order-db", url],
+        vec!["trace", "some-order", "--order-db", url],
+    ] {
+        let output = run(stack
+            .chorus(&topics)
+            .args(&args)
+            .env("CHORUS_TIMEOUT_SECS", "2"));
+        assert!(!output.status.success(), "{args:?}: {}", describe(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("127.0.0.1:1"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{args:?}: {stderr}");
+    }
+    let output = run(stack
+        .chorus(&topics)
+        .args(["chaos", "check", "--gateway-db", url]));
+    assert!(!output.status.success(), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("gateway database at postgres://reader:***@127.0.0.1:1"),
+        "{stderr}"
+    );
+}
