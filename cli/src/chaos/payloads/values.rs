@@ -15,91 +15,93 @@ pub fn huge(c: char) -> String {
     std::iter::repeat_n(c, HUGE).collect()
 }
 
-/// Which event type, which field (a path into the record) and what value
-/// make `kind` on `topic`.
-pub fn value_change(
-    kind: PoisonKind,
-    topic: Topic,
-) -> (EventType, &'static [&'static str], Value, String) {
-    let text = |s: &str| Value::String(s.to_string());
+/// What a value poison changes: in which event type, at which path into
+/// the record, to what value, and how to say it.
+pub type Change = (EventType, &'static [&'static str], Value, String);
+
+/// Which event type, which field and what value make `kind` on `topic`.
+pub fn value_change(kind: PoisonKind, topic: Topic) -> Change {
     let own = own_type(topic);
-    match (kind, topic) {
-        (PoisonKind::MoneyOverflow, Topic::Orders) => (
+    match kind {
+        PoisonKind::MoneyOverflow if topic == Topic::Orders => (
             EventType::OrderConfirmed,
             &["total"],
-            text(MONEY_OVERFLOW),
+            Value::String(MONEY_OVERFLOW.into()),
             format!("total {MONEY_OVERFLOW}"),
         ),
-        (PoisonKind::MoneyOverflow, _) => {
+        PoisonKind::MoneyOverflow => {
             let field: &'static [&'static str] = match own {
                 EventType::StockReserved => &["total"],
                 EventType::StockAdjusted => &["unit_price"],
                 _ => &["amount"],
             };
-            (
-                own,
-                field,
-                text(MONEY_OVERFLOW),
-                format!("{} {MONEY_OVERFLOW}", field[0]),
-            )
+            let detail = format!("{} {MONEY_OVERFLOW}", field[0]);
+            (own, field, Value::String(MONEY_OVERFLOW.into()), detail)
         }
-        (PoisonKind::HugeSku, _) => match own {
-            EventType::OrderPlaced => (
-                own,
-                &["items", "0", "sku"],
-                Value::String(huge('S')),
-                "a 10,000-character SKU".into(),
-            ),
-            EventType::StockReserved => (
-                own,
-                &["lines", "0", "sku"],
-                Value::String(huge('S')),
-                "a 10,000-character SKU".into(),
-            ),
-            EventType::StockAdjusted => (
-                own,
-                &["sku"],
-                Value::String(huge('S')),
-                "a 10,000-character SKU".into(),
-            ),
-            _ => (
-                own,
-                &["authorization_id"],
-                Value::String(huge('A')),
-                "a 10,000-character authorization id (no SKU on this topic)".into(),
-            ),
-        },
-        (PoisonKind::NulBytes, _) => {
+        PoisonKind::HugeSku => huge_value(own),
+        PoisonKind::NulBytes => {
             let field: &'static [&'static str] = match own {
                 EventType::OrderPlaced | EventType::StockReserved => &["customer_id"],
                 EventType::StockAdjusted => &["name"],
                 _ => &["authorization_id"],
             };
+            let detail = format!("NUL bytes in {}", field[0]);
             (
                 own,
                 field,
-                text("chaos\0nul\0bytes"),
-                format!("NUL bytes in {}", field[0]),
+                Value::String("chaos\0nul\0bytes".into()),
+                detail,
             )
         }
-        (_, _) => match own {
-            EventType::OrderPlaced => (
-                own,
-                &["items", "0", "quantity"],
-                Value::Int(-5),
-                "quantity -5".into(),
-            ),
-            EventType::StockReserved => (
-                own,
-                &["lines", "0", "quantity"],
-                Value::Int(-5),
-                "quantity -5".into(),
-            ),
-            EventType::StockAdjusted => {
-                (own, &["available"], Value::Int(-5), "available -5".into())
-            }
-            _ => (own, &["amount"], text("-10.00"), "amount -10.00".into()),
-        },
+        _ => negative_value(own),
+    }
+}
+
+/// A 10,000-character SKU (an authorization id where the event has no SKU).
+fn huge_value(own: EventType) -> Change {
+    let sku = |path: &'static [&'static str]| {
+        (
+            own,
+            path,
+            Value::String(huge('S')),
+            "a 10,000-character SKU".to_string(),
+        )
+    };
+    match own {
+        EventType::OrderPlaced => sku(&["items", "0", "sku"]),
+        EventType::StockReserved => sku(&["lines", "0", "sku"]),
+        EventType::StockAdjusted => sku(&["sku"]),
+        _ => (
+            own,
+            &["authorization_id"],
+            Value::String(huge('A')),
+            "a 10,000-character authorization id (no SKU on this topic)".into(),
+        ),
+    }
+}
+
+/// A negative quantity (available units, or an amount, where there is none).
+fn negative_value(own: EventType) -> Change {
+    match own {
+        EventType::OrderPlaced => (
+            own,
+            &["items", "0", "quantity"],
+            Value::Int(-5),
+            "quantity -5".into(),
+        ),
+        EventType::StockReserved => (
+            own,
+            &["lines", "0", "quantity"],
+            Value::Int(-5),
+            "quantity -5".into(),
+        ),
+        EventType::StockAdjusted => (own, &["available"], Value::Int(-5), "available -5".into()),
+        _ => (
+            own,
+            &["amount"],
+            Value::String("-10.00".into()),
+            "amount -10.00".into(),
+        ),
     }
 }
 
