@@ -215,6 +215,26 @@ impl Saga {
         tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
+    /// The `chorus` binary pointed at this deployment: its topics, its gateway
+    /// (tokens signed with its secret) and its databases (`CHORUS_<SERVICE>_DB_URL`).
+    pub fn chorus(&self) -> Command {
+        let mut command = self.stack.chorus(&self.topics);
+        command
+            .env("CHORUS_GATEWAY_URL", &self.gateway_url)
+            .env("CHORUS_JWT_SECRET", JWT_SECRET)
+            .env_remove("CHORUS_TOKEN");
+        for service in WORKERS.iter().chain(["gateway"].iter()) {
+            let variable = format!("CHORUS_{}_DB_URL", service.to_uppercase());
+            command.env(variable, &self.databases[service].url);
+        }
+        command
+    }
+
+    /// The URL of one service's database (admin role).
+    pub fn db_url(&self, service: &str) -> String {
+        self.databases[service].url.clone()
+    }
+
     /// A connection pool to one service's database.
     pub async fn db(&self, service: &str) -> PgPool {
         self.databases[service].pool.clone()

@@ -10,7 +10,8 @@ use reqwest::{Client, Method, Url};
 use serde_json::{Value, json};
 
 use crate::args::{
-    GatewayArgs, GetStockArgs, Global, OrderStatusArgs, PlaceOrderArgs, SetStockArgs, TokenArgs,
+    CancelOrderArgs, GatewayArgs, GetStockArgs, Global, OrderStatusArgs, PlaceOrderArgs,
+    SetStockArgs, TokenArgs,
 };
 
 /// The gateway refused the request; its answer is already on stderr.
@@ -170,6 +171,14 @@ pub async fn order_status(global: &Global, args: &OrderStatusArgs) -> anyhow::Re
             return Ok(());
         }
     }
+}
+
+/// `POST /v1/orders/{id}/cancel` (no body): 202 with the order as it stands;
+/// 404 for someone else's order, 409 `already_final` once it is final.
+pub async fn cancel_order(global: &Global, args: &CancelOrderArgs) -> anyhow::Result<()> {
+    let gateway = Gateway::new(global, &args.gateway, Role::Customer)?;
+    let url = gateway.url(&["v1", "orders", args.order_id.as_str(), "cancel"], &[])?;
+    print_pretty(&gateway.send(Method::POST, url, None, None).await?)
 }
 
 pub async fn set_stock(global: &Global, args: &SetStockArgs) -> anyhow::Result<()> {

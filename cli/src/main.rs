@@ -2,16 +2,27 @@
 
 mod args;
 mod bench;
+mod chaos;
+mod dlq;
 mod gateway;
 mod load;
 mod produce;
+mod read_model;
+mod render;
+mod saga_steps;
+mod sagas;
 mod schemas;
 mod tail;
+mod topic_reader;
 mod topics;
+mod trace;
 
 use clap::Parser;
 
-use args::{BenchCommand, Cli, Command, OrderCommand, SchemasCommand, StockCommand, TopicsCommand};
+use args::{
+    BenchCommand, ChaosCommand, Cli, Command, DlqCommand, OrderCommand, SagasCommand,
+    SchemasCommand, StockCommand, TopicsCommand,
+};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -26,10 +37,18 @@ async fn main() -> std::process::ExitCode {
         Command::Example(args) => produce::example(&args),
         Command::Produce(args) => produce::produce(&cli.global, &args).await,
         Command::Tail(args) => tail::tail(&cli.global, &args).await,
+        Command::Dlq(DlqCommand::List(args)) => dlq::list(&cli.global, &args).await,
+        Command::Dlq(DlqCommand::Show(args)) => dlq::show(&cli.global, &args).await,
+        Command::Dlq(DlqCommand::Redrive(args)) => dlq::redrive(&cli.global, &args).await,
+        Command::Trace(args) => trace::trace(&cli.global, &args).await,
+        Command::Sagas(SagasCommand::Stuck(args)) => sagas::stuck(&cli.global, &args).await,
         Command::Token(args) => gateway::token(&args),
         Command::Order(OrderCommand::Place(args)) => gateway::place_order(&cli.global, &args).await,
         Command::Order(OrderCommand::Status(args)) => {
             gateway::order_status(&cli.global, &args).await
+        }
+        Command::Order(OrderCommand::Cancel(args)) => {
+            gateway::cancel_order(&cli.global, &args).await
         }
         Command::Stock(StockCommand::Set(args)) => gateway::set_stock(&cli.global, &args).await,
         Command::Stock(StockCommand::Get(args)) => gateway::get_stock(&cli.global, &args).await,
@@ -37,6 +56,10 @@ async fn main() -> std::process::ExitCode {
         Command::Bench(BenchCommand::Kafka(args)) => bench::kafka::run(&cli.global, &args).await,
         Command::Bench(BenchCommand::Pg(args)) => bench::pg::run(&args).await,
         Command::Bench(BenchCommand::Report(args)) => bench::report::run(&args),
+        Command::Chaos(ChaosCommand::Poison(args)) => {
+            chaos::poison::poison(&cli.global, &args).await
+        }
+        Command::Chaos(ChaosCommand::Check(args)) => chaos::check::check(&cli.global, &args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

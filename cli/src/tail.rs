@@ -1,18 +1,18 @@
 //! `chorus tail`: a topic's messages decoded, one JSON line each. A message
 //! that does not decode is printed with its error and raw bytes, never
-//! skipped and never fatal.
+//! skipped and never fatal. Payment tokens never show.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chorus_avro::{Codec, event_to_json};
+use chorus_avro::Codec;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use serde_json::{Value, json};
 
 use crate::args::{Global, TailArgs};
+use crate::render::message_json;
 
 pub async fn tail(global: &Global, args: &TailArgs) -> anyhow::Result<()> {
     let catalogue = global.catalogue();
@@ -68,47 +68,7 @@ pub async fn tail(global: &Global, args: &TailArgs) -> anyhow::Result<()> {
         {
             continue;
         }
-        println!("{}", render(&codec, &message).await);
+        println!("{}", message_json(&codec, &message).await);
     }
     Ok(())
-}
-
-async fn render(codec: &Codec, message: &BorrowedMessage<'_>) -> Value {
-    let mut line = json!({
-        "topic": message.topic(),
-        "partition": message.partition(),
-        "offset": message.offset(),
-        "timestamp": message.timestamp().to_millis(),
-        "key": message.key().map(String::from_utf8_lossy),
-        "headers": headers(message),
-    });
-    match codec.decode(message.payload()).await {
-        Ok(event) => {
-            line["type"] = json!(event.event_type().name());
-            line["event"] = event_to_json(&event);
-        }
-        Err(e) => {
-            line["undecodable"] = json!({ "class": e.class(), "error": e.to_string() });
-            line["raw_hex"] = json!(message.payload().map(hex).unwrap_or_default());
-        }
-    }
-    line
-}
-
-fn headers(message: &BorrowedMessage<'_>) -> Value {
-    let mut map = serde_json::Map::new();
-    if let Some(headers) = message.headers() {
-        for header in headers.iter() {
-            let value = header
-                .value
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default();
-            map.insert(header.key.to_string(), Value::String(value.into_owned()));
-        }
-    }
-    Value::Object(map)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -3,17 +3,23 @@
 //! topic namespace, so tests never see each other's messages.
 
 mod binary_env;
+mod chaos;
 mod cli;
+mod cli_gateway;
 mod compose;
 mod compose_check;
 mod contract;
 mod corrupt;
+mod dlq;
 mod logs;
 mod otlp;
 mod runtime_loop;
 mod saga_faults;
 mod saga_paths;
+mod sagas_stuck;
 mod schemas;
 mod stack;
+mod trace;
+mod trace_scale;
 mod traces;
 mod webhook_receiver;

@@ -68,7 +68,15 @@ pub fn ratios(load: &Value, kafka: &Value, pg: &Value) -> Value {
 /// The markdown tables of an assembled result.
 pub fn markdown(result: &Value) -> String {
     let mut s = String::new();
-    let (kafka, pg) = (&result["kafka"], &result["pg"]);
+    loads_table(&mut s, result);
+    ceilings_table(&mut s, &result["kafka"], &result["pg"]);
+    rss_table(&mut s, &result["rss_kb"]);
+    meta_notes(&mut s, result);
+    s
+}
+
+/// One row per load run: throughput, latency, costs, ratios, outcomes.
+fn loads_table(s: &mut String, result: &Value) {
     let _ = writeln!(
         s,
         "| run | sagas/s | p50 ms | p90 ms | p99 ms | max ms | Kafka msgs/saga | PG tx/saga | Kafka ratio | PG ratio | outcomes | HTTP errors |"
@@ -114,6 +122,9 @@ pub fn markdown(result: &Value) -> String {
             errors,
         );
     }
+}
+
+fn ceilings_table(s: &mut String, kafka: &Value, pg: &Value) {
     let _ = writeln!(s, "\n| ceiling (same machine, same run) | per second |");
     let _ = writeln!(s, "|---|---:|");
     let bytes = kafka["message_bytes"].as_u64().unwrap_or(0);
@@ -138,21 +149,29 @@ pub fn markdown(result: &Value) -> String {
         pg["connections"],
         fmt(num(&pg["transactions_per_sec"]), 0)
     );
-    if let Some(rss) = result["rss_kb"].as_object().filter(|r| !r.is_empty()) {
+}
+
+fn rss_table(s: &mut String, rss_kb: &Value) {
+    let Some(rss) = rss_kb.as_object().filter(|r| !r.is_empty()) else {
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "\n| service | idle RSS MiB | peak RSS MiB |\n|---|---:|---:|"
+    );
+    for (service, kb) in rss {
+        let mib = |v: &Value| fmt(num(v).map(|kb| kb / 1024.0), 1);
         let _ = writeln!(
             s,
-            "\n| service | idle RSS MiB | peak RSS MiB |\n|---|---:|---:|"
+            "| {service} | {} | {} |",
+            mib(&kb["idle"]),
+            mib(&kb["peak"])
         );
-        for (service, kb) in rss {
-            let mib = |v: &Value| fmt(num(v).map(|kb| kb / 1024.0), 1);
-            let _ = writeln!(
-                s,
-                "| {service} | {} | {} |",
-                mib(&kb["idle"]),
-                mib(&kb["peak"])
-            );
-        }
     }
+}
+
+/// The ramp and the CPU per process, from the run's `--meta` facts.
+fn meta_notes(s: &mut String, result: &Value) {
     let meta = result["meta"].as_object();
     let with_prefix = |prefix: &str| -> Vec<(String, f64)> {
         meta.into_iter()
@@ -163,9 +182,8 @@ pub fn markdown(result: &Value) -> String {
             })
             .collect()
     };
-    let ramp = with_prefix("ramp_sagas_per_sec.concurrency_");
+    let mut ramp = with_prefix("ramp_sagas_per_sec.concurrency_");
     if !ramp.is_empty() {
-        let mut ramp = ramp;
         ramp.sort_by_key(|(c, _)| c.parse::<u64>().unwrap_or(0));
         let steps: Vec<String> = ramp.iter().map(|(c, v)| format!("{c} → {v:.1}")).collect();
         let _ = writeln!(
@@ -190,7 +208,6 @@ pub fn markdown(result: &Value) -> String {
             let _ = writeln!(s, "| {process} | {secs:.1} |");
         }
     }
-    s
 }
 
 pub fn run(args: &BenchReportArgs) -> anyhow::Result<()> {

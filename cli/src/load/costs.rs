@@ -1,6 +1,7 @@
 //! What a saga costs the infrastructure, measured rather than guessed:
 //! messages appended to the chorus topics (the sum of their high watermarks)
-//! and transactions committed in the chorus databases (`pg_stat_database`).
+//! and transactions committed in the chorus databases (`pg_stat_database`),
+//! read once the system has settled before and after a run.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -96,5 +97,44 @@ impl PgCounter {
         .await
         .context("reading pg_stat_database")?;
         Ok(rows.into_iter().collect())
+    }
+}
+
+/// The cost counters at one moment.
+pub struct Counts {
+    pub kafka: BTreeMap<String, i64>,
+    pub pg: Option<BTreeMap<String, i64>>,
+    pub at: Instant,
+}
+
+pub struct CostProbe {
+    pub kafka: KafkaSettings,
+    pub topics: Vec<String>,
+    pub timeout: Duration,
+    pub pg: Option<PgCounter>,
+}
+
+impl CostProbe {
+    /// Waits until no saga step is left to publish, then reads both counters
+    /// (PostgreSQL a moment later: backends flush their statistics at most once a second).
+    pub async fn settled(&mut self, quiet: Duration) -> anyhow::Result<Counts> {
+        let kafka = kafka_settled(
+            &self.kafka,
+            &self.topics,
+            self.timeout,
+            quiet,
+            Duration::from_secs(60),
+        )
+        .await?;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let pg = match &mut self.pg {
+            Some(pg) => Some(pg.commits().await?),
+            None => None,
+        };
+        Ok(Counts {
+            kafka,
+            pg,
+            at: Instant::now(),
+        })
     }
 }
