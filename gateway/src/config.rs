@@ -8,7 +8,7 @@ use std::time::Duration;
 use chorus_avro::{CodecConfig, DEFAULT_PARTITIONS, RegistrySettings, TopicCatalogue};
 use chorus_platform::{ConfigError, Env, KafkaSettings, check_scheme, redact, registry_from_env};
 
-use crate::auth::DEV_JWT_SECRET;
+use crate::auth::AuthSettings;
 
 /// Everything the gateway process needs to connect and serve.
 #[derive(Clone)]
@@ -19,8 +19,8 @@ pub struct GatewayConfig {
     pub auto_register_schemas: bool,
     pub namespace: String,
     pub partitions: i32,
-    /// HS256 secret of the bearer tokens.
-    pub jwt_secret: String,
+    /// How bearer tokens are verified.
+    pub auth: AuthSettings,
     /// Development mode: the public development JWT secret is allowed.
     pub dev: bool,
     /// The gateway's own database (accepted orders, idempotency keys).
@@ -46,7 +46,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("auto_register_schemas", &self.auto_register_schemas)
             .field("namespace", &self.namespace)
             .field("partitions", &self.partitions)
-            .field("jwt_secret", &"<redacted>")
+            .field("auth", &self.auth)
             .field("dev", &self.dev)
             .field("database_url", &redact(&self.database_url))
             .field("order_db_url", &redact(&self.order_db_url))
@@ -62,15 +62,7 @@ impl std::fmt::Debug for GatewayConfig {
 impl GatewayConfig {
     pub fn from_env(env: &Env) -> Result<GatewayConfig, ConfigError> {
         let dev = env.parse("CHORUS_DEV", false)?;
-        let jwt_secret = env.secret("CHORUS_JWT_SECRET", DEV_JWT_SECRET)?;
-        if jwt_secret == DEV_JWT_SECRET && !dev {
-            return Err(ConfigError::new(
-                "CHORUS_JWT_SECRET",
-                "<the public development secret>",
-                "refusing to start with the development JWT secret; set CHORUS_JWT_SECRET \
-                 to a secret of your own, or CHORUS_DEV=true for a development run",
-            ));
-        }
+        let auth = AuthSettings::from_env(env, dev)?;
         let rate_limit_per_sec: u32 = env.positive("CHORUS_RATE_LIMIT_PER_SEC", 100)?;
         let rate_limit_burst: u32 = env.positive(
             "CHORUS_RATE_LIMIT_BURST",
@@ -85,7 +77,7 @@ impl GatewayConfig {
             auto_register_schemas: env.parse("CHORUS_AUTO_REGISTER_SCHEMAS", false)?,
             namespace: env.string("CHORUS_TOPIC_NAMESPACE", "chorus")?,
             partitions,
-            jwt_secret,
+            auth,
             dev,
             database_url: postgres_url(
                 env,
@@ -137,6 +129,7 @@ fn postgres_url(env: &Env, name: &str, default: &str) -> Result<String, ConfigEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::{DEV_JWT_SECRET, TokenKeys};
 
     #[test]
     fn refuses_the_development_secret_outside_development() {
@@ -149,17 +142,20 @@ mod tests {
 
         let env = Env::from_pairs(&[("CHORUS_DEV", "true")]);
         let config = GatewayConfig::from_env(&env).unwrap();
-        assert_eq!(config.jwt_secret, DEV_JWT_SECRET);
+        assert!(
+            matches!(&config.auth.keys, TokenKeys::SharedSecret(s) if s.expose() == DEV_JWT_SECRET)
+        );
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:8000");
         assert_eq!(config.rate_limit_per_sec, 100);
     }
 
     #[test]
     fn a_secret_of_ones_own_needs_no_development_mode() {
-        let env = Env::from_pairs(&[("CHORUS_JWT_SECRET", "s3cret-of-our-own")]);
+        let secret = "s3cret-of-our-own-long-enough-for-hs256";
+        let env = Env::from_pairs(&[("CHORUS_JWT_SECRET", secret)]);
         let config = GatewayConfig::from_env(&env).unwrap();
         assert!(!config.dev);
-        assert!(!format!("{config:?}").contains("s3cret-of-our-own"));
+        assert!(!format!("{config:?}").contains(secret));
         assert!(!format!("{config:?}").contains("chorus_gateway@"));
     }
 
@@ -172,6 +168,7 @@ mod tests {
             ("CHORUS_DATABASE_URL", "mysql://x"),
             ("CHORUS_SCHEMA_REGISTRY_URL", "localhost:8081"),
             ("CHORUS_JWT_SECRET", " "),
+            ("CHORUS_JWT_SECRET", "shorter-than-32-bytes"),
         ] {
             let env = Env::from_pairs(&[("CHORUS_DEV", "true"), (variable, value)]);
             let err = GatewayConfig::from_env(&env).unwrap_err();

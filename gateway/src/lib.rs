@@ -42,7 +42,7 @@ CREATE TABLE stock_levels (
 ";
 pub use startup::Application;
 
-use auth::TokenVerifier;
+use auth::{AuthSettings, TokenVerifier};
 use error::BODY_LIMIT_BYTES;
 use metrics::Metrics;
 use publish::Publisher;
@@ -70,18 +70,22 @@ struct Inner {
 /// The knobs of [`AppState`] that do not connect to anything.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub jwt_secret: String,
+    pub auth: AuthSettings,
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
 }
 
 impl AppState {
-    pub fn new(store: Store, publisher: Arc<dyn Publisher>, settings: &Settings) -> AppState {
-        AppState {
+    pub fn new(
+        store: Store,
+        publisher: Arc<dyn Publisher>,
+        settings: &Settings,
+    ) -> anyhow::Result<AppState> {
+        Ok(AppState {
             inner: Arc::new(Inner {
                 store,
                 publisher,
-                tokens: TokenVerifier::new(&settings.jwt_secret),
+                tokens: TokenVerifier::new(&settings.auth)?,
                 rate_limiter: RateLimiter::new(
                     settings.rate_limit_per_sec,
                     settings.rate_limit_burst,
@@ -90,7 +94,7 @@ impl AppState {
                 status_watch: Arc::default(),
                 shutdown: CancellationToken::new(),
             }),
-        }
+        })
     }
 
     /// Cancel it to make long-polls answer now (graceful shutdown).

@@ -62,11 +62,11 @@ impl Application {
             store,
             publisher.clone(),
             &Settings {
-                jwt_secret: config.jwt_secret.clone(),
+                auth: config.auth.clone(),
                 rate_limit_per_sec: config.rate_limit_per_sec,
                 rate_limit_burst: config.rate_limit_burst,
             },
-        );
+        )?;
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding CHORUS_HTTP_ADDR={}", config.http_addr))?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use chorus_gateway::auth::{Role, issue_token};
+use chorus_gateway::auth::{AuthSettings, Role, issue_token};
 use chorus_gateway::publish::MemoryPublisher;
 use chorus_gateway::store::Store;
 use chorus_gateway::{AppState, Settings, app};
@@ -17,7 +17,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use tower::ServiceExt;
 
-pub const SECRET: &str = "chorus-gateway-test-secret";
+pub const SECRET: &str = "chorus-gateway-test-secret-of-32-bytes-or-more";
 pub const HOW_TO_START: &str = "start the stack with `make up`";
 
 pub use chorus_platform::testing::TestDb;
@@ -72,7 +72,7 @@ impl TestResponse {
 
 pub fn settings(per_sec: u32, burst: u32) -> Settings {
     Settings {
-        jwt_secret: SECRET.to_string(),
+        auth: AuthSettings::shared_secret(SECRET),
         rate_limit_per_sec: per_sec,
         rate_limit_burst: burst,
     }
@@ -101,7 +101,8 @@ impl TestApp {
 
     fn with_store(store: Store, db: Option<TestDb>, settings: Settings) -> TestApp {
         let publisher = Arc::new(MemoryPublisher::default());
-        let state = AppState::new(store, publisher.clone(), &settings);
+        let state =
+            AppState::new(store, publisher.clone(), &settings).expect("the application state");
         TestApp {
             router: app(state.clone()),
             state,

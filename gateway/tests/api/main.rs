@@ -7,6 +7,7 @@ mod docs_and_health;
 mod errors;
 mod helpers;
 mod inventory;
+mod jwks;
 mod kafka;
 mod orders;
 mod status;
