@@ -14,6 +14,8 @@ use crate::auth::AuthSettings;
 #[derive(Clone)]
 pub struct GatewayConfig {
     pub http_addr: SocketAddr,
+    /// Where `/readyz` and `/metrics` are served instead of `http_addr`.
+    pub admin_addr: Option<SocketAddr>,
     pub kafka: KafkaSettings,
     pub registry: RegistrySettings,
     pub auto_register_schemas: bool,
@@ -41,6 +43,7 @@ impl std::fmt::Debug for GatewayConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GatewayConfig")
             .field("http_addr", &self.http_addr)
+            .field("admin_addr", &self.admin_addr)
             .field("kafka", &self.kafka)
             .field("registry", &self.registry)
             .field("auto_register_schemas", &self.auto_register_schemas)
@@ -72,6 +75,10 @@ impl GatewayConfig {
         let publish_timeout = env.positive_duration_ms("CHORUS_PUBLISH_TIMEOUT_MS", 5_000)?;
         Ok(GatewayConfig {
             http_addr: env.parse("CHORUS_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            admin_addr: env
+                .optional("CHORUS_ADMIN_ADDR")
+                .map(|_| env.parse("CHORUS_ADMIN_ADDR", SocketAddr::from(([127, 0, 0, 1], 0))))
+                .transpose()?,
             kafka: KafkaSettings::from_env(env)?,
             registry: registry_from_env(env)?,
             auto_register_schemas: env.parse("CHORUS_AUTO_REGISTER_SCHEMAS", false)?,
@@ -146,6 +153,7 @@ mod tests {
             matches!(&config.auth.keys, TokenKeys::SharedSecret(s) if s.expose() == DEV_JWT_SECRET)
         );
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:8000");
+        assert_eq!(config.admin_addr, None);
         assert_eq!(config.rate_limit_per_sec, 100);
     }
 
@@ -165,6 +173,7 @@ mod tests {
             ("CHORUS_RATE_LIMIT_PER_SEC", "0"),
             ("CHORUS_RATE_LIMIT_PER_SEC", "fast"),
             ("CHORUS_HTTP_ADDR", "8000"),
+            ("CHORUS_ADMIN_ADDR", "localhost"),
             ("CHORUS_DATABASE_URL", "mysql://x"),
             ("CHORUS_SCHEMA_REGISTRY_URL", "localhost:8081"),
             ("CHORUS_JWT_SECRET", " "),

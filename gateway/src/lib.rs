@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use chorus_platform::health::Readiness;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
@@ -47,6 +48,7 @@ use error::BODY_LIMIT_BYTES;
 use metrics::Metrics;
 use publish::Publisher;
 use rate_limit::RateLimiter;
+use routes::Surface;
 use status_watch::StatusWatch;
 use store::Store;
 
@@ -59,6 +61,7 @@ pub struct AppState {
 struct Inner {
     store: Store,
     publisher: Arc<dyn Publisher>,
+    readiness: Readiness,
     tokens: TokenVerifier,
     rate_limiter: RateLimiter,
     metrics: Metrics,
@@ -76,15 +79,19 @@ pub struct Settings {
 }
 
 impl AppState {
+    /// `readiness` holds the probes of every dependency (see
+    /// [`Store::with_probes`]).
     pub fn new(
         store: Store,
         publisher: Arc<dyn Publisher>,
+        readiness: Readiness,
         settings: &Settings,
     ) -> anyhow::Result<AppState> {
         Ok(AppState {
             inner: Arc::new(Inner {
                 store,
                 publisher,
+                readiness,
                 tokens: TokenVerifier::new(&settings.auth)?,
                 rate_limiter: RateLimiter::new(
                     settings.rate_limit_per_sec,
@@ -103,11 +110,27 @@ impl AppState {
     }
 }
 
-/// The whole HTTP API; tests drive it with `tower::ServiceExt::oneshot`.
+/// Every route on one address; tests drive it with `tower::ServiceExt::oneshot`.
 pub fn app(state: AppState) -> Router {
+    router(state, |_| true)
+}
+
+/// The public API alone, for when operators' routes have an address of their own.
+pub fn public_app(state: AppState) -> Router {
+    router(state, |surface| surface != Surface::Admin)
+}
+
+/// Readiness, metrics and liveness, on `CHORUS_ADMIN_ADDR`.
+pub fn admin_app(state: AppState) -> Router {
+    router(state, |surface| surface != Surface::Api)
+}
+
+fn router(state: AppState, serve: impl Fn(Surface) -> bool) -> Router {
     let mut router = Router::new();
     for route in routes::table() {
-        router = router.route(route.path, route.handler);
+        if serve(route.surface) {
+            router = router.route(route.path, route.handler);
+        }
     }
     router
         .method_not_allowed_fallback(routes::method_not_allowed)

@@ -6,9 +6,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chorus_avro::{Codec, EncodeError, Event, RegistryClient, RegistrySettings, TopicCatalogue};
+use chorus_avro::{Codec, EncodeError, Event, TopicCatalogue};
 use chorus_platform::KafkaSettings;
-use chorus_platform::health::{KafkaProbe, probe_registry};
 use futures::future::BoxFuture;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -21,6 +20,7 @@ use crate::traceparent::{self, TraceContext};
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// Kafka or the schema registry cannot take the event now; a retry may.
+    /// The cause may name hosts: it is logged, never shown to a client.
     #[error("{dependency} unavailable: {cause}")]
     Unavailable {
         dependency: &'static str,
@@ -42,8 +42,6 @@ impl From<PublishError> for AppError {
     }
 }
 
-pub use chorus_platform::health::Check;
-
 /// Where events go. The Kafka implementation serves production; tests of the
 /// HTTP layer use [`MemoryPublisher`].
 pub trait Publisher: Send + Sync + 'static {
@@ -54,17 +52,12 @@ pub trait Publisher: Send + Sync + 'static {
         event: &'a Event,
         trace: &'a TraceContext,
     ) -> BoxFuture<'a, Result<(), PublishError>>;
-
-    /// Whether each dependency of publishing answers right now.
-    fn readiness(&self) -> BoxFuture<'_, Vec<Check>>;
 }
 
 pub struct KafkaPublisher {
     producer: FutureProducer,
     codec: Codec,
-    registry: RegistryClient,
     brokers: String,
-    kafka_probe: KafkaProbe,
 }
 
 impl KafkaPublisher {
@@ -73,15 +66,12 @@ impl KafkaPublisher {
     pub fn new(
         kafka: &KafkaSettings,
         codec: Codec,
-        registry: &RegistrySettings,
         delivery_timeout: Duration,
     ) -> anyhow::Result<KafkaPublisher> {
         Ok(KafkaPublisher {
             producer: kafka.producer(delivery_timeout, Duration::from_millis(2))?,
             codec,
-            registry: RegistryClient::new(registry, Duration::from_secs(2))?,
             brokers: kafka.brokers.clone(),
-            kafka_probe: KafkaProbe::new(kafka),
         })
     }
 
@@ -107,7 +97,7 @@ impl Publisher for KafkaPublisher {
             let payload = self.codec.encode(event).await.map_err(|e| match e {
                 EncodeError::Invalid(cause) => PublishError::Invalid(cause),
                 other => PublishError::Unavailable {
-                    dependency: "schema registry",
+                    dependency: "schema_registry",
                     cause: other.to_string(),
                 },
             })?;
@@ -137,18 +127,9 @@ impl Publisher for KafkaPublisher {
                 .await
                 .map(|_| ())
                 .map_err(|(e, _)| PublishError::Unavailable {
-                    dependency: "Kafka",
+                    dependency: "kafka",
                     cause: format!("producing to {topic} at {}: {e}", self.brokers),
                 })
-        })
-    }
-
-    fn readiness(&self) -> BoxFuture<'_, Vec<Check>> {
-        Box::pin(async move {
-            let orders = self.catalogue().name(chorus_avro::Topic::Orders);
-            let kafka = self.kafka_probe.check(Some(&orders)).await;
-            let registry = probe_registry(&self.registry).await;
-            vec![("kafka", kafka), ("schema_registry", registry)]
         })
     }
 }
@@ -173,6 +154,10 @@ impl MemoryPublisher {
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
     }
+
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::SeqCst)
+    }
 }
 
 impl Publisher for MemoryPublisher {
@@ -184,7 +169,7 @@ impl Publisher for MemoryPublisher {
         Box::pin(async move {
             if self.failing.load(Ordering::SeqCst) {
                 return Err(PublishError::Unavailable {
-                    dependency: "Kafka",
+                    dependency: "kafka",
                     cause: "the in-memory publisher was told to fail".to_string(),
                 });
             }
@@ -193,17 +178,6 @@ impl Publisher for MemoryPublisher {
                 .unwrap_or_else(|e| e.into_inner())
                 .push((event.clone(), trace.header_value()));
             Ok(())
-        })
-    }
-
-    fn readiness(&self) -> BoxFuture<'_, Vec<Check>> {
-        Box::pin(async move {
-            let kafka = if self.failing.load(Ordering::SeqCst) {
-                Err("the in-memory publisher was told to fail".to_string())
-            } else {
-                Ok(())
-            };
-            vec![("kafka", kafka), ("schema_registry", Ok(()))]
         })
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chorus_platform::health::{Check, probe_database};
+use chorus_platform::health::Readiness;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -14,9 +14,10 @@ use uuid::Uuid;
 
 use crate::error::{AppError, database_error};
 
-const GATEWAY_DB: &str = "the gateway database";
-const ORDER_DB: &str = "the order database";
-const INVENTORY_DB: &str = "the inventory database";
+// Names of the databases in 503 answers and readiness checks.
+const GATEWAY_DB: &str = "gateway_db";
+const ORDER_DB: &str = "order_db";
+const INVENTORY_DB: &str = "inventory_db";
 
 /// Connection pools of the three databases the gateway talks to.
 #[derive(Clone)]
@@ -187,17 +188,24 @@ impl Store {
         .map_err(database_error(INVENTORY_DB))
     }
 
-    /// Whether each database answers and holds the table or view we read.
-    pub async fn readiness(&self) -> Vec<Check> {
-        let (gateway, orders, inventory) = tokio::join!(
-            probe_database(&self.gateway, "SELECT 1 FROM accepted_orders LIMIT 0"),
-            probe_database(&self.orders, "SELECT 1 FROM order_status LIMIT 0"),
-            probe_database(&self.inventory, "SELECT 1 FROM stock_levels LIMIT 0"),
-        );
-        vec![
-            ("gateway_db", gateway),
-            ("order_db", orders),
-            ("inventory_db", inventory),
-        ]
+    /// `readiness` with a probe per database: it answers and holds the
+    /// table or view the gateway reads.
+    pub fn with_probes(&self, readiness: Readiness) -> Readiness {
+        readiness
+            .with_database(
+                GATEWAY_DB,
+                self.gateway.clone(),
+                "SELECT 1 FROM accepted_orders LIMIT 0",
+            )
+            .with_database(
+                ORDER_DB,
+                self.orders.clone(),
+                "SELECT 1 FROM order_status LIMIT 0",
+            )
+            .with_database(
+                INVENTORY_DB,
+                self.inventory.clone(),
+                "SELECT 1 FROM stock_levels LIMIT 0",
+            )
     }
 }

@@ -14,10 +14,30 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use crate::AppState;
 use crate::error::AppError;
 
+/// Where a route is served when `CHORUS_ADMIN_ADDR` gives operators an
+/// address of their own (without it, every route is on the API address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// The public API.
+    Api,
+    /// Operators only: readiness and metrics.
+    Admin,
+    /// Both: liveness.
+    Both,
+}
+
 pub struct Route {
     pub method: Method,
     pub path: &'static str,
+    pub surface: Surface,
     pub(crate) handler: MethodRouter<AppState>,
+}
+
+impl Route {
+    fn on(mut self, surface: Surface) -> Route {
+        self.surface = surface;
+        self
+    }
 }
 
 fn route<H, T>(method: Method, path: &'static str, handler: H) -> Route
@@ -33,6 +53,7 @@ where
     Route {
         method,
         path,
+        surface: Surface::Api,
         handler: on(filter, handler),
     }
 }
@@ -55,9 +76,9 @@ pub fn table() -> Vec<Route> {
             "/v1/admin/inventory/{sku}",
             inventory::get_stock,
         ),
-        route(Method::GET, "/healthz", health::healthz),
-        route(Method::GET, "/readyz", health::readyz),
-        route(Method::GET, "/metrics", health::metrics),
+        route(Method::GET, "/healthz", health::healthz).on(Surface::Both),
+        route(Method::GET, "/readyz", health::readyz).on(Surface::Admin),
+        route(Method::GET, "/metrics", health::metrics).on(Surface::Admin),
         route(Method::GET, "/openapi.json", openapi::openapi_json),
     ]
 }

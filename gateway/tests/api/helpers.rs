@@ -13,6 +13,7 @@ use chorus_gateway::auth::{AuthSettings, Role, issue_token};
 use chorus_gateway::publish::MemoryPublisher;
 use chorus_gateway::store::Store;
 use chorus_gateway::{AppState, Settings, app};
+use chorus_platform::health::Readiness;
 use serde_json::Value;
 use sqlx::PgPool;
 use tower::ServiceExt;
@@ -94,15 +95,26 @@ impl TestApp {
     }
 
     pub fn without_db_with(settings: Settings) -> TestApp {
-        let nowhere = || Store::lazy_pool("postgres://nobody:x@127.0.0.1:1/none", 1).unwrap();
-        let store = Store::new(nowhere(), nowhere(), nowhere());
-        TestApp::with_store(store, None, settings)
+        TestApp::with_store(nowhere_store(), None, settings)
     }
 
     fn with_store(store: Store, db: Option<TestDb>, settings: Settings) -> TestApp {
         let publisher = Arc::new(MemoryPublisher::default());
-        let state =
-            AppState::new(store, publisher.clone(), &settings).expect("the application state");
+        let state = AppState::new(
+            store.clone(),
+            publisher.clone(),
+            readiness(&store, &publisher),
+            &settings,
+        )
+        .expect("the application state");
+        TestApp::from_state(state, publisher, db)
+    }
+
+    pub fn from_state(
+        state: AppState,
+        publisher: Arc<MemoryPublisher>,
+        db: Option<TestDb>,
+    ) -> TestApp {
         TestApp {
             router: app(state.clone()),
             state,
@@ -178,6 +190,31 @@ impl TestApp {
         .await
         .expect("writing order_status");
     }
+}
+
+/// Pools of a database that does not exist: any use answers 503.
+pub fn nowhere_store() -> Store {
+    let nowhere = || Store::lazy_pool("postgres://nobody:x@127.0.0.1:1/none", 1).unwrap();
+    Store::new(nowhere(), nowhere(), nowhere())
+}
+
+/// The real database probes; Kafka and the registry as the in-memory
+/// publisher says (it fails like an unreachable Kafka when told to).
+pub fn readiness(store: &Store, publisher: &Arc<MemoryPublisher>) -> Readiness {
+    let publisher = publisher.clone();
+    let probes = Readiness::new()
+        .with("kafka", move || {
+            let failing = publisher.is_failing();
+            async move {
+                if failing {
+                    Err("the in-memory publisher was told to fail".to_string())
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .with("schema_registry", || async { Ok(()) });
+    store.with_probes(probes)
 }
 
 pub fn token(sub: &str, role: Role) -> String {

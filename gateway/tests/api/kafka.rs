@@ -7,8 +7,6 @@ use std::time::Duration;
 use chorus_avro::RegistrySettings;
 use chorus_avro::{Codec, CodecConfig, Event, Topic, TopicCatalogue};
 use chorus_gateway::auth::Role;
-use chorus_gateway::{Application, GatewayConfig};
-use chorus_platform::Env;
 use chorus_platform::KafkaSettings;
 use chorus_platform::topics::ensure_topics;
 use rdkafka::Message;
@@ -16,11 +14,8 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers};
 use serde_json::json;
 
-use crate::helpers::{HOW_TO_START, SECRET, order_body, test_db, token};
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
+use crate::helpers::{HOW_TO_START, order_body, test_db, token};
+use crate::running::{RunningGateway, brokers, registry_url};
 
 async fn next_message<'a>(consumer: &'a StreamConsumer, topic: &str) -> BorrowedMessage<'a> {
     tokio::time::timeout(Duration::from_secs(30), consumer.recv())
@@ -38,52 +33,34 @@ fn header<'a>(message: &'a BorrowedMessage<'_>, key: &str) -> Option<&'a str> {
         .and_then(|v| std::str::from_utf8(v).ok())
 }
 
-#[tokio::test]
-async fn the_gateway_publishes_order_placed_to_kafka_before_its_202() {
-    let brokers = env_or("CHORUS_KAFKA_BROKERS", "127.0.0.1:9092");
-    let registry = env_or(
-        "CHORUS_SCHEMA_REGISTRY_URL",
-        "http://127.0.0.1:8081/apis/ccompat/v7",
-    );
-    let kafka = KafkaSettings::plaintext(brokers.clone());
+/// The local Kafka, checked reachable, and a gateway on it whose topics exist.
+async fn gateway_on_kafka(db_url: &str) -> (RunningGateway, KafkaSettings, TopicCatalogue) {
+    let kafka = KafkaSettings::plaintext(brokers());
     if let Err(e) = kafka.fetch_metadata(None, Duration::from_secs(5)).await {
-        panic!("Kafka unreachable at {brokers}: {HOW_TO_START} ({e})");
+        panic!("Kafka unreachable at {}: {HOW_TO_START} ({e})", brokers());
     }
-    let registry_client = chorus_avro::RegistryClient::new(
-        &RegistrySettings::new(registry.clone()),
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    if let Err(e) = registry_client.subjects().await {
-        panic!("Schema registry unreachable at {registry}: {HOW_TO_START} ({e})");
-    }
-    let db = test_db().await;
-    let namespace = format!("gw{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let catalogue = TopicCatalogue::new(namespace.clone(), 2);
+    registry_url().await;
+    let gateway = RunningGateway::start(&[
+        ("CHORUS_AUTO_REGISTER_SCHEMAS", "true"),
+        ("CHORUS_DATABASE_URL", db_url),
+        ("CHORUS_ORDER_DB_URL", db_url),
+        ("CHORUS_INVENTORY_DB_URL", db_url),
+    ])
+    .await;
+    let catalogue = TopicCatalogue::new(gateway.namespace.clone(), 2);
     ensure_topics(&kafka, &catalogue, 1, Duration::from_secs(30))
         .await
         .expect("creating the test's topics");
+    (gateway, kafka, catalogue)
+}
 
-    let config = GatewayConfig::from_env(&Env::from_pairs(&[
-        ("CHORUS_HTTP_ADDR", "127.0.0.1:0"),
-        ("CHORUS_KAFKA_BROKERS", &brokers),
-        ("CHORUS_SCHEMA_REGISTRY_URL", &registry),
-        ("CHORUS_TOPIC_NAMESPACE", &namespace),
-        ("CHORUS_TOPIC_PARTITIONS", "2"),
-        ("CHORUS_AUTO_REGISTER_SCHEMAS", "true"),
-        ("CHORUS_JWT_SECRET", SECRET),
-        ("CHORUS_DATABASE_URL", &db.url),
-        ("CHORUS_ORDER_DB_URL", &db.url),
-        ("CHORUS_INVENTORY_DB_URL", &db.url),
-    ]))
-    .unwrap();
-    let application = Application::build(config)
-        .await
-        .expect("building the gateway");
-    let base = format!("http://127.0.0.1:{}", application.port());
-    let shutdown = application.shutdown_token();
-    let server = tokio::spawn(application.run_until_stopped());
-
+#[tokio::test]
+async fn the_gateway_publishes_order_placed_to_kafka_before_its_202() {
+    let db = test_db().await;
+    let (gateway, kafka, catalogue) = gateway_on_kafka(&db.url).await;
+    let base = gateway.base.clone();
+    let namespace = gateway.namespace.clone();
+    let registry = registry_url().await;
     let consumer: StreamConsumer = kafka
         .client_config()
         .set("group.id", format!("{namespace}.test"))
@@ -177,10 +154,5 @@ async fn the_gateway_publishes_order_placed_to_kafka_before_its_202() {
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
 
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(15), server)
-        .await
-        .expect("the gateway stops on shutdown")
-        .unwrap()
-        .expect("a clean stop");
+    gateway.stop().await;
 }

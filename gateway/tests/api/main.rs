@@ -10,4 +10,6 @@ mod inventory;
 mod jwks;
 mod kafka;
 mod orders;
+mod public_surface;
+mod running;
 mod status;
