@@ -3,9 +3,11 @@
 //! the JWT secret and database passwords are never printed.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chorus_avro::{CodecConfig, DEFAULT_PARTITIONS, RegistrySettings, TopicCatalogue};
+use chorus_platform::payment_token::PaymentTokenKeys;
 use chorus_platform::{ConfigError, Env, KafkaSettings, check_scheme, redact, registry_from_env};
 
 use crate::auth::AuthSettings;
@@ -23,8 +25,11 @@ pub struct GatewayConfig {
     pub partitions: i32,
     /// How bearer tokens are verified.
     pub auth: AuthSettings,
-    /// Development mode: the public development JWT secret is allowed.
+    /// Development mode: the public development JWT secret is allowed, and
+    /// payment tokens may travel unsealed when no key is set.
     pub dev: bool,
+    /// Seal payment tokens for the payment service (`None`: development, in plaintext).
+    pub payment_tokens: Option<Arc<PaymentTokenKeys>>,
     /// The gateway's own database (accepted orders, idempotency keys).
     pub database_url: String,
     /// The order service's read model (`order_status` view), read-only.
@@ -51,6 +56,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("partitions", &self.partitions)
             .field("auth", &self.auth)
             .field("dev", &self.dev)
+            .field("payment_tokens", &self.payment_tokens)
             .field("database_url", &redact(&self.database_url))
             .field("order_db_url", &redact(&self.order_db_url))
             .field("inventory_db_url", &redact(&self.inventory_db_url))
@@ -86,6 +92,7 @@ impl GatewayConfig {
             partitions,
             auth,
             dev,
+            payment_tokens: PaymentTokenKeys::from_env(env)?.map(Arc::new),
             database_url: postgres_url(
                 env,
                 "CHORUS_DATABASE_URL",
@@ -138,14 +145,23 @@ mod tests {
     use super::*;
     use crate::auth::{DEV_JWT_SECRET, TokenKeys};
 
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const SECRET: &str = "s3cret-of-our-own-long-enough-for-hs256";
+
     #[test]
     fn refuses_the_development_secret_outside_development() {
         let err = GatewayConfig::from_env(&Env::from_pairs(&[])).unwrap_err();
         assert_eq!(err.variable, "CHORUS_JWT_SECRET");
         assert!(!err.to_string().contains(DEV_JWT_SECRET), "{err}");
 
-        let env = Env::from_pairs(&[("CHORUS_JWT_SECRET", DEV_JWT_SECRET)]);
-        assert!(GatewayConfig::from_env(&env).is_err());
+        let env = Env::from_pairs(&[
+            ("CHORUS_JWT_SECRET", DEV_JWT_SECRET),
+            ("CHORUS_PAYMENT_TOKEN_KEY", KEY),
+        ]);
+        assert_eq!(
+            GatewayConfig::from_env(&env).unwrap_err().variable,
+            "CHORUS_JWT_SECRET"
+        );
 
         let env = Env::from_pairs(&[("CHORUS_DEV", "true")]);
         let config = GatewayConfig::from_env(&env).unwrap();
@@ -155,16 +171,29 @@ mod tests {
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:8000");
         assert_eq!(config.admin_addr, None);
         assert_eq!(config.rate_limit_per_sec, 100);
+        assert!(
+            config.payment_tokens.is_none(),
+            "development sends tokens unsealed"
+        );
     }
 
     #[test]
-    fn a_secret_of_ones_own_needs_no_development_mode() {
-        let secret = "s3cret-of-our-own-long-enough-for-hs256";
-        let env = Env::from_pairs(&[("CHORUS_JWT_SECRET", secret)]);
+    fn outside_development_a_secret_and_a_payment_token_key_are_needed() {
+        let env = Env::from_pairs(&[("CHORUS_JWT_SECRET", SECRET)]);
+        let err = GatewayConfig::from_env(&env).unwrap_err();
+        assert_eq!(err.variable, "CHORUS_PAYMENT_TOKEN_KEY");
+
+        let env = Env::from_pairs(&[
+            ("CHORUS_JWT_SECRET", SECRET),
+            ("CHORUS_PAYMENT_TOKEN_KEY", KEY),
+        ]);
         let config = GatewayConfig::from_env(&env).unwrap();
         assert!(!config.dev);
-        assert!(!format!("{config:?}").contains(secret));
-        assert!(!format!("{config:?}").contains("chorus_gateway@"));
+        assert!(config.payment_tokens.is_some());
+        let shown = format!("{config:?}");
+        for secret in [SECRET, KEY, "chorus_gateway@"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 
     #[test]
@@ -178,6 +207,7 @@ mod tests {
             ("CHORUS_SCHEMA_REGISTRY_URL", "localhost:8081"),
             ("CHORUS_JWT_SECRET", " "),
             ("CHORUS_JWT_SECRET", "shorter-than-32-bytes"),
+            ("CHORUS_PAYMENT_TOKEN_KEY", "c2hvcnQ="),
         ] {
             let env = Env::from_pairs(&[("CHORUS_DEV", "true"), (variable, value)]);
             let err = GatewayConfig::from_env(&env).unwrap_err();

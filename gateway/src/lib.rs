@@ -22,6 +22,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use chorus_platform::health::Readiness;
+use chorus_platform::payment_token::PaymentTokenKeys;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
@@ -63,6 +64,7 @@ struct Inner {
     publisher: Arc<dyn Publisher>,
     readiness: Readiness,
     tokens: TokenVerifier,
+    payment_tokens: Option<Arc<PaymentTokenKeys>>,
     rate_limiter: RateLimiter,
     metrics: Metrics,
     status_watch: Arc<StatusWatch>,
@@ -76,6 +78,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
+    /// Seals payment tokens; `None` sends them in plaintext (development only).
+    pub payment_tokens: Option<Arc<PaymentTokenKeys>>,
 }
 
 impl AppState {
@@ -93,6 +97,7 @@ impl AppState {
                 publisher,
                 readiness,
                 tokens: TokenVerifier::new(&settings.auth)?,
+                payment_tokens: settings.payment_tokens.clone(),
                 rate_limiter: RateLimiter::new(
                     settings.rate_limit_per_sec,
                     settings.rate_limit_burst,

@@ -70,6 +70,7 @@ impl Application {
                 auth: config.auth.clone(),
                 rate_limit_per_sec: config.rate_limit_per_sec,
                 rate_limit_burst: config.rate_limit_burst,
+                payment_tokens: config.payment_tokens.clone(),
             },
         )?;
         let listener = bind(config.http_addr, "CHORUS_HTTP_ADDR").await?;

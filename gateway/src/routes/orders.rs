@@ -136,7 +136,17 @@ pub async fn place_order(
     }
     if !accepted.published {
         // The same key and body carry the same payment token, so the event
-        // is rebuilt identically from the row and this request.
+        // is rebuilt from the row and this request: the same event id, the
+        // same token (sealed afresh, under another nonce).
+        let order_id = accepted.order_id.to_string();
+        let token = order.payment_token.as_str();
+        let (payment_token, payment_token_key_id) = match &state.inner.payment_tokens {
+            Some(keys) => {
+                let sealed = keys.seal(&order_id, token);
+                (sealed.ciphertext, Some(sealed.key_id))
+            }
+            None => (token.to_string(), None),
+        };
         let event = Event::from(OrderPlaced {
             event_id: order_placed_event_id(accepted.order_id).to_string(),
             order_id: accepted.order_id.to_string(),
@@ -153,8 +163,8 @@ pub async fn place_order(
                 })
                 .collect(),
             currency: order.currency.as_str().to_string(),
-            payment_token: order.payment_token.as_str().to_string(),
-            payment_token_key_id: None,
+            payment_token,
+            payment_token_key_id,
         });
         if let Err(e) = state.inner.publisher.publish(&event, &trace).await {
             state.inner.metrics.publish_failures.inc();

@@ -14,11 +14,19 @@ use chorus_gateway::publish::MemoryPublisher;
 use chorus_gateway::store::Store;
 use chorus_gateway::{AppState, Settings, app};
 use chorus_platform::health::Readiness;
+use chorus_platform::payment_token::PaymentTokenKeys;
 use serde_json::Value;
 use sqlx::PgPool;
 use tower::ServiceExt;
 
 pub const SECRET: &str = "chorus-gateway-test-secret-of-32-bytes-or-more";
+/// The payment-token key of the tests (base64 of 32 bytes of 42).
+pub const PAYMENT_TOKEN_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+
+pub fn payment_keys() -> Arc<PaymentTokenKeys> {
+    Arc::new(PaymentTokenKeys::new(&[42; 32], None))
+}
+
 pub const HOW_TO_START: &str = "start the stack with `make up`";
 
 pub use chorus_platform::testing::TestDb;
@@ -76,16 +84,21 @@ pub fn settings(per_sec: u32, burst: u32) -> Settings {
         auth: AuthSettings::shared_secret(SECRET),
         rate_limit_per_sec: per_sec,
         rate_limit_burst: burst,
+        payment_tokens: Some(payment_keys()),
     }
 }
 
 impl TestApp {
     /// With a fresh database behind all three pools.
     pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(settings(1000, 1000)).await
+    }
+
+    pub async fn spawn_with(settings: Settings) -> TestApp {
         let db = test_db().await;
         let pool = db.pool.clone();
         let store = Store::new(pool.clone(), pool.clone(), pool);
-        TestApp::with_store(store, Some(db), settings(1000, 1000))
+        TestApp::with_store(store, Some(db), settings)
     }
 
     /// With pools pointing nowhere: for tests that must answer before any

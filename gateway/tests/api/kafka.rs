@@ -14,7 +14,9 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers};
 use serde_json::json;
 
-use crate::helpers::{HOW_TO_START, order_body, test_db, token};
+use crate::helpers::{
+    HOW_TO_START, customer as token_for, order_body, payment_keys, test_db, token,
+};
 use crate::running::{RunningGateway, brokers, registry_url};
 
 async fn next_message<'a>(consumer: &'a StreamConsumer, topic: &str) -> BorrowedMessage<'a> {
@@ -154,5 +156,66 @@ async fn the_gateway_publishes_order_placed_to_kafka_before_its_202() {
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
 
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_payment_token_is_not_readable_in_the_orders_topic() {
+    let db = test_db().await;
+    let (gateway, kafka, catalogue) = gateway_on_kafka(&db.url).await;
+    let token = format!("tok_secret_{}", uuid::Uuid::new_v4().simple());
+    let mut body = order_body();
+    body["payment_token"] = json!(token);
+    let response = gateway
+        .post_order(&token_for("alice"), "sealed-1", &body)
+        .await;
+    assert_eq!(response.status, 202, "{}", response.text);
+    let order_id = response.json()["order_id"].as_str().unwrap().to_string();
+
+    let consumer: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", format!("{}.test", gateway.namespace))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let topic = catalogue.name(Topic::Orders);
+    consumer.subscribe(&[&topic]).unwrap();
+    let message = next_message(&consumer, &topic).await;
+    // Every byte of the record as the broker holds it: key, headers, value.
+    let mut raw = message.key().unwrap_or_default().to_vec();
+    for header in message.headers().iter().flat_map(|h| h.iter()) {
+        raw.extend_from_slice(header.key.as_bytes());
+        raw.extend_from_slice(header.value.unwrap_or_default());
+    }
+    raw.extend_from_slice(message.payload().unwrap_or_default());
+    let needle = token.as_bytes();
+    assert!(
+        !raw.windows(needle.len()).any(|w| w == needle),
+        "the token is readable in the record"
+    );
+    assert!(!raw.windows(10).any(|w| w == b"tok_secret"));
+
+    // Only the key opens it, for this order.
+    let codec = Codec::new(
+        &CodecConfig {
+            registry: RegistrySettings::new(registry_url().await),
+            auto_register: false,
+            timeout: Duration::from_secs(10),
+        },
+        catalogue.clone(),
+    )
+    .unwrap();
+    let Event::OrderPlaced(event) = codec.decode(message.payload()).await.unwrap() else {
+        panic!("not an OrderPlaced")
+    };
+    let keys = payment_keys();
+    let key_id = event
+        .payment_token_key_id
+        .expect("a key id beside the token");
+    assert_eq!(
+        keys.open(&order_id, &key_id, &event.payment_token).unwrap(),
+        token
+    );
     gateway.stop().await;
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{HOW_TO_START, SECRET, TestResponse};
+use crate::helpers::{HOW_TO_START, PAYMENT_TOKEN_KEY, SECRET, TestResponse};
 
 pub fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -63,6 +63,7 @@ impl RunningGateway {
         let defaults = [
             ("CHORUS_HTTP_ADDR", "127.0.0.1:0"),
             ("CHORUS_JWT_SECRET", SECRET),
+            ("CHORUS_PAYMENT_TOKEN_KEY", PAYMENT_TOKEN_KEY),
             ("CHORUS_TOPIC_NAMESPACE", namespace.as_str()),
             ("CHORUS_TOPIC_PARTITIONS", "2"),
             ("CHORUS_KAFKA_BROKERS", brokers.as_str()),
