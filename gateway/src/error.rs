@@ -35,6 +35,9 @@ pub enum AppError {
     UnsupportedMediaType,
     #[error("this Idempotency-Key was already used with a different request body")]
     IdempotencyKeyReused,
+    /// The request does not fit the resource's state (e.g. `already_final`).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error("too many requests; retry after {} s", retry_after_secs(*retry_after))]
     RateLimited { retry_after: Duration },
     /// A dependency is down; `cause` is logged, never sent to the client.
@@ -67,6 +70,7 @@ impl AppError {
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -83,6 +87,7 @@ impl AppError {
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",
             AppError::IdempotencyKeyReused => "idempotency_key_reused",
+            AppError::Conflict { code, .. } => code,
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable { .. } => "unavailable",
             AppError::Internal(_) => "internal",

@@ -37,7 +37,8 @@ pub const READ_MODEL_STAND_INS: &str = "
 CREATE TABLE order_status (
     order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL,
     reason TEXT NULL, currency TEXT NOT NULL, total NUMERIC NULL,
-    items JSONB NOT NULL, history JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
+    items JSONB NOT NULL, history JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    cancellation TEXT NULL);
 CREATE TABLE stock_levels (
     sku TEXT PRIMARY KEY, name TEXT NOT NULL, available INTEGER NOT NULL,
     reserved INTEGER NOT NULL, sold INTEGER NOT NULL DEFAULT 0, unit_price NUMERIC(12, 2) NOT NULL);

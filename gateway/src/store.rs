@@ -60,6 +60,8 @@ pub struct OrderStatusRow {
     pub total: Option<Decimal>,
     pub items: Value,
     pub history: Value,
+    /// `accepted`, `rejected` or NULL: what became of a cancellation request.
+    pub cancellation: Option<String>,
 }
 
 /// A row of the inventory service's `stock_levels` view.
@@ -153,7 +155,8 @@ impl Store {
         sqlx::query_as::<_, OrderStatusRow>(
             "SELECT order_id::text AS order_id, customer_id::text AS customer_id, \
                     status::text AS status, reason::text AS reason, currency::text AS currency, \
-                    total::numeric AS total, items::jsonb AS items, history::jsonb AS history \
+                    total::numeric AS total, items::jsonb AS items, history::jsonb AS history, \
+                    cancellation::text AS cancellation \
              FROM order_status WHERE order_id::text = $1",
         )
         .bind(order_id)

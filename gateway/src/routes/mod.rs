@@ -1,6 +1,7 @@
 //! The route table: every route the gateway serves, in one list that builds
 //! the router and that the OpenAPI document is checked against.
 
+pub mod cancel;
 pub mod health;
 pub mod inventory;
 pub mod openapi;
@@ -65,6 +66,11 @@ pub fn table() -> Vec<Route> {
             Method::GET,
             "/v1/orders/{order_id}",
             order_status::get_order,
+        ),
+        route(
+            Method::POST,
+            "/v1/orders/{order_id}/cancel",
+            cancel::cancel_order,
         ),
         route(
             Method::PUT,

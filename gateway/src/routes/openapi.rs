@@ -87,6 +87,14 @@ pub fn document() -> Value {
                 ],
                 "responses": responses(("200", ok_json("The order", "Order")), &["BadRequest", "Unauthorized", "NotFound", "TooManyRequests", "Unavailable"])
             }},
+            "/v1/orders/{order_id}/cancel": {"post": {
+                "operationId": "cancelOrder",
+                "summary": "Ask to cancel an order (its owner or an admin); emits OrderCancellationRequested",
+                "description": "No body. The order worker settles the request: an order not yet CONFIRMED becomes CANCELLED (customer_cancelled); a CONFIRMED one stays, and its `cancellation` shows `rejected`. Asking again is harmless.",
+                "security": bearer,
+                "parameters": [{"name": "order_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}, trace],
+                "responses": responses(("202", ok_json("Requested; the order as it is now", "Order")), &["Unauthorized", "NotFound", "AlreadyFinal", "TooManyRequests", "Unavailable"])
+            }},
             "/v1/admin/inventory/{sku}": {
                 "put": {
                     "operationId": "setStock",
@@ -139,6 +147,7 @@ pub fn document() -> Value {
                 "PayloadTooLarge": error_response("The body is larger than 64 KiB", json!({})),
                 "UnsupportedMediaType": error_response("The body is not application/json", json!({})),
                 "IdempotencyKeyReused": error_response("The Idempotency-Key was used with another body", json!({})),
+                "AlreadyFinal": error_response("The order is already final (code already_final)", json!({})),
                 "TooManyRequests": error_response("Rate limit of the token's subject exceeded", json!({"Retry-After": {"description": "Seconds", "schema": {"type": "integer"}}})),
                 "Unavailable": error_response("Kafka, the schema registry or a database is unavailable; retry", json!({"Retry-After": {"description": "Seconds", "schema": {"type": "integer"}}}))
             },
@@ -162,7 +171,8 @@ pub fn document() -> Value {
                     "status": {"type": "string", "const": "PENDING"},
                     "status_url": {"type": "string"}
                 }},
-                "Order": {"type": "object", "required": ["order_id", "status", "reason", "items", "total", "currency", "history"], "properties": {
+                "Order": {"type": "object", "required": ["order_id", "status", "reason", "items", "total", "currency", "history", "cancellation"], "properties": {
+                    "cancellation": {"type": ["string", "null"], "enum": ["accepted", "rejected", null], "description": "What became of a cancellation request; null when none was settled"},
                     "order_id": {"type": "string"},
                     "status": {"type": "string", "description": "PENDING until final: CONFIRMED or CANCELLED"},
                     "reason": {"type": ["string", "null"], "description": "Why it was cancelled, e.g. out_of_stock"},

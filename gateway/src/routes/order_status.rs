@@ -32,6 +32,9 @@ pub struct OrderView {
     pub total: Option<String>,
     pub currency: String,
     pub history: Vec<HistoryEntry>,
+    /// What became of a cancellation request: `accepted`, `rejected`, or
+    /// `null` (none, or not settled yet).
+    pub cancellation: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -129,6 +132,17 @@ pub async fn load(
     caller: &Caller,
     order_id: &str,
 ) -> Result<OrderView, AppError> {
+    load_owned(state, caller, order_id)
+        .await
+        .map(|(_, view)| view)
+}
+
+/// As [`load`], with the order's owner (its customer).
+pub async fn load_owned(
+    state: &AppState,
+    caller: &Caller,
+    order_id: &str,
+) -> Result<(String, OrderView), AppError> {
     let not_found = || AppError::NotFound(format!("no order {order_id}"));
     let Ok(uuid) = Uuid::parse_str(order_id) else {
         return Err(not_found());
@@ -137,13 +151,15 @@ pub async fn load(
     let store = &state.inner.store;
     if let Some(row) = store.order_status(&uuid.to_string()).await? {
         return if visible(&row.customer_id) {
-            from_read_model(row)
+            Ok((row.customer_id.clone(), from_read_model(row)?))
         } else {
             Err(not_found())
         };
     }
     match store.published_order(uuid).await? {
-        Some(row) if visible(&row.customer_id) => from_accepted(row),
+        Some(row) if visible(&row.customer_id) => {
+            Ok((row.customer_id.clone(), from_accepted(row)?))
+        }
         _ => Err(not_found()),
     }
 }
@@ -178,6 +194,7 @@ fn from_read_model(row: OrderStatusRow) -> Result<OrderView, AppError> {
         total: row.total.map(|t| t.to_string()),
         currency: row.currency,
         history,
+        cancellation: row.cancellation,
     })
 }
 
@@ -217,5 +234,6 @@ fn from_accepted(row: AcceptedOrder) -> Result<OrderView, AppError> {
             status: "PENDING".to_string(),
             at: Value::String(row.created_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
         }],
+        cancellation: None,
     })
 }

@@ -203,6 +203,16 @@ impl TestApp {
         .await
         .expect("writing order_status");
     }
+
+    /// Records what the order worker made of a cancellation request.
+    pub async fn set_cancellation(&self, order_id: &str, outcome: &str) {
+        sqlx::query("UPDATE order_status SET cancellation = $2 WHERE order_id = $1")
+            .bind(order_id)
+            .bind(outcome)
+            .execute(self.pool())
+            .await
+            .expect("writing order_status");
+    }
 }
 
 /// Pools of a database that does not exist: any use answers 503.

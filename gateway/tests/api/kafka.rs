@@ -137,6 +137,29 @@ async fn the_gateway_publishes_order_placed_to_kafka_before_its_202() {
         "PENDING"
     );
 
+    // A cancellation request goes to the orders topic, keyed by the order.
+    let response = http
+        .post(format!("{base}/v1/orders/{order_id}/cancel"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let message = next_message(&consumer, &orders_topic).await;
+    assert_eq!(message.key(), Some(order_id.as_bytes()));
+    assert_eq!(
+        header(&message, "chorus-event-type"),
+        Some("OrderCancellationRequested")
+    );
+    let Event::OrderCancellationRequested(event) = codec.decode(message.payload()).await.unwrap()
+    else {
+        panic!("not an OrderCancellationRequested")
+    };
+    assert_eq!(
+        (event.customer_id.as_str(), event.requested_by.as_str()),
+        ("alice", "alice")
+    );
+
     // Stock adjustments go to the inventory command topic, keyed by SKU.
     let response = http
         .put(format!("{base}/v1/admin/inventory/SKU-K"))

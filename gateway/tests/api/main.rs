@@ -3,6 +3,7 @@
 //! database and fail (never pass) when it is down; `kafka` runs the whole
 //! application against the real local stack.
 
+mod cancel;
 mod docs_and_health;
 mod errors;
 mod helpers;

@@ -35,12 +35,20 @@ async fn right_after_its_202_an_order_is_pending_to_its_owner() {
     );
     assert_eq!(body["history"][0]["status"], "PENDING");
     assert!(body["history"][0]["at"].as_str().unwrap().ends_with('Z'));
+    assert!(body["cancellation"].is_null());
     let mut keys: Vec<&String> = body.as_object().unwrap().keys().collect();
     keys.sort();
     assert_eq!(
         keys,
         [
-            "currency", "history", "items", "order_id", "reason", "status", "total"
+            "cancellation",
+            "currency",
+            "history",
+            "items",
+            "order_id",
+            "reason",
+            "status",
+            "total"
         ]
     );
 }
