@@ -8,9 +8,27 @@ use axum::Json;
 use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+/// `{"error":{"code","message","field"}}`: every refusal and failure.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable, e.g. `invalid_field`, `unauthorized`, `already_final`.
+    pub code: String,
+    pub message: String,
+    /// The offending field or header (`items[0].quantity`), when there is one.
+    #[schema(required = true)]
+    pub field: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -112,9 +130,13 @@ impl IntoResponse for AppError {
             AppError::BadRequest { field, .. } => field.clone(),
             _ => None,
         };
-        let body = json!({
-            "error": {"code": self.code(), "message": self.to_string(), "field": field}
-        });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_string(),
+                message: self.to_string(),
+                field,
+            },
+        };
         let mut response = (self.status(), Json(body)).into_response();
         let headers = response.headers_mut();
         match &self {

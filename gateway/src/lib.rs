@@ -9,10 +9,10 @@ pub mod extract;
 pub mod metrics;
 pub mod publish;
 pub mod rate_limit;
+pub mod request_span;
 pub mod routes;
 pub mod status_watch;
 pub mod store;
-pub mod traceparent;
 pub mod validate;
 
 mod startup;
@@ -146,6 +146,10 @@ fn router(state: AppState, serve: impl Fn(Surface) -> bool) -> Router {
             state.clone(),
             metrics::track,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span::make_span)
+                .on_response(request_span::record_status),
+        )
         .with_state(state)
 }

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chorus_avro::{Codec, EncodeError, Event, TopicCatalogue};
+use chorus_avro::{Codec, EncodeError, Event, TopicCatalogue, headers};
 use chorus_platform::KafkaSettings;
 use futures::future::BoxFuture;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -14,7 +14,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 use crate::error::AppError;
-use crate::traceparent::{self, TraceContext};
+use crate::request_span::TraceHeaders;
 
 /// Why an event was not published.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +50,7 @@ pub trait Publisher: Send + Sync + 'static {
     fn publish<'a>(
         &'a self,
         event: &'a Event,
-        trace: &'a TraceContext,
+        trace: &'a TraceHeaders,
     ) -> BoxFuture<'a, Result<(), PublishError>>;
 }
 
@@ -91,7 +91,7 @@ impl Publisher for KafkaPublisher {
     fn publish<'a>(
         &'a self,
         event: &'a Event,
-        trace: &'a TraceContext,
+        trace: &'a TraceHeaders,
     ) -> BoxFuture<'a, Result<(), PublishError>> {
         Box::pin(async move {
             let payload = self.codec.encode(event).await.map_err(|e| match e {
@@ -102,20 +102,25 @@ impl Publisher for KafkaPublisher {
                 },
             })?;
             let topic = self.catalogue().topic_of(event.event_type());
-            let traceparent = trace.header_value();
-            let headers = OwnedHeaders::new()
+            let mut headers = OwnedHeaders::new()
                 .insert(Header {
-                    key: "chorus-event-type",
+                    key: headers::EVENT_TYPE,
                     value: Some(event.event_type().name()),
                 })
                 .insert(Header {
-                    key: "chorus-event-id",
+                    key: headers::EVENT_ID,
                     value: Some(event.event_id()),
                 })
                 .insert(Header {
-                    key: traceparent::HEADER,
-                    value: Some(&traceparent),
+                    key: headers::PRODUCER,
+                    value: Some("gateway"),
                 });
+            for (key, value) in &trace.0 {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value),
+                });
+            }
             let record = FutureRecord::to(&topic)
                 .key(event.key())
                 .payload(&payload)
@@ -143,7 +148,8 @@ pub struct MemoryPublisher {
 }
 
 impl MemoryPublisher {
-    /// The events published so far, each with its `traceparent`.
+    /// The events published so far, each with its `traceparent` (empty
+    /// when the request had no trace context).
     pub fn published(&self) -> Vec<(Event, String)> {
         self.published
             .lock()
@@ -164,7 +170,7 @@ impl Publisher for MemoryPublisher {
     fn publish<'a>(
         &'a self,
         event: &'a Event,
-        trace: &'a TraceContext,
+        trace: &'a TraceHeaders,
     ) -> BoxFuture<'a, Result<(), PublishError>> {
         Box::pin(async move {
             if self.failing.load(Ordering::SeqCst) {
@@ -176,7 +182,10 @@ impl Publisher for MemoryPublisher {
             self.published
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push((event.clone(), trace.header_value()));
+                .push((
+                    event.clone(),
+                    trace.traceparent().unwrap_or_default().to_string(),
+                ));
             Ok(())
         })
     }

@@ -16,8 +16,11 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::AppError;
 use crate::extract::PathParam;
+use crate::request_span::{TraceHeaders, record_order_id};
+use crate::routes::openapi::{
+    AlreadyFinal, BadRequest, InternalError, NotFound, TooManyRequests, Unauthorized, Unavailable,
+};
 use crate::routes::order_status::{OrderView, load_owned};
-use crate::traceparent::TraceContext;
 
 /// The id of `requested_by`'s request to cancel `order_id`.
 pub fn cancellation_event_id(order_id: &str, requested_by: &str) -> Uuid {
@@ -29,13 +32,40 @@ pub fn cancellation_event_id(order_id: &str, requested_by: &str) -> Uuid {
     Uuid::new_v5(&namespace, format!("{order_id}/{requested_by}").as_bytes())
 }
 
+/// Ask to cancel an order (its owner or an admin); emits OrderCancellationRequested
+///
+/// No body. The order worker settles the request: an order not yet
+/// CONFIRMED becomes CANCELLED (customer_cancelled); a CONFIRMED one stays,
+/// and its `cancellation` shows `rejected`. Asking again is harmless.
+#[utoipa::path(
+    post,
+    path = "/v1/orders/{order_id}/cancel",
+    operation_id = "cancelOrder",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(
+        ("order_id" = String, Path, format = "uuid"),
+        ("traceparent" = Option<String>, Header, description = "W3C trace context, carried into Kafka"),
+    ),
+    responses(
+        (status = 202, description = "Requested; the order as it is now", body = OrderView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 409, response = AlreadyFinal),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn cancel_order(
     State(state): State<AppState>,
     caller: Caller,
-    trace: TraceContext,
+    trace: TraceHeaders,
     PathParam(order_id): PathParam,
 ) -> Result<(StatusCode, Json<OrderView>), AppError> {
     let (owner, view) = load_owned(&state, &caller, &order_id).await?;
+    record_order_id(&view.order_id);
     if view.is_final() {
         return Err(AppError::Conflict {
             code: "already_final",

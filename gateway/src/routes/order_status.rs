@@ -11,42 +11,59 @@ use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::Instant;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::AppError;
 use crate::extract::{PathParam, QueryParams};
+use crate::routes::openapi::{
+    BadRequest, InternalError, NotFound, TooManyRequests, Unauthorized, Unavailable,
+};
 use crate::store::{AcceptedOrder, OrderStatusRow};
 use crate::validate::StatusName;
 
 pub const FINAL_STATUSES: [&str; 2] = ["CONFIRMED", "CANCELLED"];
 pub const MAX_WAIT_SECS: u64 = 30;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An order as its customer sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = Order)]
 pub struct OrderView {
     pub order_id: String,
+    /// PENDING, RESERVED, then CONFIRMED or CANCELLED (final).
     pub status: String,
+    /// Why it was cancelled, e.g. out_of_stock, customer_cancelled.
+    #[schema(required = true)]
     pub reason: Option<String>,
     pub items: Vec<ItemView>,
+    /// Decimal string; null until priced.
+    #[schema(required = true)]
     pub total: Option<String>,
     pub currency: String,
     pub history: Vec<HistoryEntry>,
     /// What became of a cancellation request: `accepted`, `rejected`, or
     /// `null` (none, or not settled yet).
+    #[schema(required = true)]
     pub cancellation: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = OrderItem)]
 pub struct ItemView {
     pub sku: String,
     pub quantity: i64,
+    /// Decimal string; null until priced.
+    #[schema(required = true)]
     pub unit_price: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HistoryEntry {
     pub status: String,
+    /// When the order reached this status (RFC 3339, UTC).
+    #[schema(value_type = String, format = DateTime)]
     pub at: Value,
 }
 
@@ -69,6 +86,30 @@ pub struct StatusQuery {
     seen: Option<String>,
 }
 
+/// An order's status (its owner or an admin); long-polls with wait and seen
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{order_id}",
+    operation_id = "getOrder",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(
+        ("order_id" = String, Path, format = "uuid"),
+        ("wait" = Option<u64>, Query, minimum = 0, maximum = 30,
+         description = "Seconds to wait for the status to differ from `seen` (or become final)"),
+        ("seen" = Option<String>, Query, pattern = "^[A-Za-z_]{1,32}$",
+         description = "The status the client already knows, e.g. PENDING"),
+    ),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn get_order(
     State(state): State<AppState>,
     caller: Caller,

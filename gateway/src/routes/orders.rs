@@ -14,30 +14,44 @@ use chorus_avro::{Event, OrderLine, OrderPlaced};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::AppError;
 use crate::extract::JsonBody;
+use crate::request_span::{TraceHeaders, record_order_id};
+use crate::routes::openapi::{
+    BadRequest, IdempotencyKeyReused, InternalError, PayloadTooLarge, TooManyRequests,
+    Unauthorized, Unavailable, UnsupportedMediaType,
+};
 use crate::store::NewOrder;
-use crate::traceparent::TraceContext;
 use crate::validate::{Currency, IdempotencyKey, PaymentToken, Quantity, Sku};
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub const MAX_LINES: usize = 50;
 
 /// The body of `POST /v1/orders` as the client sends it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = PlaceOrderRequest)]
 pub struct PlaceOrderBody {
+    #[schema(min_items = 1, max_items = 50)]
     items: Vec<LineBody>,
+    /// Three capital letters, e.g. EUR.
+    #[schema(pattern = "^[A-Z]{3}$")]
     currency: String,
+    /// The payment provider's token; sealed before it leaves the gateway.
+    #[schema(min_length = 1, max_length = 256)]
     payment_token: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = OrderLine)]
 struct LineBody {
+    #[schema(pattern = "^[A-Z0-9-]{1,32}$")]
     sku: String,
+    #[schema(minimum = 1, maximum = 1000)]
     quantity: i64,
 }
 
@@ -103,17 +117,53 @@ pub fn order_placed_event_id(order_id: Uuid) -> Uuid {
     Uuid::new_v5(&namespace, order_id.to_string().as_bytes())
 }
 
-#[derive(Debug, Serialize)]
+/// The order was accepted: `OrderPlaced` is durable in Kafka.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = OrderAccepted)]
 struct Accepted {
+    #[schema(format = "uuid")]
     order_id: String,
+    /// Always PENDING.
+    #[schema(value_type = String, example = "PENDING")]
     status: &'static str,
+    /// Where to read the order: `/v1/orders/{order_id}`.
     status_url: String,
 }
 
+/// Place an order; 202 once OrderPlaced is durable in Kafka
+///
+/// The same Idempotency-Key (per token subject) with the same body answers
+/// the same order id again; with another body, 422. Prices come from the
+/// inventory catalogue, never from the client.
+#[utoipa::path(
+    post,
+    path = "/v1/orders",
+    operation_id = "placeOrder",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+         description = "The client's key for this order attempt, scoped to the token's subject"),
+        ("traceparent" = Option<String>, Header, description = "W3C trace context, carried into Kafka"),
+    ),
+    request_body = PlaceOrderBody,
+    responses(
+        (status = 202, description = "Accepted; the saga runs asynchronously", body = Accepted,
+         headers(("Location" = String, description = "The status URL"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = IdempotencyKeyReused),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn place_order(
     State(state): State<AppState>,
     caller: Caller,
-    trace: TraceContext,
+    trace: TraceHeaders,
     headers: HeaderMap,
     JsonBody(body): JsonBody<PlaceOrderBody>,
 ) -> Result<Response, AppError> {
@@ -131,6 +181,7 @@ pub async fn place_order(
             currency: order.currency.as_str(),
         })
         .await?;
+    record_order_id(&accepted.order_id.to_string());
     if accepted.request_hash != request_hash {
         return Err(AppError::IdempotencyKeyReused);
     }
@@ -172,7 +223,7 @@ pub async fn place_order(
         }
         store.mark_published(accepted.order_id).await?;
         state.inner.metrics.orders_accepted.inc();
-        tracing::info!(order_id = %accepted.order_id, trace_id = %trace.trace_id, "order accepted");
+        tracing::info!(order_id = %accepted.order_id, "order accepted");
     }
     let order_id = accepted.order_id.to_string();
     let status_url = format!("/v1/orders/{order_id}");

@@ -128,6 +128,7 @@ impl TestApp {
         publisher: Arc<MemoryPublisher>,
         db: Option<TestDb>,
     ) -> TestApp {
+        crate::spans::init();
         TestApp {
             router: app(state.clone()),
             state,
@@ -202,6 +203,29 @@ impl TestApp {
         .execute(self.pool())
         .await
         .expect("writing order_status");
+    }
+
+    /// Writes a SKU's row in the inventory read model.
+    pub async fn set_stock_level(
+        &self,
+        sku: &str,
+        name: &str,
+        available: i32,
+        reserved: i32,
+        price: &str,
+    ) {
+        sqlx::query(
+            "INSERT INTO stock_levels (sku, name, available, reserved, unit_price) \
+             VALUES ($1, $2, $3, $4, $5::numeric)",
+        )
+        .bind(sku)
+        .bind(name)
+        .bind(available)
+        .bind(reserved)
+        .bind(price)
+        .execute(self.pool())
+        .await
+        .expect("writing stock_levels");
     }
 
     /// Records what the order worker made of a cancellation request.

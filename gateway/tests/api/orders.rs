@@ -7,6 +7,7 @@ use chorus_avro::Event;
 use serde_json::json;
 
 use crate::helpers::{TestApp, customer, order_body, payment_keys, settings};
+use crate::spans;
 
 #[tokio::test]
 async fn an_order_is_accepted_once_published() {
@@ -61,9 +62,29 @@ async fn an_order_is_accepted_once_published() {
     let expected_id =
         chorus_gateway::routes::orders::order_placed_event_id(order_id.parse().unwrap());
     assert_eq!(event.event_id, expected_id.to_string());
-    // The caller's trace continues into Kafka under a new span.
+    // The caller's trace continues into Kafka: the event's parent is the
+    // request's span, `POST /v1/orders` with the order id, itself a child
+    // of the caller's span.
     assert!(sent_traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
-    assert_ne!(sent_traceparent, traceparent);
+    let request_span = spans::finished(|s| {
+        s.name == "POST /v1/orders"
+            && spans::attribute(s, "order_id").as_deref() == Some(order_id.as_str())
+    });
+    let [request_span] = request_span.as_slice() else {
+        panic!("one request span for the order: {request_span:?}")
+    };
+    assert_eq!(
+        request_span.span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(request_span.parent_span_id.to_string(), "00f067aa0ba902b7");
+    assert_eq!(
+        sent_traceparent,
+        &format!(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01",
+            request_span.span_context.span_id()
+        )
+    );
 
     let published: bool =
         sqlx::query_scalar("SELECT published FROM accepted_orders WHERE order_id = $1::uuid")

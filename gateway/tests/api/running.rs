@@ -52,6 +52,8 @@ impl RunningGateway {
     /// a test: random ports, the test secret, a topic namespace of its own,
     /// the local Kafka and registry.
     pub async fn start(pairs: &[(&str, &str)]) -> RunningGateway {
+        // As the binary's main does, so requests carry trace context.
+        crate::spans::init();
         let namespace = format!("gw{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let (brokers, registry) = (
             brokers(),
