@@ -13,6 +13,9 @@ pub mod request_span;
 pub mod routes;
 pub mod status_watch;
 pub mod store;
+/// Test support (an in-memory publisher), for dev-dependencies only.
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod validate;
 
 mod startup;
@@ -31,18 +34,6 @@ pub use config::GatewayConfig;
 /// The gateway database's migrations (its idempotency records).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
-/// Stand-ins for the workers' read models (`order_status`, `stock_levels`),
-/// with the columns the gateway reads, for tests of the gateway alone.
-pub const READ_MODEL_STAND_INS: &str = "
-CREATE TABLE order_status (
-    order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL,
-    reason TEXT NULL, currency TEXT NOT NULL, total NUMERIC NULL,
-    items JSONB NOT NULL, history JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    cancellation TEXT NULL);
-CREATE TABLE stock_levels (
-    sku TEXT PRIMARY KEY, name TEXT NOT NULL, available INTEGER NOT NULL,
-    reserved INTEGER NOT NULL, sold INTEGER NOT NULL DEFAULT 0, unit_price NUMERIC(12, 2) NOT NULL);
-";
 pub use startup::Application;
 
 use auth::{AuthSettings, TokenVerifier};

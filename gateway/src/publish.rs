@@ -2,8 +2,6 @@
 //! record (idempotent producer, `acks=all`), so a 202 means the event is
 //! durable; any failure is reported and the caller answers 503.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chorus_avro::{Codec, EncodeError, Event, TopicCatalogue, headers};
@@ -43,7 +41,7 @@ impl From<PublishError> for AppError {
 }
 
 /// Where events go. The Kafka implementation serves production; tests of the
-/// HTTP layer use [`MemoryPublisher`].
+/// HTTP layer use an in-memory one (`testing::MemoryPublisher`).
 pub trait Publisher: Send + Sync + 'static {
     /// Publishes one event on its catalogue topic, keyed by [`Event::key`],
     /// and waits for the broker's acknowledgement.
@@ -135,58 +133,6 @@ impl Publisher for KafkaPublisher {
                     dependency: "kafka",
                     cause: format!("producing to {topic} at {}: {e}", self.brokers),
                 })
-        })
-    }
-}
-
-/// An in-memory publisher for tests: records what was published, and can be
-/// told to fail like an unreachable Kafka.
-#[derive(Default)]
-pub struct MemoryPublisher {
-    published: Mutex<Vec<(Event, String)>>,
-    failing: AtomicBool,
-}
-
-impl MemoryPublisher {
-    /// The events published so far, each with its `traceparent` (empty
-    /// when the request had no trace context).
-    pub fn published(&self) -> Vec<(Event, String)> {
-        self.published
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn set_failing(&self, failing: bool) {
-        self.failing.store(failing, Ordering::SeqCst);
-    }
-
-    pub fn is_failing(&self) -> bool {
-        self.failing.load(Ordering::SeqCst)
-    }
-}
-
-impl Publisher for MemoryPublisher {
-    fn publish<'a>(
-        &'a self,
-        event: &'a Event,
-        trace: &'a TraceHeaders,
-    ) -> BoxFuture<'a, Result<(), PublishError>> {
-        Box::pin(async move {
-            if self.failing.load(Ordering::SeqCst) {
-                return Err(PublishError::Unavailable {
-                    dependency: "kafka",
-                    cause: "the in-memory publisher was told to fail".to_string(),
-                });
-            }
-            self.published
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((
-                    event.clone(),
-                    trace.traceparent().unwrap_or_default().to_string(),
-                ));
-            Ok(())
         })
     }
 }

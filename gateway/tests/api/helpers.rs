@@ -1,7 +1,8 @@
 //! A gateway per test: the real router driven with `oneshot`, an in-memory
-//! publisher, and (when the test needs one) a fresh PostgreSQL database
-//! `chorus_test_<random>` holding the gateway's tables and stand-ins for the
-//! workers' read models, dropped afterwards.
+//! publisher, and (when the test needs them) fresh PostgreSQL databases
+//! `chorus_test_<random>`, dropped afterwards: the gateway's own, and the
+//! order and inventory services' migrated with those services' real
+//! migrations, so the gateway reads the very views it reads in production.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +11,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use chorus_gateway::auth::{AuthSettings, Role, issue_token};
-use chorus_gateway::publish::MemoryPublisher;
 use chorus_gateway::store::Store;
+use chorus_gateway::testing::MemoryPublisher;
 use chorus_gateway::{AppState, Settings, app};
 use chorus_platform::health::Readiness;
 use chorus_platform::payment_token::PaymentTokenKeys;
@@ -31,22 +32,56 @@ pub const HOW_TO_START: &str = "start the stack with `make up`";
 
 pub use chorus_platform::testing::TestDb;
 
-/// A throwaway database with the gateway's tables and stand-ins for the
-/// workers' read models, dropped afterwards.
-pub async fn test_db() -> TestDb {
-    let db = TestDb::create(&[&chorus_gateway::MIGRATOR]).await;
-    sqlx::raw_sql(chorus_gateway::READ_MODEL_STAND_INS)
-        .execute(&db.pool)
-        .await
-        .expect("creating the read models");
-    db
+/// The databases a gateway talks to, each fresh and migrated as in
+/// production: its own, and the order and inventory services' read models.
+pub struct TestDbs {
+    pub gateway: TestDb,
+    pub order: TestDb,
+    pub inventory: TestDb,
+}
+
+impl TestDbs {
+    pub async fn create() -> TestDbs {
+        let (gateway, order, inventory) = (
+            [&chorus_gateway::MIGRATOR],
+            [&chorus_order::MIGRATOR],
+            [&chorus_inventory::MIGRATOR],
+        );
+        let (gateway, order, inventory) = tokio::join!(
+            TestDb::create(&gateway),
+            TestDb::create(&order),
+            TestDb::create(&inventory),
+        );
+        TestDbs {
+            gateway,
+            order,
+            inventory,
+        }
+    }
+
+    pub fn store(&self) -> Store {
+        Store::new(
+            self.gateway.pool.clone(),
+            self.order.pool.clone(),
+            self.inventory.pool.clone(),
+        )
+    }
+
+    /// The `CHORUS_…_URL` variables of a gateway process using them.
+    pub fn env(&self) -> [(&'static str, &str); 3] {
+        [
+            ("CHORUS_DATABASE_URL", self.gateway.url.as_str()),
+            ("CHORUS_ORDER_DB_URL", self.order.url.as_str()),
+            ("CHORUS_INVENTORY_DB_URL", self.inventory.url.as_str()),
+        ]
+    }
 }
 
 pub struct TestApp {
     pub router: Router,
     pub state: AppState,
     pub publisher: Arc<MemoryPublisher>,
-    pub db: Option<TestDb>,
+    pub db: Option<TestDbs>,
 }
 
 pub struct TestResponse {
@@ -95,10 +130,8 @@ impl TestApp {
     }
 
     pub async fn spawn_with(settings: Settings) -> TestApp {
-        let db = test_db().await;
-        let pool = db.pool.clone();
-        let store = Store::new(pool.clone(), pool.clone(), pool);
-        TestApp::with_store(store, Some(db), settings)
+        let dbs = TestDbs::create().await;
+        TestApp::with_store(dbs.store(), Some(dbs), settings)
     }
 
     /// With pools pointing nowhere: for tests that must answer before any
@@ -111,7 +144,7 @@ impl TestApp {
         TestApp::with_store(nowhere_store(), None, settings)
     }
 
-    fn with_store(store: Store, db: Option<TestDb>, settings: Settings) -> TestApp {
+    fn with_store(store: Store, db: Option<TestDbs>, settings: Settings) -> TestApp {
         let publisher = Arc::new(MemoryPublisher::default());
         let state = AppState::new(
             store.clone(),
@@ -126,7 +159,7 @@ impl TestApp {
     pub fn from_state(
         state: AppState,
         publisher: Arc<MemoryPublisher>,
-        db: Option<TestDb>,
+        db: Option<TestDbs>,
     ) -> TestApp {
         crate::spans::init();
         TestApp {
@@ -137,8 +170,13 @@ impl TestApp {
         }
     }
 
+    fn dbs(&self) -> &TestDbs {
+        self.db.as_ref().expect("test databases")
+    }
+
+    /// The gateway's own database.
     pub fn pool(&self) -> &PgPool {
-        &self.db.as_ref().expect("a test database").pool
+        &self.dbs().gateway.pool
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
@@ -187,25 +225,37 @@ impl TestApp {
         self.send(request).await
     }
 
-    /// Writes the order's row in the stand-in `order_status` read model.
+    /// Writes the order's row in the order service's `orders` table, as its
+    /// worker would once stock is reserved (priced, SKU-1 × 2 at 19.99).
     pub async fn set_order_status(&self, order_id: &str, customer: &str, status: &str) {
         sqlx::query(
-            "INSERT INTO order_status (order_id, customer_id, status, reason, currency, total, items, history) \
-             VALUES ($1, $2, $3, NULL, 'EUR', 39.98, \
-                     '[{\"sku\":\"SKU-1\",\"quantity\":2,\"unit_price\":\"19.99\"}]', \
+            "INSERT INTO orders (order_id, customer_id, currency, items, reserved_lines, total, status, history) \
+             VALUES ($1, $2, 'EUR', '[{\"sku\":\"SKU-1\",\"quantity\":2}]', \
+                     '[{\"sku\":\"SKU-1\",\"quantity\":2,\"unit_price\":\"19.99\"}]', 39.98, $3, \
                      jsonb_build_array(jsonb_build_object('status', 'PENDING', 'at', '2025-01-01T00:00:00Z'), \
                                        jsonb_build_object('status', $3::text, 'at', '2025-01-01T00:00:01Z'))) \
-             ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, history = EXCLUDED.history",
+             ON CONFLICT (order_id) DO UPDATE \
+             SET status = EXCLUDED.status, history = EXCLUDED.history, updated_at = now()",
         )
         .bind(order_id)
         .bind(customer)
         .bind(status)
-        .execute(self.pool())
+        .execute(&self.dbs().order.pool)
         .await
-        .expect("writing order_status");
+        .expect("writing the order");
     }
 
-    /// Writes a SKU's row in the inventory read model.
+    /// Records what the order worker made of a cancellation request.
+    pub async fn set_cancellation(&self, order_id: &str, outcome: &str) {
+        sqlx::query("UPDATE orders SET cancellation = $2 WHERE order_id = $1")
+            .bind(order_id)
+            .bind(outcome)
+            .execute(&self.dbs().order.pool)
+            .await
+            .expect("writing the order");
+    }
+
+    /// Writes a SKU's row in the inventory service's catalogue.
     pub async fn set_stock_level(
         &self,
         sku: &str,
@@ -215,7 +265,7 @@ impl TestApp {
         price: &str,
     ) {
         sqlx::query(
-            "INSERT INTO stock_levels (sku, name, available, reserved, unit_price) \
+            "INSERT INTO catalogue (sku, name, available, reserved, unit_price) \
              VALUES ($1, $2, $3, $4, $5::numeric)",
         )
         .bind(sku)
@@ -223,23 +273,12 @@ impl TestApp {
         .bind(available)
         .bind(reserved)
         .bind(price)
-        .execute(self.pool())
+        .execute(&self.dbs().inventory.pool)
         .await
-        .expect("writing stock_levels");
-    }
-
-    /// Records what the order worker made of a cancellation request.
-    pub async fn set_cancellation(&self, order_id: &str, outcome: &str) {
-        sqlx::query("UPDATE order_status SET cancellation = $2 WHERE order_id = $1")
-            .bind(order_id)
-            .bind(outcome)
-            .execute(self.pool())
-            .await
-            .expect("writing order_status");
+        .expect("writing the catalogue");
     }
 }
 
-/// Pools of a database that does not exist: any use answers 503.
 pub fn nowhere_store() -> Store {
     let nowhere = || Store::lazy_pool("postgres://nobody:x@127.0.0.1:1/none", 1).unwrap();
     Store::new(nowhere(), nowhere(), nowhere())

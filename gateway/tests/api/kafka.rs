@@ -15,7 +15,7 @@ use rdkafka::message::{BorrowedMessage, Headers};
 use serde_json::json;
 
 use crate::helpers::{
-    HOW_TO_START, customer as token_for, order_body, payment_keys, test_db, token,
+    HOW_TO_START, TestDbs, customer as token_for, order_body, payment_keys, token,
 };
 use crate::running::{RunningGateway, brokers, registry_url};
 
@@ -36,19 +36,15 @@ fn header<'a>(message: &'a BorrowedMessage<'_>, key: &str) -> Option<&'a str> {
 }
 
 /// The local Kafka, checked reachable, and a gateway on it whose topics exist.
-async fn gateway_on_kafka(db_url: &str) -> (RunningGateway, KafkaSettings, TopicCatalogue) {
+async fn gateway_on_kafka(dbs: &TestDbs) -> (RunningGateway, KafkaSettings, TopicCatalogue) {
     let kafka = KafkaSettings::plaintext(brokers());
     if let Err(e) = kafka.fetch_metadata(None, Duration::from_secs(5)).await {
         panic!("Kafka unreachable at {}: {HOW_TO_START} ({e})", brokers());
     }
     registry_url().await;
-    let gateway = RunningGateway::start(&[
-        ("CHORUS_AUTO_REGISTER_SCHEMAS", "true"),
-        ("CHORUS_DATABASE_URL", db_url),
-        ("CHORUS_ORDER_DB_URL", db_url),
-        ("CHORUS_INVENTORY_DB_URL", db_url),
-    ])
-    .await;
+    let mut env = vec![("CHORUS_AUTO_REGISTER_SCHEMAS", "true")];
+    env.extend(dbs.env());
+    let gateway = RunningGateway::start(&env).await;
     let catalogue = TopicCatalogue::new(gateway.namespace.clone(), 2);
     ensure_topics(&kafka, &catalogue, 1, Duration::from_secs(30))
         .await
@@ -58,8 +54,8 @@ async fn gateway_on_kafka(db_url: &str) -> (RunningGateway, KafkaSettings, Topic
 
 #[tokio::test]
 async fn the_gateway_publishes_order_placed_to_kafka_before_its_202() {
-    let db = test_db().await;
-    let (gateway, kafka, catalogue) = gateway_on_kafka(&db.url).await;
+    let dbs = TestDbs::create().await;
+    let (gateway, kafka, catalogue) = gateway_on_kafka(&dbs).await;
     let base = gateway.base.clone();
     let namespace = gateway.namespace.clone();
     let registry = registry_url().await;
@@ -184,8 +180,8 @@ async fn the_gateway_publishes_order_placed_to_kafka_before_its_202() {
 
 #[tokio::test]
 async fn a_payment_token_is_not_readable_in_the_orders_topic() {
-    let db = test_db().await;
-    let (gateway, kafka, catalogue) = gateway_on_kafka(&db.url).await;
+    let dbs = TestDbs::create().await;
+    let (gateway, kafka, catalogue) = gateway_on_kafka(&dbs).await;
     let token = format!("tok_secret_{}", uuid::Uuid::new_v4().simple());
     let mut body = order_body();
     body["payment_token"] = json!(token);

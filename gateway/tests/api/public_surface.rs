@@ -11,11 +11,11 @@ use std::time::Instant;
 
 use axum::http::StatusCode;
 use chorus_gateway::AppState;
-use chorus_gateway::publish::MemoryPublisher;
+use chorus_gateway::testing::MemoryPublisher;
 use chorus_platform::health::{CACHE_FOR, Readiness};
 use serde_json::json;
 
-use crate::helpers::{TestApp, admin, customer, nowhere_store, order_body, settings, test_db};
+use crate::helpers::{TestApp, TestDbs, admin, customer, nowhere_store, order_body, settings};
 use crate::running::{RunningGateway, registry_url};
 
 /// Text that must never reach a client: hosts, users, passwords.
@@ -38,7 +38,8 @@ fn assert_no_internals(what: &str, text: &str) {
 
 #[tokio::test]
 async fn unreachable_dependencies_are_named_but_never_located() {
-    let db = test_db().await;
+    let dbs = TestDbs::create().await;
+    let db = &dbs.gateway;
     let read_model =
         "postgres://chorus_gateway_ro:hunter2-db-password@db.invalid:5432/chorus_order";
     let registry = registry_url().await;
@@ -127,16 +128,14 @@ async fn unreachable_dependencies_are_named_but_never_located() {
 
 #[tokio::test]
 async fn the_admin_address_takes_readiness_and_metrics_off_the_api() {
-    let db = test_db().await;
+    let dbs = TestDbs::create().await;
     let registry = registry_url().await;
-    let gateway = RunningGateway::start(&[
+    let mut env = vec![
         ("CHORUS_ADMIN_ADDR", "127.0.0.1:0"),
         ("CHORUS_SCHEMA_REGISTRY_URL", &registry),
-        ("CHORUS_DATABASE_URL", &db.url),
-        ("CHORUS_ORDER_DB_URL", &db.url),
-        ("CHORUS_INVENTORY_DB_URL", &db.url),
-    ])
-    .await;
+    ];
+    env.extend(dbs.env());
+    let gateway = RunningGateway::start(&env).await;
     let admin = gateway.admin.clone().expect("an admin address");
     for path in ["/readyz", "/metrics"] {
         let response = gateway.get(path, None).await;
