@@ -42,6 +42,8 @@ pub struct GatewayConfig {
     pub rate_limit_burst: u32,
     /// How long a POST waits for Kafka to acknowledge `OrderPlaced` before answering 503.
     pub publish_timeout: Duration,
+    /// OTLP gRPC endpoint the spans go to (`CHORUS_OTLP_ENDPOINT`); none: not exported.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -64,6 +66,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("rate_limit_per_sec", &self.rate_limit_per_sec)
             .field("rate_limit_burst", &self.rate_limit_burst)
             .field("publish_timeout", &self.publish_timeout)
+            .field("otlp_endpoint", &self.otlp_endpoint.as_deref().map(redact))
             .finish()
     }
 }
@@ -112,6 +115,7 @@ impl GatewayConfig {
             rate_limit_per_sec,
             rate_limit_burst,
             publish_timeout,
+            otlp_endpoint: env.optional_url("CHORUS_OTLP_ENDPOINT")?,
         })
     }
 
@@ -205,6 +209,7 @@ mod tests {
             ("CHORUS_ADMIN_ADDR", "localhost"),
             ("CHORUS_DATABASE_URL", "mysql://x"),
             ("CHORUS_SCHEMA_REGISTRY_URL", "localhost:8081"),
+            ("CHORUS_OTLP_ENDPOINT", "127.0.0.1:4317"),
             ("CHORUS_JWT_SECRET", " "),
             ("CHORUS_JWT_SECRET", "shorter-than-32-bytes"),
             ("CHORUS_PAYMENT_TOKEN_KEY", "c2hvcnQ="),

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod kafka_login;
 pub mod metrics;
 pub mod publish;
 pub mod rate_limit;

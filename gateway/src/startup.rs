@@ -29,8 +29,9 @@ pub struct Application {
 
 impl Application {
     /// Connects to the gateway database and migrates it (failing if it is
-    /// unreachable), prepares the read-model pools and the Kafka producer
-    /// (which connect on first use) and binds the listeners.
+    /// unreachable), asks Kafka for its metadata once (failing if it refuses
+    /// the login, not if it is away), prepares the read-model pools and the
+    /// Kafka producer (which connect on first use) and binds the listeners.
     pub async fn build(config: GatewayConfig) -> anyhow::Result<Application> {
         let gateway_db = PgPoolOptions::new()
             .max_connections(config.db_pool_size)
@@ -54,6 +55,7 @@ impl Application {
             Store::lazy_pool(&config.inventory_db_url, config.db_pool_size)
                 .context("CHORUS_INVENTORY_DB_URL")?,
         );
+        crate::kafka_login::check_at_start_up(&config.kafka).await?;
         let codec = Codec::new(&config.codec_config(), config.catalogue())
             .context("CHORUS_SCHEMA_REGISTRY_URL")?;
         let publisher = Arc::new(KafkaPublisher::new(

@@ -5,6 +5,7 @@
 mod cli;
 mod contract;
 mod corrupt;
+mod gateway_process;
 mod saga_faults;
 mod saga_paths;
 mod schemas;

@@ -132,10 +132,10 @@ impl JwksKeys {
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| unavailable(&e))?
+            .map_err(|e| unavailable(&e.without_url()))?
             .json()
             .await
-            .map_err(|e| unavailable(&e))?;
+            .map_err(|e| unavailable(&e.without_url()))?;
         signing_keys(&document).ok_or_else(|| unavailable(&"the answer is not a JWKS"))
     }
 }
