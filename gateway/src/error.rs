@@ -30,7 +30,7 @@ pub struct ErrorDetail {
     pub field: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AppError {
     /// The request is malformed; `field` names the offending field or header.
     #[error("{message}")]

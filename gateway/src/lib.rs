@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod group_commit;
 pub mod kafka_login;
 pub mod metrics;
 pub mod publish;
@@ -39,6 +40,7 @@ pub use startup::Application;
 
 use auth::{AuthSettings, TokenVerifier};
 use error::BODY_LIMIT_BYTES;
+use group_commit::GroupCommit;
 use metrics::Metrics;
 use publish::Publisher;
 use rate_limit::RateLimiter;
@@ -55,9 +57,10 @@ pub struct AppState {
 struct Inner {
     store: Store,
     publisher: Arc<dyn Publisher>,
+    /// Where POSTs hand their orders (group commit).
+    orders: GroupCommit,
     readiness: Readiness,
     tokens: TokenVerifier,
-    payment_tokens: Option<Arc<PaymentTokenKeys>>,
     rate_limiter: RateLimiter,
     metrics: Metrics,
     status_watch: Arc<StatusWatch>,
@@ -77,25 +80,33 @@ pub struct Settings {
 
 impl AppState {
     /// `readiness` holds the probes of every dependency (see
-    /// [`Store::with_probes`]).
+    /// [`Store::with_probes`]). Starts the order batcher, so it must run
+    /// within a Tokio runtime.
     pub fn new(
         store: Store,
         publisher: Arc<dyn Publisher>,
         readiness: Readiness,
         settings: &Settings,
     ) -> anyhow::Result<AppState> {
+        let metrics = Metrics::new();
+        let orders = GroupCommit::spawn(
+            store.clone(),
+            publisher.clone(),
+            settings.payment_tokens.clone(),
+            metrics.batch_metrics(),
+        );
         Ok(AppState {
             inner: Arc::new(Inner {
                 store,
                 publisher,
+                orders,
                 readiness,
                 tokens: TokenVerifier::new(&settings.auth)?,
-                payment_tokens: settings.payment_tokens.clone(),
                 rate_limiter: RateLimiter::new(
                     settings.rate_limit_per_sec,
                     settings.rate_limit_burst,
                 ),
-                metrics: Metrics::new(),
+                metrics,
                 status_watch: Arc::default(),
                 shutdown: CancellationToken::new(),
             }),

@@ -3,14 +3,15 @@
 //! A POST answers 202 only after Kafka acknowledged `OrderPlaced`. The
 //! accepted order is recorded first under (subject, Idempotency-Key); if Kafka
 //! fails the row stays unpublished and a retry with the same key publishes the
-//! same order (same order id, same event id) again.
+//! same order (same order id, same event id) again. Orders arriving together
+//! share their database statements and produce requests
+//! ([`group_commit`](crate::group_commit)).
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chorus_avro::{Event, OrderLine, OrderPlaced};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -21,12 +22,12 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::AppError;
 use crate::extract::JsonBody;
+use crate::group_commit::Attempt;
 use crate::request_span::{TraceHeaders, record_order_id};
 use crate::routes::openapi::{
     BadRequest, IdempotencyKeyReused, InternalError, PayloadTooLarge, TooManyRequests,
     Unauthorized, Unavailable, UnsupportedMediaType,
 };
-use crate::store::NewOrder;
 use crate::validate::{Currency, IdempotencyKey, PaymentToken, Quantity, Sku};
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -92,7 +93,8 @@ impl PlaceOrder {
         })
     }
 
-    fn lines_json(&self) -> Value {
+    /// The lines as `accepted_orders.items` keeps them.
+    pub fn lines_json(&self) -> Value {
         self.items
             .iter()
             .map(|(sku, quantity)| json!({"sku": sku.as_str(), "quantity": quantity.get()}))
@@ -100,7 +102,7 @@ impl PlaceOrder {
     }
 
     /// Identifies the request's content, whitespace and field order aside.
-    fn request_hash(&self) -> String {
+    pub fn request_hash(&self) -> String {
         let canonical = json!({
             "items": self.lines_json(),
             "currency": self.currency.as_str(),
@@ -169,60 +171,19 @@ pub async fn place_order(
 ) -> Result<Response, AppError> {
     let key = idempotency_key(&headers)?;
     let order = PlaceOrder::parse(body)?;
-    let request_hash = order.request_hash();
-    let store = &state.inner.store;
-    let accepted = store
-        .accept(&NewOrder {
-            customer_id: caller.subject(),
-            idempotency_key: key.as_str(),
-            request_hash: &request_hash,
-            order_id: Uuid::new_v4(),
-            items: order.lines_json(),
-            currency: order.currency.as_str(),
+    let accepted = state
+        .inner
+        .orders
+        .accept(Attempt {
+            customer_id: caller.subject().to_string(),
+            idempotency_key: key.as_str().to_string(),
+            request_hash: order.request_hash(),
+            order,
+            trace,
         })
         .await?;
     record_order_id(&accepted.order_id.to_string());
-    if accepted.request_hash != request_hash {
-        return Err(AppError::IdempotencyKeyReused);
-    }
-    if !accepted.published {
-        // The same key and body carry the same payment token, so the event
-        // is rebuilt from the row and this request: the same event id, the
-        // same token (sealed afresh, under another nonce).
-        let order_id = accepted.order_id.to_string();
-        let token = order.payment_token.as_str();
-        let (payment_token, payment_token_key_id) = match &state.inner.payment_tokens {
-            Some(keys) => {
-                let sealed = keys.seal(&order_id, token);
-                (sealed.ciphertext, Some(sealed.key_id))
-            }
-            None => (token.to_string(), None),
-        };
-        let event = Event::from(OrderPlaced {
-            event_id: order_placed_event_id(accepted.order_id).to_string(),
-            order_id: accepted.order_id.to_string(),
-            occurred_at: accepted.created_at.timestamp_millis(),
-            correlation_id: accepted.order_id.to_string(),
-            causation_id: None,
-            customer_id: caller.subject().to_string(),
-            items: order
-                .items
-                .iter()
-                .map(|(sku, quantity)| OrderLine {
-                    sku: sku.as_str().to_string(),
-                    quantity: quantity.get(),
-                })
-                .collect(),
-            currency: order.currency.as_str().to_string(),
-            payment_token,
-            payment_token_key_id,
-        });
-        if let Err(e) = state.inner.publisher.publish(&event, &trace).await {
-            state.inner.metrics.publish_failures.inc();
-            return Err(e.into());
-        }
-        store.mark_published(accepted.order_id).await?;
-        state.inner.metrics.orders_accepted.inc();
+    if accepted.published_now {
         tracing::info!(order_id = %accepted.order_id, "order accepted");
     }
     let order_id = accepted.order_id.to_string();

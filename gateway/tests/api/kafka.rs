@@ -238,3 +238,40 @@ async fn a_payment_token_is_not_readable_in_the_orders_topic() {
     );
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn simultaneous_orders_each_land_once_in_kafka() {
+    let dbs = TestDbs::create().await;
+    let (gateway, kafka, catalogue) = gateway_on_kafka(&dbs).await;
+    let alice = token_for("alice");
+    let body = order_body();
+    let keys: Vec<String> = (0..30).map(|k| format!("burst-{k}")).collect();
+    let attempts = keys
+        .iter()
+        .chain(keys.iter().take(10))
+        .map(|key| gateway.post_order(&alice, key, &body));
+    let mut accepted = std::collections::BTreeSet::new();
+    for response in futures::future::join_all(attempts).await {
+        assert_eq!(response.status, 202, "{}", response.text);
+        accepted.insert(response.json()["order_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(accepted.len(), 30, "a repeated key answers its order");
+
+    let consumer: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", format!("{}.burst", gateway.namespace))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let topic = catalogue.name(Topic::Orders);
+    consumer.subscribe(&[&topic]).unwrap();
+    let mut landed = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        let message = next_message(&consumer, &topic).await;
+        let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
+        assert!(landed.insert(key), "an order landed twice");
+    }
+    assert_eq!(landed, accepted);
+    gateway.stop().await;
+}

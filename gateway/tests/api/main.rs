@@ -7,6 +7,7 @@
 mod cancel;
 mod docs_and_health;
 mod errors;
+mod group_commit;
 mod helpers;
 mod inventory;
 mod jwks;
