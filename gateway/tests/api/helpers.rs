@@ -30,52 +30,7 @@ pub fn payment_keys() -> Arc<PaymentTokenKeys> {
 
 pub const HOW_TO_START: &str = "start the stack with `make up`";
 
-pub use chorus_platform::testing::TestDb;
-
-/// The databases a gateway talks to, each fresh and migrated as in
-/// production: its own, and the order and inventory services' read models.
-pub struct TestDbs {
-    pub gateway: TestDb,
-    pub order: TestDb,
-    pub inventory: TestDb,
-}
-
-impl TestDbs {
-    pub async fn create() -> TestDbs {
-        let (gateway, order, inventory) = (
-            [&chorus_gateway::MIGRATOR],
-            [&chorus_order::MIGRATOR],
-            [&chorus_inventory::MIGRATOR],
-        );
-        let (gateway, order, inventory) = tokio::join!(
-            TestDb::create(&gateway),
-            TestDb::create(&order),
-            TestDb::create(&inventory),
-        );
-        TestDbs {
-            gateway,
-            order,
-            inventory,
-        }
-    }
-
-    pub fn store(&self) -> Store {
-        Store::new(
-            self.gateway.pool.clone(),
-            self.order.pool.clone(),
-            self.inventory.pool.clone(),
-        )
-    }
-
-    /// The `CHORUS_…_URL` variables of a gateway process using them.
-    pub fn env(&self) -> [(&'static str, &str); 3] {
-        [
-            ("CHORUS_DATABASE_URL", self.gateway.url.as_str()),
-            ("CHORUS_ORDER_DB_URL", self.order.url.as_str()),
-            ("CHORUS_INVENTORY_DB_URL", self.inventory.url.as_str()),
-        ]
-    }
-}
+pub use crate::databases::TestDbs;
 
 pub struct TestApp {
     pub router: Router,

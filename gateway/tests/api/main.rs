@@ -5,6 +5,7 @@
 //! `public_surface` run the whole application against the real local stack.
 
 mod cancel;
+mod databases;
 mod docs_and_health;
 mod errors;
 mod group_commit;
@@ -14,6 +15,7 @@ mod jwks;
 mod kafka;
 mod openapi;
 mod openapi_check;
+mod openapi_statuses;
 mod orders;
 mod public_surface;
 mod running;
