@@ -3,26 +3,33 @@
 //! the JWT secret and database passwords are never printed.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chorus_avro::{CodecConfig, DEFAULT_PARTITIONS, RegistrySettings, TopicCatalogue};
+use chorus_platform::payment_token::PaymentTokenKeys;
 use chorus_platform::{ConfigError, Env, KafkaSettings, check_scheme, redact, registry_from_env};
 
-use crate::auth::DEV_JWT_SECRET;
+use crate::auth::AuthSettings;
 
 /// Everything the gateway process needs to connect and serve.
 #[derive(Clone)]
 pub struct GatewayConfig {
     pub http_addr: SocketAddr,
+    /// Where `/readyz` and `/metrics` are served instead of `http_addr`.
+    pub admin_addr: Option<SocketAddr>,
     pub kafka: KafkaSettings,
     pub registry: RegistrySettings,
     pub auto_register_schemas: bool,
     pub namespace: String,
     pub partitions: i32,
-    /// HS256 secret of the bearer tokens.
-    pub jwt_secret: String,
-    /// Development mode: the public development JWT secret is allowed.
+    /// How bearer tokens are verified.
+    pub auth: AuthSettings,
+    /// Development mode: the public development JWT secret is allowed, and
+    /// payment tokens may travel unsealed when no key is set.
     pub dev: bool,
+    /// Seal payment tokens for the payment service (`None`: development, in plaintext).
+    pub payment_tokens: Option<Arc<PaymentTokenKeys>>,
     /// The gateway's own database (accepted orders, idempotency keys).
     pub database_url: String,
     /// The order service's read model (`order_status` view), read-only.
@@ -35,19 +42,23 @@ pub struct GatewayConfig {
     pub rate_limit_burst: u32,
     /// How long a POST waits for Kafka to acknowledge `OrderPlaced` before answering 503.
     pub publish_timeout: Duration,
+    /// OTLP gRPC endpoint the spans go to (`CHORUS_OTLP_ENDPOINT`); none: not exported.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl std::fmt::Debug for GatewayConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GatewayConfig")
             .field("http_addr", &self.http_addr)
+            .field("admin_addr", &self.admin_addr)
             .field("kafka", &self.kafka)
             .field("registry", &self.registry)
             .field("auto_register_schemas", &self.auto_register_schemas)
             .field("namespace", &self.namespace)
             .field("partitions", &self.partitions)
-            .field("jwt_secret", &"<redacted>")
+            .field("auth", &self.auth)
             .field("dev", &self.dev)
+            .field("payment_tokens", &self.payment_tokens)
             .field("database_url", &redact(&self.database_url))
             .field("order_db_url", &redact(&self.order_db_url))
             .field("inventory_db_url", &redact(&self.inventory_db_url))
@@ -55,6 +66,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("rate_limit_per_sec", &self.rate_limit_per_sec)
             .field("rate_limit_burst", &self.rate_limit_burst)
             .field("publish_timeout", &self.publish_timeout)
+            .field("otlp_endpoint", &self.otlp_endpoint.as_deref().map(redact))
             .finish()
     }
 }
@@ -62,15 +74,7 @@ impl std::fmt::Debug for GatewayConfig {
 impl GatewayConfig {
     pub fn from_env(env: &Env) -> Result<GatewayConfig, ConfigError> {
         let dev = env.parse("CHORUS_DEV", false)?;
-        let jwt_secret = env.secret("CHORUS_JWT_SECRET", DEV_JWT_SECRET)?;
-        if jwt_secret == DEV_JWT_SECRET && !dev {
-            return Err(ConfigError::new(
-                "CHORUS_JWT_SECRET",
-                "<the public development secret>",
-                "refusing to start with the development JWT secret; set CHORUS_JWT_SECRET \
-                 to a secret of your own, or CHORUS_DEV=true for a development run",
-            ));
-        }
+        let auth = AuthSettings::from_env(env, dev)?;
         let rate_limit_per_sec: u32 = env.positive("CHORUS_RATE_LIMIT_PER_SEC", 100)?;
         let rate_limit_burst: u32 = env.positive(
             "CHORUS_RATE_LIMIT_BURST",
@@ -80,13 +84,18 @@ impl GatewayConfig {
         let publish_timeout = env.positive_duration_ms("CHORUS_PUBLISH_TIMEOUT_MS", 5_000)?;
         Ok(GatewayConfig {
             http_addr: env.parse("CHORUS_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            admin_addr: env
+                .optional("CHORUS_ADMIN_ADDR")
+                .map(|_| env.parse("CHORUS_ADMIN_ADDR", SocketAddr::from(([127, 0, 0, 1], 0))))
+                .transpose()?,
             kafka: KafkaSettings::from_env(env)?,
             registry: registry_from_env(env)?,
             auto_register_schemas: env.parse("CHORUS_AUTO_REGISTER_SCHEMAS", false)?,
             namespace: env.string("CHORUS_TOPIC_NAMESPACE", "chorus")?,
             partitions,
-            jwt_secret,
+            auth,
             dev,
+            payment_tokens: PaymentTokenKeys::from_env(env)?.map(Arc::new),
             database_url: postgres_url(
                 env,
                 "CHORUS_DATABASE_URL",
@@ -106,6 +115,7 @@ impl GatewayConfig {
             rate_limit_per_sec,
             rate_limit_burst,
             publish_timeout,
+            otlp_endpoint: env.optional_url("CHORUS_OTLP_ENDPOINT")?,
         })
     }
 
@@ -137,6 +147,10 @@ fn postgres_url(env: &Env, name: &str, default: &str) -> Result<String, ConfigEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::{DEV_JWT_SECRET, TokenKeys};
+
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const SECRET: &str = "s3cret-of-our-own-long-enough-for-hs256";
 
     #[test]
     fn refuses_the_development_secret_outside_development() {
@@ -144,23 +158,46 @@ mod tests {
         assert_eq!(err.variable, "CHORUS_JWT_SECRET");
         assert!(!err.to_string().contains(DEV_JWT_SECRET), "{err}");
 
-        let env = Env::from_pairs(&[("CHORUS_JWT_SECRET", DEV_JWT_SECRET)]);
-        assert!(GatewayConfig::from_env(&env).is_err());
+        let env = Env::from_pairs(&[
+            ("CHORUS_JWT_SECRET", DEV_JWT_SECRET),
+            ("CHORUS_PAYMENT_TOKEN_KEY", KEY),
+        ]);
+        assert_eq!(
+            GatewayConfig::from_env(&env).unwrap_err().variable,
+            "CHORUS_JWT_SECRET"
+        );
 
         let env = Env::from_pairs(&[("CHORUS_DEV", "true")]);
         let config = GatewayConfig::from_env(&env).unwrap();
-        assert_eq!(config.jwt_secret, DEV_JWT_SECRET);
+        assert!(
+            matches!(&config.auth.keys, TokenKeys::SharedSecret(s) if s.expose() == DEV_JWT_SECRET)
+        );
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:8000");
+        assert_eq!(config.admin_addr, None);
         assert_eq!(config.rate_limit_per_sec, 100);
+        assert!(
+            config.payment_tokens.is_none(),
+            "development sends tokens unsealed"
+        );
     }
 
     #[test]
-    fn a_secret_of_ones_own_needs_no_development_mode() {
-        let env = Env::from_pairs(&[("CHORUS_JWT_SECRET", "s3cret-of-our-own")]);
+    fn outside_development_a_secret_and_a_payment_token_key_are_needed() {
+        let env = Env::from_pairs(&[("CHORUS_JWT_SECRET", SECRET)]);
+        let err = GatewayConfig::from_env(&env).unwrap_err();
+        assert_eq!(err.variable, "CHORUS_PAYMENT_TOKEN_KEY");
+
+        let env = Env::from_pairs(&[
+            ("CHORUS_JWT_SECRET", SECRET),
+            ("CHORUS_PAYMENT_TOKEN_KEY", KEY),
+        ]);
         let config = GatewayConfig::from_env(&env).unwrap();
         assert!(!config.dev);
-        assert!(!format!("{config:?}").contains("s3cret-of-our-own"));
-        assert!(!format!("{config:?}").contains("chorus_gateway@"));
+        assert!(config.payment_tokens.is_some());
+        let shown = format!("{config:?}");
+        for secret in [SECRET, KEY, "chorus_gateway@"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 
     #[test]
@@ -169,9 +206,13 @@ mod tests {
             ("CHORUS_RATE_LIMIT_PER_SEC", "0"),
             ("CHORUS_RATE_LIMIT_PER_SEC", "fast"),
             ("CHORUS_HTTP_ADDR", "8000"),
+            ("CHORUS_ADMIN_ADDR", "localhost"),
             ("CHORUS_DATABASE_URL", "mysql://x"),
             ("CHORUS_SCHEMA_REGISTRY_URL", "localhost:8081"),
+            ("CHORUS_OTLP_ENDPOINT", "127.0.0.1:4317"),
             ("CHORUS_JWT_SECRET", " "),
+            ("CHORUS_JWT_SECRET", "shorter-than-32-bytes"),
+            ("CHORUS_PAYMENT_TOKEN_KEY", "c2hvcnQ="),
         ] {
             let env = Env::from_pairs(&[("CHORUS_DEV", "true"), (variable, value)]);
             let err = GatewayConfig::from_env(&env).unwrap_err();

@@ -8,11 +8,29 @@ use axum::Json;
 use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, thiserror::Error)]
+/// `{"error":{"code","message","field"}}`: every refusal and failure.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable, e.g. `invalid_field`, `unauthorized`, `already_final`.
+    pub code: String,
+    pub message: String,
+    /// The offending field or header (`items[0].quantity`), when there is one.
+    #[schema(required = true)]
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AppError {
     /// The request is malformed; `field` names the offending field or header.
     #[error("{message}")]
@@ -35,6 +53,9 @@ pub enum AppError {
     UnsupportedMediaType,
     #[error("this Idempotency-Key was already used with a different request body")]
     IdempotencyKeyReused,
+    /// The request does not fit the resource's state (e.g. `already_final`).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error("too many requests; retry after {} s", retry_after_secs(*retry_after))]
     RateLimited { retry_after: Duration },
     /// A dependency is down; `cause` is logged, never sent to the client.
@@ -67,6 +88,7 @@ impl AppError {
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -83,6 +105,7 @@ impl AppError {
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",
             AppError::IdempotencyKeyReused => "idempotency_key_reused",
+            AppError::Conflict { code, .. } => code,
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable { .. } => "unavailable",
             AppError::Internal(_) => "internal",
@@ -107,9 +130,13 @@ impl IntoResponse for AppError {
             AppError::BadRequest { field, .. } => field.clone(),
             _ => None,
         };
-        let body = json!({
-            "error": {"code": self.code(), "message": self.to_string(), "field": field}
-        });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_string(),
+                message: self.to_string(),
+                field,
+            },
+        };
         let mut response = (self.status(), Json(body)).into_response();
         let headers = response.headers_mut();
         match &self {

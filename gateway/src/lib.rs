@@ -6,13 +6,18 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod group_commit;
+pub mod kafka_login;
 pub mod metrics;
 pub mod publish;
 pub mod rate_limit;
+pub mod request_span;
 pub mod routes;
 pub mod status_watch;
 pub mod store;
-pub mod traceparent;
+/// Test support (an in-memory publisher), for dev-dependencies only.
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod validate;
 
 mod startup;
@@ -21,6 +26,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use chorus_platform::health::Readiness;
+use chorus_platform::payment_token::PaymentTokenKeys;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
@@ -29,24 +36,15 @@ pub use config::GatewayConfig;
 /// The gateway database's migrations (its idempotency records).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
-/// Stand-ins for the workers' read models (`order_status`, `stock_levels`),
-/// with the columns the gateway reads, for tests of the gateway alone.
-pub const READ_MODEL_STAND_INS: &str = "
-CREATE TABLE order_status (
-    order_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL,
-    reason TEXT NULL, currency TEXT NOT NULL, total NUMERIC NULL,
-    items JSONB NOT NULL, history JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
-CREATE TABLE stock_levels (
-    sku TEXT PRIMARY KEY, name TEXT NOT NULL, available INTEGER NOT NULL,
-    reserved INTEGER NOT NULL, sold INTEGER NOT NULL DEFAULT 0, unit_price NUMERIC(12, 2) NOT NULL);
-";
 pub use startup::Application;
 
-use auth::TokenVerifier;
+use auth::{AuthSettings, TokenVerifier};
 use error::BODY_LIMIT_BYTES;
+use group_commit::GroupCommit;
 use metrics::Metrics;
 use publish::Publisher;
 use rate_limit::RateLimiter;
+use routes::Surface;
 use status_watch::StatusWatch;
 use store::Store;
 
@@ -59,6 +57,9 @@ pub struct AppState {
 struct Inner {
     store: Store,
     publisher: Arc<dyn Publisher>,
+    /// Where POSTs hand their orders (group commit).
+    orders: GroupCommit,
+    readiness: Readiness,
     tokens: TokenVerifier,
     rate_limiter: RateLimiter,
     metrics: Metrics,
@@ -70,27 +71,46 @@ struct Inner {
 /// The knobs of [`AppState`] that do not connect to anything.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub jwt_secret: String,
+    pub auth: AuthSettings,
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
+    /// Seals payment tokens; `None` sends them in plaintext (development only).
+    pub payment_tokens: Option<Arc<PaymentTokenKeys>>,
 }
 
 impl AppState {
-    pub fn new(store: Store, publisher: Arc<dyn Publisher>, settings: &Settings) -> AppState {
-        AppState {
+    /// `readiness` holds the probes of every dependency (see
+    /// [`Store::with_probes`]). Starts the order batcher, so it must run
+    /// within a Tokio runtime.
+    pub fn new(
+        store: Store,
+        publisher: Arc<dyn Publisher>,
+        readiness: Readiness,
+        settings: &Settings,
+    ) -> anyhow::Result<AppState> {
+        let metrics = Metrics::new();
+        let orders = GroupCommit::spawn(
+            store.clone(),
+            publisher.clone(),
+            settings.payment_tokens.clone(),
+            metrics.batch_metrics(),
+        );
+        Ok(AppState {
             inner: Arc::new(Inner {
                 store,
                 publisher,
-                tokens: TokenVerifier::new(&settings.jwt_secret),
+                orders,
+                readiness,
+                tokens: TokenVerifier::new(&settings.auth)?,
                 rate_limiter: RateLimiter::new(
                     settings.rate_limit_per_sec,
                     settings.rate_limit_burst,
                 ),
-                metrics: Metrics::new(),
+                metrics,
                 status_watch: Arc::default(),
                 shutdown: CancellationToken::new(),
             }),
-        }
+        })
     }
 
     /// Cancel it to make long-polls answer now (graceful shutdown).
@@ -99,11 +119,27 @@ impl AppState {
     }
 }
 
-/// The whole HTTP API; tests drive it with `tower::ServiceExt::oneshot`.
+/// Every route on one address; tests drive it with `tower::ServiceExt::oneshot`.
 pub fn app(state: AppState) -> Router {
+    router(state, |_| true)
+}
+
+/// The public API alone, for when operators' routes have an address of their own.
+pub fn public_app(state: AppState) -> Router {
+    router(state, |surface| surface != Surface::Admin)
+}
+
+/// Readiness, metrics and liveness, on `CHORUS_ADMIN_ADDR`.
+pub fn admin_app(state: AppState) -> Router {
+    router(state, |surface| surface != Surface::Api)
+}
+
+fn router(state: AppState, serve: impl Fn(Surface) -> bool) -> Router {
     let mut router = Router::new();
     for route in routes::table() {
-        router = router.route(route.path, route.handler);
+        if serve(route.surface) {
+            router = router.route(route.path, route.handler);
+        }
     }
     router
         .method_not_allowed_fallback(routes::method_not_allowed)
@@ -113,6 +149,10 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             metrics::track,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span::make_span)
+                .on_response(request_span::record_status),
+        )
         .with_state(state)
 }

@@ -1,23 +1,25 @@
-//! `chorus-gateway`: loads the configuration, starts logging, builds the
-//! application and serves until SIGINT/SIGTERM.
+//! `chorus-gateway`: loads the configuration, starts logging and tracing,
+//! builds the application and serves until SIGINT/SIGTERM.
 
 use std::process::ExitCode;
 
 use chorus_gateway::{Application, GatewayConfig};
-use chorus_platform::Env;
-use tracing_subscriber::EnvFilter;
+use chorus_platform::{Env, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let config = match GatewayConfig::from_env(&Env::process()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("chorus-gateway: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Kept to the end: dropping it flushes the spans not exported yet.
+    let _telemetry = match telemetry::init("gateway", config.otlp_endpoint.as_deref()) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("chorus-gateway: {e:#}");
             return ExitCode::FAILURE;
         }
     };
@@ -28,7 +30,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("chorus-gateway: {e:#}");
+            tracing::error!(error = format!("{e:#}"), "gateway failed");
             ExitCode::FAILURE
         }
     }

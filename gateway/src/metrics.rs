@@ -8,10 +8,12 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::AppState;
+use crate::group_commit::BatchMetrics;
 
 pub struct Metrics {
     registry: Registry,
@@ -19,6 +21,7 @@ pub struct Metrics {
     latency: HistogramVec,
     pub orders_accepted: IntCounter,
     pub publish_failures: IntCounter,
+    order_batch_size: Histogram,
 }
 
 impl Metrics {
@@ -53,11 +56,20 @@ impl Metrics {
             "Events that could not be published (answered 503)",
         )
         .expect("valid metric");
+        let order_batch_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "chorus_gateway_order_batch_size",
+                "Orders written and published together (group commit)",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
             Box::new(orders_accepted.clone()),
             Box::new(publish_failures.clone()),
+            Box::new(order_batch_size.clone()),
         ] {
             registry
                 .register(collector)
@@ -69,6 +81,16 @@ impl Metrics {
             latency,
             orders_accepted,
             publish_failures,
+            order_batch_size,
+        }
+    }
+
+    /// The counters the order batcher moves (they share this registry).
+    pub fn batch_metrics(&self) -> BatchMetrics {
+        BatchMetrics {
+            batch_size: self.order_batch_size.clone(),
+            orders_accepted: self.orders_accepted.clone(),
+            publish_failures: self.publish_failures.clone(),
         }
     }
 

@@ -2,25 +2,23 @@
 //! record (idempotent producer, `acks=all`), so a 202 means the event is
 //! durable; any failure is reported and the caller answers 503.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chorus_avro::{Codec, EncodeError, Event, RegistryClient, RegistrySettings, TopicCatalogue};
+use chorus_avro::{Codec, EncodeError, Event, TopicCatalogue, headers};
 use chorus_platform::KafkaSettings;
-use chorus_platform::health::{KafkaProbe, probe_registry};
 use futures::future::BoxFuture;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 use crate::error::AppError;
-use crate::traceparent::{self, TraceContext};
+use crate::request_span::TraceHeaders;
 
 /// Why an event was not published.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// Kafka or the schema registry cannot take the event now; a retry may.
+    /// The cause may name hosts: it is logged, never shown to a client.
     #[error("{dependency} unavailable: {cause}")]
     Unavailable {
         dependency: &'static str,
@@ -42,29 +40,22 @@ impl From<PublishError> for AppError {
     }
 }
 
-pub use chorus_platform::health::Check;
-
 /// Where events go. The Kafka implementation serves production; tests of the
-/// HTTP layer use [`MemoryPublisher`].
+/// HTTP layer use an in-memory one (`testing::MemoryPublisher`).
 pub trait Publisher: Send + Sync + 'static {
     /// Publishes one event on its catalogue topic, keyed by [`Event::key`],
     /// and waits for the broker's acknowledgement.
     fn publish<'a>(
         &'a self,
         event: &'a Event,
-        trace: &'a TraceContext,
+        trace: &'a TraceHeaders,
     ) -> BoxFuture<'a, Result<(), PublishError>>;
-
-    /// Whether each dependency of publishing answers right now.
-    fn readiness(&self) -> BoxFuture<'_, Vec<Check>>;
 }
 
 pub struct KafkaPublisher {
     producer: FutureProducer,
     codec: Codec,
-    registry: RegistryClient,
     brokers: String,
-    kafka_probe: KafkaProbe,
 }
 
 impl KafkaPublisher {
@@ -73,15 +64,12 @@ impl KafkaPublisher {
     pub fn new(
         kafka: &KafkaSettings,
         codec: Codec,
-        registry: &RegistrySettings,
         delivery_timeout: Duration,
     ) -> anyhow::Result<KafkaPublisher> {
         Ok(KafkaPublisher {
             producer: kafka.producer(delivery_timeout, Duration::from_millis(2))?,
             codec,
-            registry: RegistryClient::new(registry, Duration::from_secs(2))?,
             brokers: kafka.brokers.clone(),
-            kafka_probe: KafkaProbe::new(kafka),
         })
     }
 
@@ -101,31 +89,36 @@ impl Publisher for KafkaPublisher {
     fn publish<'a>(
         &'a self,
         event: &'a Event,
-        trace: &'a TraceContext,
+        trace: &'a TraceHeaders,
     ) -> BoxFuture<'a, Result<(), PublishError>> {
         Box::pin(async move {
             let payload = self.codec.encode(event).await.map_err(|e| match e {
                 EncodeError::Invalid(cause) => PublishError::Invalid(cause),
                 other => PublishError::Unavailable {
-                    dependency: "schema registry",
+                    dependency: "schema_registry",
                     cause: other.to_string(),
                 },
             })?;
             let topic = self.catalogue().topic_of(event.event_type());
-            let traceparent = trace.header_value();
-            let headers = OwnedHeaders::new()
+            let mut headers = OwnedHeaders::new()
                 .insert(Header {
-                    key: "chorus-event-type",
+                    key: headers::EVENT_TYPE,
                     value: Some(event.event_type().name()),
                 })
                 .insert(Header {
-                    key: "chorus-event-id",
+                    key: headers::EVENT_ID,
                     value: Some(event.event_id()),
                 })
                 .insert(Header {
-                    key: traceparent::HEADER,
-                    value: Some(&traceparent),
+                    key: headers::PRODUCER,
+                    value: Some("gateway"),
                 });
+            for (key, value) in &trace.0 {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value),
+                });
+            }
             let record = FutureRecord::to(&topic)
                 .key(event.key())
                 .payload(&payload)
@@ -137,73 +130,9 @@ impl Publisher for KafkaPublisher {
                 .await
                 .map(|_| ())
                 .map_err(|(e, _)| PublishError::Unavailable {
-                    dependency: "Kafka",
+                    dependency: "kafka",
                     cause: format!("producing to {topic} at {}: {e}", self.brokers),
                 })
-        })
-    }
-
-    fn readiness(&self) -> BoxFuture<'_, Vec<Check>> {
-        Box::pin(async move {
-            let orders = self.catalogue().name(chorus_avro::Topic::Orders);
-            let kafka = self.kafka_probe.check(Some(&orders)).await;
-            let registry = probe_registry(&self.registry).await;
-            vec![("kafka", kafka), ("schema_registry", registry)]
-        })
-    }
-}
-
-/// An in-memory publisher for tests: records what was published, and can be
-/// told to fail like an unreachable Kafka.
-#[derive(Default)]
-pub struct MemoryPublisher {
-    published: Mutex<Vec<(Event, String)>>,
-    failing: AtomicBool,
-}
-
-impl MemoryPublisher {
-    /// The events published so far, each with its `traceparent`.
-    pub fn published(&self) -> Vec<(Event, String)> {
-        self.published
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn set_failing(&self, failing: bool) {
-        self.failing.store(failing, Ordering::SeqCst);
-    }
-}
-
-impl Publisher for MemoryPublisher {
-    fn publish<'a>(
-        &'a self,
-        event: &'a Event,
-        trace: &'a TraceContext,
-    ) -> BoxFuture<'a, Result<(), PublishError>> {
-        Box::pin(async move {
-            if self.failing.load(Ordering::SeqCst) {
-                return Err(PublishError::Unavailable {
-                    dependency: "Kafka",
-                    cause: "the in-memory publisher was told to fail".to_string(),
-                });
-            }
-            self.published
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((event.clone(), trace.header_value()));
-            Ok(())
-        })
-    }
-
-    fn readiness(&self) -> BoxFuture<'_, Vec<Check>> {
-        Box::pin(async move {
-            let kafka = if self.failing.load(Ordering::SeqCst) {
-                Err("the in-memory publisher was told to fail".to_string())
-            } else {
-                Ok(())
-            };
-            vec![("kafka", kafka), ("schema_registry", Ok(()))]
         })
     }
 }

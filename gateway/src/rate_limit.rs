@@ -1,96 +1,84 @@
-//! Per-subject token buckets, in memory: each subject may send `burst`
-//! requests at once and `per_sec` sustained. One gateway process enforces its
-//! own limit; several replicas each allow the full rate.
+//! Per-subject rate limits with `governor` (GCRA, one cell per subject): each
+//! subject may send `burst` requests at once and `per_sec` sustained; a
+//! refused request learns how long until its next one would pass. One gateway
+//! process enforces its own limit; several replicas each allow the full rate.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
+use std::time::Duration;
 
-/// Buckets are swept of idle (full) subjects once the map grows past this.
+use governor::Quota;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+
+/// Subjects idle long enough to be back at a full burst are forgotten once
+/// this many are tracked.
 const SWEEP_THRESHOLD: usize = 10_000;
 
-pub struct RateLimiter {
-    per_sec: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<String, Bucket>>,
-}
+type Keyed<C> = governor::RateLimiter<
+    String,
+    DefaultKeyedStateStore<String>,
+    C,
+    NoOpMiddleware<<C as Clock>::Instant>,
+>;
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    updated: Instant,
+pub struct RateLimiter<C: Clock = DefaultClock> {
+    limiter: Keyed<C>,
+    clock: C,
 }
 
 impl RateLimiter {
     pub fn new(per_sec: u32, burst: u32) -> RateLimiter {
+        RateLimiter::with_clock(per_sec, burst, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> RateLimiter<C> {
+    pub fn with_clock(per_sec: u32, burst: u32, clock: C) -> RateLimiter<C> {
+        let at_least_one = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::per_second(at_least_one(per_sec)).allow_burst(at_least_one(burst));
         RateLimiter {
-            per_sec: f64::from(per_sec.max(1)),
-            burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
+            limiter: Keyed::dashmap_with_clock(quota, clock.clone()),
+            clock,
         }
     }
 
-    /// Takes one token for `subject`, or says how long until one is free.
+    /// Lets one request of `subject` pass, or says how long until one would.
     pub fn check(&self, subject: &str) -> Result<(), Duration> {
-        self.check_at(subject, Instant::now())
-    }
-
-    pub fn check_at(&self, subject: &str, now: Instant) -> Result<(), Duration> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= SWEEP_THRESHOLD && !buckets.contains_key(subject) {
-            buckets.retain(|_, b| self.refilled(*b, now) < self.burst);
+        if self.limiter.len() >= SWEEP_THRESHOLD {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
         }
-        let bucket = buckets.entry(subject.to_string()).or_insert(Bucket {
-            tokens: self.burst,
-            updated: now,
-        });
-        let tokens = self.refilled(*bucket, now);
-        if tokens >= 1.0 {
-            *bucket = Bucket {
-                tokens: tokens - 1.0,
-                updated: now,
-            };
-            Ok(())
-        } else {
-            *bucket = Bucket {
-                tokens,
-                updated: now,
-            };
-            Err(Duration::from_secs_f64((1.0 - tokens) / self.per_sec))
-        }
-    }
-
-    fn refilled(&self, bucket: Bucket, now: Instant) -> f64 {
-        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-        (bucket.tokens + elapsed * self.per_sec).min(self.burst)
+        self.limiter
+            .check_key(&subject.to_string())
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use governor::clock::FakeRelativeClock;
 
     #[test]
     fn a_burst_passes_then_the_sustained_rate_applies() {
-        let limiter = RateLimiter::new(10, 3);
-        let start = Instant::now();
+        let clock = FakeRelativeClock::default();
+        let limiter = RateLimiter::with_clock(10, 3, clock.clone());
         for _ in 0..3 {
-            assert!(limiter.check_at("alice", start).is_ok());
+            assert!(limiter.check("alice").is_ok());
         }
-        let wait = limiter.check_at("alice", start).unwrap_err();
-        assert!(wait <= Duration::from_millis(100), "{wait:?}");
-        // Subjects do not share buckets.
-        assert!(limiter.check_at("bob", start).is_ok());
-        // One token refills after 1/10 s.
-        assert!(
-            limiter
-                .check_at("alice", start + Duration::from_millis(100))
-                .is_ok()
-        );
-        assert!(
-            limiter
-                .check_at("alice", start + Duration::from_millis(100))
-                .is_err()
-        );
+        let wait = limiter.check("alice").unwrap_err();
+        assert_eq!(wait, Duration::from_millis(100));
+        // Subjects do not share a limit.
+        assert!(limiter.check("bob").is_ok());
+        // One more request passes every 1/10 s.
+        clock.advance(Duration::from_millis(100));
+        assert!(limiter.check("alice").is_ok());
+        assert!(limiter.check("alice").is_err());
+        // After a pause the whole burst is back.
+        clock.advance(Duration::from_secs(1));
+        for _ in 0..3 {
+            assert!(limiter.check("alice").is_ok());
+        }
     }
 }

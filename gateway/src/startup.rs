@@ -1,12 +1,15 @@
 //! Builds the application from its configuration (databases, migrations,
-//! Kafka producer, listener) and runs it until SIGINT or SIGTERM, then stops
-//! taking connections, lets in-flight requests finish and flushes Kafka.
+//! Kafka producer, readiness probes, listeners) and runs it until SIGINT or
+//! SIGTERM, then stops taking connections, lets in-flight requests finish
+//! and flushes Kafka.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chorus_avro::Codec;
+use chorus_avro::{Codec, RegistryClient, Topic};
+use chorus_platform::health::{KafkaProbe, Readiness};
 use chorus_platform::redact;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
@@ -15,18 +18,20 @@ use tokio_util::sync::CancellationToken;
 use crate::config::GatewayConfig;
 use crate::publish::KafkaPublisher;
 use crate::store::Store;
-use crate::{AppState, Settings, app};
+use crate::{AppState, Settings, admin_app, app, public_app};
 
 pub struct Application {
     listener: TcpListener,
+    admin_listener: Option<TcpListener>,
     state: AppState,
     publisher: Arc<KafkaPublisher>,
 }
 
 impl Application {
     /// Connects to the gateway database and migrates it (failing if it is
-    /// unreachable), prepares the read-model pools and the Kafka producer
-    /// (which connect on first use) and binds the listener.
+    /// unreachable), asks Kafka for its metadata once (failing if it refuses
+    /// the login, not if it is away), prepares the read-model pools and the
+    /// Kafka producer (which connect on first use) and binds the listeners.
     pub async fn build(config: GatewayConfig) -> anyhow::Result<Application> {
         let gateway_db = PgPoolOptions::new()
             .max_connections(config.db_pool_size)
@@ -50,28 +55,34 @@ impl Application {
             Store::lazy_pool(&config.inventory_db_url, config.db_pool_size)
                 .context("CHORUS_INVENTORY_DB_URL")?,
         );
+        crate::kafka_login::check_at_start_up(&config.kafka).await?;
         let codec = Codec::new(&config.codec_config(), config.catalogue())
             .context("CHORUS_SCHEMA_REGISTRY_URL")?;
         let publisher = Arc::new(KafkaPublisher::new(
             &config.kafka,
             codec,
-            &config.registry,
             config.publish_timeout,
         )?);
+        let readiness = readiness(&config, &store)?;
         let state = AppState::new(
             store,
             publisher.clone(),
+            readiness,
             &Settings {
-                jwt_secret: config.jwt_secret.clone(),
+                auth: config.auth.clone(),
                 rate_limit_per_sec: config.rate_limit_per_sec,
                 rate_limit_burst: config.rate_limit_burst,
+                payment_tokens: config.payment_tokens.clone(),
             },
-        );
-        let listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("binding CHORUS_HTTP_ADDR={}", config.http_addr))?;
+        )?;
+        let listener = bind(config.http_addr, "CHORUS_HTTP_ADDR").await?;
+        let admin_listener = match config.admin_addr {
+            Some(addr) => Some(bind(addr, "CHORUS_ADMIN_ADDR").await?),
+            None => None,
+        };
         Ok(Application {
             listener,
+            admin_listener,
             state,
             publisher,
         })
@@ -79,10 +90,12 @@ impl Application {
 
     /// The port bound (useful with `CHORUS_HTTP_ADDR=127.0.0.1:0`).
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_default()
+        port_of(&self.listener)
+    }
+
+    /// The port of `CHORUS_ADMIN_ADDR`, when it is set.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_listener.as_ref().map(port_of)
     }
 
     /// Cancel it to stop the application as a signal would.
@@ -94,15 +107,61 @@ impl Application {
         let shutdown = self.state.shutdown_token();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         tracing::info!(addr = %self.listener.local_addr()?, "gateway listening");
-        axum::serve(self.listener, app(self.state))
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        let (api, admin) = match self.admin_listener {
+            None => (app(self.state.clone()), None),
+            Some(listener) => {
+                tracing::info!(addr = %listener.local_addr()?, "readiness and metrics listening");
+                let router = admin_app(self.state.clone());
+                let stopped = shutdown.clone();
+                let admin = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { stopped.cancelled().await });
+                (
+                    public_app(self.state.clone()),
+                    Some(tokio::spawn(admin.into_future())),
+                )
+            }
+        };
+        let stopped = shutdown.clone();
+        axum::serve(self.listener, api)
+            .with_graceful_shutdown(async move { stopped.cancelled().await })
             .await
             .context("serving HTTP")?;
+        if let Some(admin) = admin {
+            admin.await?.context("serving readiness and metrics")?;
+        }
         let publisher = self.publisher;
         tokio::task::spawn_blocking(move || publisher.flush(Duration::from_secs(5))).await?;
         tracing::info!("gateway stopped");
         Ok(())
     }
+}
+
+/// Probes of Kafka (the orders topic exists), the schema registry and each
+/// database, run at most once per [`chorus_platform::health::CACHE_FOR`].
+fn readiness(config: &GatewayConfig, store: &Store) -> anyhow::Result<Readiness> {
+    let kafka = Arc::new(KafkaProbe::new(&config.kafka));
+    let orders = config.catalogue().name(Topic::Orders);
+    let registry = Arc::new(
+        RegistryClient::new(&config.registry, Duration::from_secs(2))
+            .context("CHORUS_SCHEMA_REGISTRY_URL")?,
+    );
+    let readiness = Readiness::new()
+        .with("kafka", move || {
+            let (kafka, orders) = (kafka.clone(), orders.clone());
+            async move { kafka.check(Some(&orders)).await }
+        })
+        .with_registry(registry);
+    Ok(store.with_probes(readiness))
+}
+
+async fn bind(addr: SocketAddr, variable: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {variable}={addr}"))
+}
+
+fn port_of(listener: &TcpListener) -> u16 {
+    listener.local_addr().map(|a| a.port()).unwrap_or_default()
 }
 
 async fn cancel_on_signal(shutdown: CancellationToken) {

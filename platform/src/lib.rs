@@ -8,6 +8,7 @@ pub mod config;
 pub mod health;
 pub mod kafka;
 mod kafka_auth;
+pub mod payment_token;
 pub mod redact;
 pub mod registry;
 pub mod secret;

@@ -11,6 +11,7 @@ mod compose_check;
 mod contract;
 mod corrupt;
 mod dlq;
+mod gateway_process;
 mod logs;
 mod otlp;
 mod runtime_loop;

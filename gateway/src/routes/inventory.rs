@@ -8,38 +8,53 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chorus_avro::{Event, StockAdjusted};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Admin;
 use crate::error::AppError;
 use crate::extract::{JsonBody, PathParam};
-use crate::traceparent::TraceContext;
+use crate::request_span::TraceHeaders;
+use crate::routes::openapi::{
+    BadRequest, Forbidden, InternalError, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized,
+    Unavailable, UnsupportedMediaType,
+};
 use crate::validate::{Available, ProductName, Sku, UnitPrice};
 
-#[derive(Debug, Deserialize)]
+/// A SKU's stock and price as an admin sets them.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = StockAdjustment)]
 pub struct StockBody {
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     available: i64,
+    /// Decimal string, at most 4 decimal places, e.g. "19.99".
+    #[schema(pattern = "^[0-9]+(\\.[0-9]{1,4})?$", example = "19.99")]
     unit_price: String,
+    /// Kept as it is when left out.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StockAdjustmentAccepted {
     sku: String,
     name: String,
     available: i32,
+    /// Decimal string.
     unit_price: String,
+    #[schema(format = "uuid")]
     event_id: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StockLevel {
     sku: String,
     name: String,
     available: i64,
     reserved: i64,
+    /// Decimal string.
     unit_price: String,
 }
 
@@ -47,10 +62,34 @@ fn parse_sku(text: &str) -> Result<Sku, AppError> {
     Sku::parse(text).map_err(|m| AppError::field("sku", m))
 }
 
+/// Set a SKU's stock and price (admin); emits StockAdjusted
+#[utoipa::path(
+    put,
+    path = "/v1/admin/inventory/{sku}",
+    operation_id = "setStock",
+    tag = "inventory",
+    security(("bearer" = [])),
+    params(
+        ("sku" = String, Path, pattern = "^[A-Z0-9-]{1,32}$"),
+        ("traceparent" = Option<String>, Header, description = "W3C trace context, carried into Kafka"),
+    ),
+    request_body = StockBody,
+    responses(
+        (status = 202, description = "Accepted; the inventory service applies it", body = StockAdjustmentAccepted),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn set_stock(
     State(state): State<AppState>,
     Admin(claims): Admin,
-    trace: TraceContext,
+    trace: TraceHeaders,
     PathParam(sku): PathParam,
     JsonBody(body): JsonBody<StockBody>,
 ) -> Result<(StatusCode, Json<StockAdjustmentAccepted>), AppError> {
@@ -103,6 +142,25 @@ pub async fn set_stock(
     ))
 }
 
+/// A SKU's stock level (admin)
+#[utoipa::path(
+    get,
+    path = "/v1/admin/inventory/{sku}",
+    operation_id = "getStock",
+    tag = "inventory",
+    security(("bearer" = [])),
+    params(("sku" = String, Path, pattern = "^[A-Z0-9-]{1,32}$")),
+    responses(
+        (status = 200, description = "The stock level", body = StockLevel),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn get_stock(
     State(state): State<AppState>,
     _admin: Admin,

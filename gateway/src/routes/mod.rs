@@ -1,6 +1,7 @@
 //! The route table: every route the gateway serves, in one list that builds
 //! the router and that the OpenAPI document is checked against.
 
+pub mod cancel;
 pub mod health;
 pub mod inventory;
 pub mod openapi;
@@ -14,10 +15,30 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use crate::AppState;
 use crate::error::AppError;
 
+/// Where a route is served when `CHORUS_ADMIN_ADDR` gives operators an
+/// address of their own (without it, every route is on the API address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// The public API.
+    Api,
+    /// Operators only: readiness and metrics.
+    Admin,
+    /// Both: liveness.
+    Both,
+}
+
 pub struct Route {
     pub method: Method,
     pub path: &'static str,
+    pub surface: Surface,
     pub(crate) handler: MethodRouter<AppState>,
+}
+
+impl Route {
+    fn on(mut self, surface: Surface) -> Route {
+        self.surface = surface;
+        self
+    }
 }
 
 fn route<H, T>(method: Method, path: &'static str, handler: H) -> Route
@@ -33,6 +54,7 @@ where
     Route {
         method,
         path,
+        surface: Surface::Api,
         handler: on(filter, handler),
     }
 }
@@ -46,6 +68,11 @@ pub fn table() -> Vec<Route> {
             order_status::get_order,
         ),
         route(
+            Method::POST,
+            "/v1/orders/{order_id}/cancel",
+            cancel::cancel_order,
+        ),
+        route(
             Method::PUT,
             "/v1/admin/inventory/{sku}",
             inventory::set_stock,
@@ -55,9 +82,9 @@ pub fn table() -> Vec<Route> {
             "/v1/admin/inventory/{sku}",
             inventory::get_stock,
         ),
-        route(Method::GET, "/healthz", health::healthz),
-        route(Method::GET, "/readyz", health::readyz),
-        route(Method::GET, "/metrics", health::metrics),
+        route(Method::GET, "/healthz", health::healthz).on(Surface::Both),
+        route(Method::GET, "/readyz", health::readyz).on(Surface::Admin),
+        route(Method::GET, "/metrics", health::metrics).on(Surface::Admin),
         route(Method::GET, "/openapi.json", openapi::openapi_json),
     ]
 }

@@ -1,202 +1,134 @@
-//! `GET /openapi.json`: the OpenAPI 3.1 description of exactly the routes in
-//! [`super::table`] (a test holds the two together), written by hand.
+//! `GET /openapi.json`: the OpenAPI 3.1 description of the gateway, generated
+//! by `utoipa` from the handlers' annotations and the types they read and
+//! answer, so the document moves with the code. A test validates it and
+//! holds it to the route table and to the statuses the gateway really sends.
 
 use axum::Json;
-use serde_json::{Value, json};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToResponse};
 
-pub async fn openapi_json() -> Json<Value> {
+use super::{cancel, health, inventory, order_status, orders};
+use crate::error::ErrorBody;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "chorus gateway",
+        description = "Place orders, read their status (long-poll), ask to cancel them, adjust stock. \
+                       Every error is {\"error\":{\"code\",\"message\",\"field\"}}."
+    ),
+    paths(
+        orders::place_order,
+        order_status::get_order,
+        cancel::cancel_order,
+        inventory::set_stock,
+        inventory::get_stock,
+        health::healthz,
+        health::readyz,
+        health::metrics,
+        openapi_json,
+    ),
+    components(
+        schemas(ErrorBody),
+        responses(
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        AlreadyFinal,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        IdempotencyKeyReused,
+        TooManyRequests,
+        Unavailable,
+        InternalError,
+    )),
+    modifiers(&BearerTokens),
+)]
+pub struct ApiDoc;
+
+/// The document as served.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1", body = Object)),
+)]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(document())
 }
 
-fn error_response(description: &str, extra_headers: Value) -> Value {
-    json!({
-        "description": description,
-        "headers": extra_headers,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-    })
+struct BearerTokens;
+
+impl Modify for BearerTokens {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "HS256 with the gateway's secret, or RS256/ES256 from the identity \
+                         provider's JWKS; claims sub, exp and a role (customer | admin)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
 }
 
-fn refs(names: &[&str]) -> Value {
-    names
-        .iter()
-        .map(|n| {
-            (
-                n.to_string(),
-                json!({"$ref": format!("#/components/responses/{n}")}),
-            )
-        })
-        .collect::<serde_json::Map<_, _>>()
-        .into()
-}
+/// Bad JSON, a bad field (named in error.field) or a missing Idempotency-Key
+#[derive(ToResponse)]
+pub struct BadRequest(pub ErrorBody);
 
-fn ok_json(description: &str, schema: &str) -> Value {
-    json!({
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
-    })
-}
+/// Missing, invalid or expired bearer token
+#[derive(ToResponse)]
+#[response(headers(("WWW-Authenticate" = String, description = "Always `Bearer`")))]
+pub struct Unauthorized(pub ErrorBody);
 
-fn responses(success: (&str, Value), errors: &[&str]) -> Value {
-    let mut all = refs(errors);
-    all[success.0] = success.1;
-    all
-}
+/// The token's role may not use this route
+#[derive(ToResponse)]
+pub struct Forbidden(pub ErrorBody);
 
-fn json_body(schema: &str) -> Value {
-    json!({
-        "required": true,
-        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
-    })
-}
+/// No such resource (or not yours)
+#[derive(ToResponse)]
+pub struct NotFound(pub ErrorBody);
 
-const MONEY: &str = "^[0-9]+(\\.[0-9]{1,4})?$";
+/// The order is already CONFIRMED or CANCELLED (code `already_final`)
+#[derive(ToResponse)]
+pub struct AlreadyFinal(pub ErrorBody);
 
-pub fn document() -> Value {
-    let bearer = json!([{"bearer": []}]);
-    let trace = json!({"$ref": "#/components/parameters/traceparent"});
-    let sku = json!({"$ref": "#/components/parameters/sku"});
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "chorus gateway",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Place orders, read their status (long-poll), adjust stock. Every error is {\"error\":{\"code\",\"message\",\"field\"}}."
-        },
-        "paths": {
-            "/v1/orders": {"post": {
-                "operationId": "placeOrder",
-                "summary": "Place an order; 202 once OrderPlaced is durable in Kafka",
-                "description": "The same Idempotency-Key (per token subject) with the same body answers the same order id again; with another body, 422.",
-                "security": bearer,
-                "parameters": [{"$ref": "#/components/parameters/idempotencyKey"}, trace],
-                "requestBody": json_body("PlaceOrderRequest"),
-                "responses": responses(("202", json!({
-                    "description": "Accepted; the saga runs asynchronously",
-                    "headers": {"Location": {"description": "The status URL", "schema": {"type": "string"}}},
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OrderAccepted"}}}
-                })), &["BadRequest", "Unauthorized", "PayloadTooLarge", "UnsupportedMediaType", "IdempotencyKeyReused", "TooManyRequests", "Unavailable"])
-            }},
-            "/v1/orders/{order_id}": {"get": {
-                "operationId": "getOrder",
-                "summary": "An order's status (its owner or an admin); long-polls with wait and seen",
-                "security": bearer,
-                "parameters": [
-                    {"name": "order_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}},
-                    {"name": "wait", "in": "query", "required": false, "description": "Seconds to wait for the status to differ from `seen` (or become final)", "schema": {"type": "integer", "minimum": 0, "maximum": 30, "default": 0}},
-                    {"name": "seen", "in": "query", "required": false, "description": "The status the client already knows, e.g. PENDING", "schema": {"type": "string", "pattern": "^[A-Za-z_]{1,32}$"}}
-                ],
-                "responses": responses(("200", ok_json("The order", "Order")), &["BadRequest", "Unauthorized", "NotFound", "TooManyRequests", "Unavailable"])
-            }},
-            "/v1/admin/inventory/{sku}": {
-                "put": {
-                    "operationId": "setStock",
-                    "summary": "Set a SKU's stock and price (admin); emits StockAdjusted",
-                    "security": bearer,
-                    "parameters": [sku, trace],
-                    "requestBody": json_body("StockAdjustment"),
-                    "responses": responses(("202", ok_json("Accepted; the inventory service applies it", "StockAdjustmentAccepted")), &["BadRequest", "Unauthorized", "Forbidden", "PayloadTooLarge", "UnsupportedMediaType", "TooManyRequests", "Unavailable"])
-                },
-                "get": {
-                    "operationId": "getStock",
-                    "summary": "A SKU's stock level (admin)",
-                    "security": bearer,
-                    "parameters": [sku],
-                    "responses": responses(("200", ok_json("The stock level", "StockLevel")), &["BadRequest", "Unauthorized", "Forbidden", "NotFound", "TooManyRequests", "Unavailable"])
-                }
-            },
-            "/healthz": {"get": {
-                "operationId": "healthz", "summary": "Liveness: the process serves",
-                "responses": {"200": ok_json("Alive", "Health")}
-            }},
-            "/readyz": {"get": {
-                "operationId": "readyz", "summary": "Readiness: Kafka, the schema registry and every database answer",
-                "responses": {
-                    "200": ok_json("Ready", "Readiness"),
-                    "503": {"description": "Not ready; `error.message` and `checks` name what failed", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}}
-                }
-            }},
-            "/metrics": {"get": {
-                "operationId": "metrics", "summary": "Prometheus metrics",
-                "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}
-            }},
-            "/openapi.json": {"get": {
-                "operationId": "openapi", "summary": "This document",
-                "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}
-            }}
-        },
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "HS256; claims sub, role (customer|admin), exp"}},
-            "parameters": {
-                "idempotencyKey": {"name": "Idempotency-Key", "in": "header", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"}},
-                "traceparent": {"name": "traceparent", "in": "header", "required": false, "description": "W3C trace context, carried into the Kafka record", "schema": {"type": "string"}},
-                "sku": {"name": "sku", "in": "path", "required": true, "schema": {"$ref": "#/components/schemas/Sku"}}
-            },
-            "responses": {
-                "BadRequest": error_response("Bad JSON, a bad field (named in error.field) or a missing Idempotency-Key", json!({})),
-                "Unauthorized": error_response("Missing, invalid or expired bearer token", json!({"WWW-Authenticate": {"schema": {"type": "string", "const": "Bearer"}}})),
-                "Forbidden": error_response("The token's role may not use this route", json!({})),
-                "NotFound": error_response("No such resource (or not yours)", json!({})),
-                "PayloadTooLarge": error_response("The body is larger than 64 KiB", json!({})),
-                "UnsupportedMediaType": error_response("The body is not application/json", json!({})),
-                "IdempotencyKeyReused": error_response("The Idempotency-Key was used with another body", json!({})),
-                "TooManyRequests": error_response("Rate limit of the token's subject exceeded", json!({"Retry-After": {"description": "Seconds", "schema": {"type": "integer"}}})),
-                "Unavailable": error_response("Kafka, the schema registry or a database is unavailable; retry", json!({"Retry-After": {"description": "Seconds", "schema": {"type": "integer"}}}))
-            },
-            "schemas": {
-                "Error": {"type": "object", "required": ["error"], "properties": {"error": {
-                    "type": "object", "required": ["code", "message", "field"],
-                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]}}
-                }}},
-                "Sku": {"type": "string", "pattern": "^[A-Z0-9-]{1,32}$"},
-                "Money": {"type": "string", "pattern": MONEY, "examples": ["19.99"]},
-                "PlaceOrderRequest": {"type": "object", "required": ["items", "currency", "payment_token"], "properties": {
-                    "items": {"type": "array", "minItems": 1, "maxItems": 50, "items": {"type": "object", "required": ["sku", "quantity"], "properties": {
-                        "sku": {"$ref": "#/components/schemas/Sku"},
-                        "quantity": {"type": "integer", "minimum": 1, "maximum": 1000}
-                    }}},
-                    "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
-                    "payment_token": {"type": "string", "minLength": 1, "maxLength": 256}
-                }},
-                "OrderAccepted": {"type": "object", "required": ["order_id", "status", "status_url"], "properties": {
-                    "order_id": {"type": "string", "format": "uuid"},
-                    "status": {"type": "string", "const": "PENDING"},
-                    "status_url": {"type": "string"}
-                }},
-                "Order": {"type": "object", "required": ["order_id", "status", "reason", "items", "total", "currency", "history"], "properties": {
-                    "order_id": {"type": "string"},
-                    "status": {"type": "string", "description": "PENDING until final: CONFIRMED or CANCELLED"},
-                    "reason": {"type": ["string", "null"], "description": "Why it was cancelled, e.g. out_of_stock"},
-                    "items": {"type": "array", "items": {"type": "object", "required": ["sku", "quantity", "unit_price"], "properties": {
-                        "sku": {"type": "string"},
-                        "quantity": {"type": "integer"},
-                        "unit_price": {"type": ["string", "null"], "description": "Decimal string, null until priced"}
-                    }}},
-                    "total": {"type": ["string", "null"], "description": "Decimal string, null until priced"},
-                    "currency": {"type": "string"},
-                    "history": {"type": "array", "items": {"type": "object", "required": ["status", "at"], "properties": {
-                        "status": {"type": "string"}, "at": {"type": "string", "format": "date-time"}
-                    }}}
-                }},
-                "StockAdjustment": {"type": "object", "required": ["available", "unit_price"], "properties": {
-                    "available": {"type": "integer", "minimum": 0, "maximum": 1_000_000_000},
-                    "unit_price": {"$ref": "#/components/schemas/Money"},
-                    "name": {"type": "string", "minLength": 1, "maxLength": 200, "description": "Kept as it is when left out"}
-                }},
-                "StockAdjustmentAccepted": {"type": "object", "required": ["sku", "name", "available", "unit_price", "event_id"], "properties": {
-                    "sku": {"type": "string"}, "name": {"type": "string"}, "available": {"type": "integer"},
-                    "unit_price": {"$ref": "#/components/schemas/Money"}, "event_id": {"type": "string", "format": "uuid"}
-                }},
-                "StockLevel": {"type": "object", "required": ["sku", "name", "available", "reserved", "unit_price"], "properties": {
-                    "sku": {"type": "string"}, "name": {"type": "string"}, "available": {"type": "integer"},
-                    "reserved": {"type": "integer"}, "unit_price": {"$ref": "#/components/schemas/Money"}
-                }},
-                "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "const": "ok"}}},
-                "Readiness": {"type": "object", "required": ["checks"], "properties": {
-                    "status": {"type": "string", "const": "ready"},
-                    "error": {"$ref": "#/components/schemas/Error/properties/error"},
-                    "checks": {"type": "object", "additionalProperties": {"type": "string", "description": "ok, or what failed"}}
-                }}
-            }
-        }
-    })
-}
+/// The body is larger than 64 KiB
+#[derive(ToResponse)]
+pub struct PayloadTooLarge(pub ErrorBody);
+
+/// The body is not application/json
+#[derive(ToResponse)]
+pub struct UnsupportedMediaType(pub ErrorBody);
+
+/// The Idempotency-Key was used with another body
+#[derive(ToResponse)]
+pub struct IdempotencyKeyReused(pub ErrorBody);
+
+/// The rate limit of the token's subject is exceeded
+#[derive(ToResponse)]
+#[response(headers(("Retry-After" = u64, description = "Seconds until a request may pass")))]
+pub struct TooManyRequests(pub ErrorBody);
+
+/// Kafka, the schema registry, a database or the identity provider is
+/// unavailable (named in error.message); retry
+#[derive(ToResponse)]
+#[response(headers(("Retry-After" = u64, description = "Seconds")))]
+pub struct Unavailable(pub ErrorBody);
+
+/// A bug on the gateway's side; the detail is in its log
+#[derive(ToResponse)]
+pub struct InternalError(pub ErrorBody);

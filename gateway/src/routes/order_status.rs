@@ -11,39 +11,59 @@ use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::Instant;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::AppError;
 use crate::extract::{PathParam, QueryParams};
+use crate::routes::openapi::{
+    BadRequest, InternalError, NotFound, TooManyRequests, Unauthorized, Unavailable,
+};
 use crate::store::{AcceptedOrder, OrderStatusRow};
 use crate::validate::StatusName;
 
 pub const FINAL_STATUSES: [&str; 2] = ["CONFIRMED", "CANCELLED"];
 pub const MAX_WAIT_SECS: u64 = 30;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An order as its customer sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = Order)]
 pub struct OrderView {
     pub order_id: String,
+    /// PENDING, RESERVED, then CONFIRMED or CANCELLED (final).
     pub status: String,
+    /// Why it was cancelled, e.g. out_of_stock, customer_cancelled.
+    #[schema(required = true)]
     pub reason: Option<String>,
     pub items: Vec<ItemView>,
+    /// Decimal string; null until priced.
+    #[schema(required = true)]
     pub total: Option<String>,
     pub currency: String,
     pub history: Vec<HistoryEntry>,
+    /// What became of a cancellation request: `accepted`, `rejected`, or
+    /// `null` (none, or not settled yet).
+    #[schema(required = true)]
+    pub cancellation: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = OrderItem)]
 pub struct ItemView {
     pub sku: String,
     pub quantity: i64,
+    /// Decimal string; null until priced.
+    #[schema(required = true)]
     pub unit_price: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HistoryEntry {
     pub status: String,
+    /// When the order reached this status (RFC 3339, UTC).
+    #[schema(value_type = String, format = DateTime)]
     pub at: Value,
 }
 
@@ -66,6 +86,30 @@ pub struct StatusQuery {
     seen: Option<String>,
 }
 
+/// An order's status (its owner or an admin); long-polls with wait and seen
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{order_id}",
+    operation_id = "getOrder",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(
+        ("order_id" = String, Path, format = "uuid"),
+        ("wait" = Option<u64>, Query, minimum = 0, maximum = 30,
+         description = "Seconds to wait for the status to differ from `seen` (or become final)"),
+        ("seen" = Option<String>, Query, pattern = "^[A-Za-z_]{1,32}$",
+         description = "The status the client already knows, e.g. PENDING"),
+    ),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn get_order(
     State(state): State<AppState>,
     caller: Caller,
@@ -129,6 +173,17 @@ pub async fn load(
     caller: &Caller,
     order_id: &str,
 ) -> Result<OrderView, AppError> {
+    load_owned(state, caller, order_id)
+        .await
+        .map(|(_, view)| view)
+}
+
+/// As [`load`], with the order's owner (its customer).
+pub async fn load_owned(
+    state: &AppState,
+    caller: &Caller,
+    order_id: &str,
+) -> Result<(String, OrderView), AppError> {
     let not_found = || AppError::NotFound(format!("no order {order_id}"));
     let Ok(uuid) = Uuid::parse_str(order_id) else {
         return Err(not_found());
@@ -137,13 +192,15 @@ pub async fn load(
     let store = &state.inner.store;
     if let Some(row) = store.order_status(&uuid.to_string()).await? {
         return if visible(&row.customer_id) {
-            from_read_model(row)
+            Ok((row.customer_id.clone(), from_read_model(row)?))
         } else {
             Err(not_found())
         };
     }
     match store.published_order(uuid).await? {
-        Some(row) if visible(&row.customer_id) => from_accepted(row),
+        Some(row) if visible(&row.customer_id) => {
+            Ok((row.customer_id.clone(), from_accepted(row)?))
+        }
         _ => Err(not_found()),
     }
 }
@@ -178,6 +235,7 @@ fn from_read_model(row: OrderStatusRow) -> Result<OrderView, AppError> {
         total: row.total.map(|t| t.to_string()),
         currency: row.currency,
         history,
+        cancellation: row.cancellation,
     })
 }
 
@@ -217,5 +275,6 @@ fn from_accepted(row: AcceptedOrder) -> Result<OrderView, AppError> {
             status: "PENDING".to_string(),
             at: Value::String(row.created_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
         }],
+        cancellation: None,
     })
 }

@@ -3,41 +3,56 @@
 //! A POST answers 202 only after Kafka acknowledged `OrderPlaced`. The
 //! accepted order is recorded first under (subject, Idempotency-Key); if Kafka
 //! fails the row stays unpublished and a retry with the same key publishes the
-//! same order (same order id, same event id) again.
+//! same order (same order id, same event id) again. Orders arriving together
+//! share their database statements and produce requests
+//! ([`group_commit`](crate::group_commit)).
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chorus_avro::{Event, OrderLine, OrderPlaced};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::AppError;
 use crate::extract::JsonBody;
-use crate::store::NewOrder;
-use crate::traceparent::TraceContext;
+use crate::group_commit::Attempt;
+use crate::request_span::{TraceHeaders, record_order_id};
+use crate::routes::openapi::{
+    BadRequest, IdempotencyKeyReused, InternalError, PayloadTooLarge, TooManyRequests,
+    Unauthorized, Unavailable, UnsupportedMediaType,
+};
 use crate::validate::{Currency, IdempotencyKey, PaymentToken, Quantity, Sku};
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub const MAX_LINES: usize = 50;
 
 /// The body of `POST /v1/orders` as the client sends it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = PlaceOrderRequest)]
 pub struct PlaceOrderBody {
+    #[schema(min_items = 1, max_items = 50)]
     items: Vec<LineBody>,
+    /// Three capital letters, e.g. EUR.
+    #[schema(pattern = "^[A-Z]{3}$")]
     currency: String,
+    /// The payment provider's token; sealed before it leaves the gateway.
+    #[schema(min_length = 1, max_length = 256)]
     payment_token: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = OrderLine)]
 struct LineBody {
+    #[schema(pattern = "^[A-Z0-9-]{1,32}$")]
     sku: String,
+    #[schema(minimum = 1, maximum = 1000)]
     quantity: i64,
 }
 
@@ -78,7 +93,8 @@ impl PlaceOrder {
         })
     }
 
-    fn lines_json(&self) -> Value {
+    /// The lines as `accepted_orders.items` keeps them.
+    pub fn lines_json(&self) -> Value {
         self.items
             .iter()
             .map(|(sku, quantity)| json!({"sku": sku.as_str(), "quantity": quantity.get()}))
@@ -86,7 +102,7 @@ impl PlaceOrder {
     }
 
     /// Identifies the request's content, whitespace and field order aside.
-    fn request_hash(&self) -> String {
+    pub fn request_hash(&self) -> String {
         let canonical = json!({
             "items": self.lines_json(),
             "currency": self.currency.as_str(),
@@ -103,66 +119,72 @@ pub fn order_placed_event_id(order_id: Uuid) -> Uuid {
     Uuid::new_v5(&namespace, order_id.to_string().as_bytes())
 }
 
-#[derive(Debug, Serialize)]
+/// The order was accepted: `OrderPlaced` is durable in Kafka.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = OrderAccepted)]
 struct Accepted {
+    #[schema(format = "uuid")]
     order_id: String,
+    /// Always PENDING.
+    #[schema(value_type = String, example = "PENDING")]
     status: &'static str,
+    /// Where to read the order: `/v1/orders/{order_id}`.
     status_url: String,
 }
 
+/// Place an order; 202 once OrderPlaced is durable in Kafka
+///
+/// The same Idempotency-Key (per token subject) with the same body answers
+/// the same order id again; with another body, 422. Prices come from the
+/// inventory catalogue, never from the client.
+#[utoipa::path(
+    post,
+    path = "/v1/orders",
+    operation_id = "placeOrder",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+         description = "The client's key for this order attempt, scoped to the token's subject"),
+        ("traceparent" = Option<String>, Header, description = "W3C trace context, carried into Kafka"),
+    ),
+    request_body = PlaceOrderBody,
+    responses(
+        (status = 202, description = "Accepted; the saga runs asynchronously", body = Accepted,
+         headers(("Location" = String, description = "The status URL"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = IdempotencyKeyReused),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn place_order(
     State(state): State<AppState>,
     caller: Caller,
-    trace: TraceContext,
+    trace: TraceHeaders,
     headers: HeaderMap,
     JsonBody(body): JsonBody<PlaceOrderBody>,
 ) -> Result<Response, AppError> {
     let key = idempotency_key(&headers)?;
     let order = PlaceOrder::parse(body)?;
-    let request_hash = order.request_hash();
-    let store = &state.inner.store;
-    let accepted = store
-        .accept(&NewOrder {
-            customer_id: caller.subject(),
-            idempotency_key: key.as_str(),
-            request_hash: &request_hash,
-            order_id: Uuid::new_v4(),
-            items: order.lines_json(),
-            currency: order.currency.as_str(),
+    let accepted = state
+        .inner
+        .orders
+        .accept(Attempt {
+            customer_id: caller.subject().to_string(),
+            idempotency_key: key.as_str().to_string(),
+            request_hash: order.request_hash(),
+            order,
+            trace,
         })
         .await?;
-    if accepted.request_hash != request_hash {
-        return Err(AppError::IdempotencyKeyReused);
-    }
-    if !accepted.published {
-        // The same key and body carry the same payment token, so the event
-        // is rebuilt identically from the row and this request.
-        let event = Event::from(OrderPlaced {
-            event_id: order_placed_event_id(accepted.order_id).to_string(),
-            order_id: accepted.order_id.to_string(),
-            occurred_at: accepted.created_at.timestamp_millis(),
-            correlation_id: accepted.order_id.to_string(),
-            causation_id: None,
-            customer_id: caller.subject().to_string(),
-            items: order
-                .items
-                .iter()
-                .map(|(sku, quantity)| OrderLine {
-                    sku: sku.as_str().to_string(),
-                    quantity: quantity.get(),
-                })
-                .collect(),
-            currency: order.currency.as_str().to_string(),
-            payment_token: order.payment_token.as_str().to_string(),
-            payment_token_key_id: None,
-        });
-        if let Err(e) = state.inner.publisher.publish(&event, &trace).await {
-            state.inner.metrics.publish_failures.inc();
-            return Err(e.into());
-        }
-        store.mark_published(accepted.order_id).await?;
-        state.inner.metrics.orders_accepted.inc();
-        tracing::info!(order_id = %accepted.order_id, trace_id = %trace.trace_id, "order accepted");
+    record_order_id(&accepted.order_id.to_string());
+    if accepted.published_now {
+        tracing::info!(order_id = %accepted.order_id, "order accepted");
     }
     let order_id = accepted.order_id.to_string();
     let status_url = format!("/v1/orders/{order_id}");

@@ -1,7 +1,8 @@
 //! A gateway per test: the real router driven with `oneshot`, an in-memory
-//! publisher, and (when the test needs one) a fresh PostgreSQL database
-//! `chorus_test_<random>` holding the gateway's tables and stand-ins for the
-//! workers' read models, dropped afterwards.
+//! publisher, and (when the test needs them) fresh PostgreSQL databases
+//! `chorus_test_<random>`, dropped afterwards: the gateway's own, and the
+//! order and inventory services' migrated with those services' real
+//! migrations, so the gateway reads the very views it reads in production.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,35 +10,33 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use chorus_gateway::auth::{Role, issue_token};
-use chorus_gateway::publish::MemoryPublisher;
+use chorus_gateway::auth::{AuthSettings, Role, issue_token};
 use chorus_gateway::store::Store;
+use chorus_gateway::testing::MemoryPublisher;
 use chorus_gateway::{AppState, Settings, app};
+use chorus_platform::health::Readiness;
+use chorus_platform::payment_token::PaymentTokenKeys;
 use serde_json::Value;
 use sqlx::PgPool;
 use tower::ServiceExt;
 
-pub const SECRET: &str = "chorus-gateway-test-secret";
+pub const SECRET: &str = "chorus-gateway-test-secret-of-32-bytes-or-more";
+/// The payment-token key of the tests (base64 of 32 bytes of 42).
+pub const PAYMENT_TOKEN_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+
+pub fn payment_keys() -> Arc<PaymentTokenKeys> {
+    Arc::new(PaymentTokenKeys::new(&[42; 32], None))
+}
+
 pub const HOW_TO_START: &str = "start the stack with `make up`";
 
-pub use chorus_platform::testing::TestDb;
-
-/// A throwaway database with the gateway's tables and stand-ins for the
-/// workers' read models, dropped afterwards.
-pub async fn test_db() -> TestDb {
-    let db = TestDb::create(&[&chorus_gateway::MIGRATOR]).await;
-    sqlx::raw_sql(chorus_gateway::READ_MODEL_STAND_INS)
-        .execute(&db.pool)
-        .await
-        .expect("creating the read models");
-    db
-}
+pub use crate::databases::TestDbs;
 
 pub struct TestApp {
     pub router: Router,
     pub state: AppState,
     pub publisher: Arc<MemoryPublisher>,
-    pub db: Option<TestDb>,
+    pub db: Option<TestDbs>,
 }
 
 pub struct TestResponse {
@@ -72,19 +71,22 @@ impl TestResponse {
 
 pub fn settings(per_sec: u32, burst: u32) -> Settings {
     Settings {
-        jwt_secret: SECRET.to_string(),
+        auth: AuthSettings::shared_secret(SECRET),
         rate_limit_per_sec: per_sec,
         rate_limit_burst: burst,
+        payment_tokens: Some(payment_keys()),
     }
 }
 
 impl TestApp {
     /// With a fresh database behind all three pools.
     pub async fn spawn() -> TestApp {
-        let db = test_db().await;
-        let pool = db.pool.clone();
-        let store = Store::new(pool.clone(), pool.clone(), pool);
-        TestApp::with_store(store, Some(db), settings(1000, 1000))
+        TestApp::spawn_with(settings(1000, 1000)).await
+    }
+
+    pub async fn spawn_with(settings: Settings) -> TestApp {
+        let dbs = TestDbs::create().await;
+        TestApp::with_store(dbs.store(), Some(dbs), settings)
     }
 
     /// With pools pointing nowhere: for tests that must answer before any
@@ -94,14 +96,27 @@ impl TestApp {
     }
 
     pub fn without_db_with(settings: Settings) -> TestApp {
-        let nowhere = || Store::lazy_pool("postgres://nobody:x@127.0.0.1:1/none", 1).unwrap();
-        let store = Store::new(nowhere(), nowhere(), nowhere());
-        TestApp::with_store(store, None, settings)
+        TestApp::with_store(nowhere_store(), None, settings)
     }
 
-    fn with_store(store: Store, db: Option<TestDb>, settings: Settings) -> TestApp {
+    fn with_store(store: Store, db: Option<TestDbs>, settings: Settings) -> TestApp {
         let publisher = Arc::new(MemoryPublisher::default());
-        let state = AppState::new(store, publisher.clone(), &settings);
+        let state = AppState::new(
+            store.clone(),
+            publisher.clone(),
+            readiness(&store, &publisher),
+            &settings,
+        )
+        .expect("the application state");
+        TestApp::from_state(state, publisher, db)
+    }
+
+    pub fn from_state(
+        state: AppState,
+        publisher: Arc<MemoryPublisher>,
+        db: Option<TestDbs>,
+    ) -> TestApp {
+        crate::spans::init();
         TestApp {
             router: app(state.clone()),
             state,
@@ -110,8 +125,13 @@ impl TestApp {
         }
     }
 
+    fn dbs(&self) -> &TestDbs {
+        self.db.as_ref().expect("test databases")
+    }
+
+    /// The gateway's own database.
     pub fn pool(&self) -> &PgPool {
-        &self.db.as_ref().expect("a test database").pool
+        &self.dbs().gateway.pool
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
@@ -160,23 +180,82 @@ impl TestApp {
         self.send(request).await
     }
 
-    /// Writes the order's row in the stand-in `order_status` read model.
+    /// Writes the order's row in the order service's `orders` table, as its
+    /// worker would once stock is reserved (priced, SKU-1 × 2 at 19.99).
     pub async fn set_order_status(&self, order_id: &str, customer: &str, status: &str) {
         sqlx::query(
-            "INSERT INTO order_status (order_id, customer_id, status, reason, currency, total, items, history) \
-             VALUES ($1, $2, $3, NULL, 'EUR', 39.98, \
-                     '[{\"sku\":\"SKU-1\",\"quantity\":2,\"unit_price\":\"19.99\"}]', \
+            "INSERT INTO orders (order_id, customer_id, currency, items, reserved_lines, total, status, history) \
+             VALUES ($1, $2, 'EUR', '[{\"sku\":\"SKU-1\",\"quantity\":2}]', \
+                     '[{\"sku\":\"SKU-1\",\"quantity\":2,\"unit_price\":\"19.99\"}]', 39.98, $3, \
                      jsonb_build_array(jsonb_build_object('status', 'PENDING', 'at', '2025-01-01T00:00:00Z'), \
                                        jsonb_build_object('status', $3::text, 'at', '2025-01-01T00:00:01Z'))) \
-             ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, history = EXCLUDED.history",
+             ON CONFLICT (order_id) DO UPDATE \
+             SET status = EXCLUDED.status, history = EXCLUDED.history, updated_at = now()",
         )
         .bind(order_id)
         .bind(customer)
         .bind(status)
-        .execute(self.pool())
+        .execute(&self.dbs().order.pool)
         .await
-        .expect("writing order_status");
+        .expect("writing the order");
     }
+
+    /// Records what the order worker made of a cancellation request.
+    pub async fn set_cancellation(&self, order_id: &str, outcome: &str) {
+        sqlx::query("UPDATE orders SET cancellation = $2 WHERE order_id = $1")
+            .bind(order_id)
+            .bind(outcome)
+            .execute(&self.dbs().order.pool)
+            .await
+            .expect("writing the order");
+    }
+
+    /// Writes a SKU's row in the inventory service's catalogue.
+    pub async fn set_stock_level(
+        &self,
+        sku: &str,
+        name: &str,
+        available: i32,
+        reserved: i32,
+        price: &str,
+    ) {
+        sqlx::query(
+            "INSERT INTO catalogue (sku, name, available, reserved, unit_price) \
+             VALUES ($1, $2, $3, $4, $5::numeric)",
+        )
+        .bind(sku)
+        .bind(name)
+        .bind(available)
+        .bind(reserved)
+        .bind(price)
+        .execute(&self.dbs().inventory.pool)
+        .await
+        .expect("writing the catalogue");
+    }
+}
+
+pub fn nowhere_store() -> Store {
+    let nowhere = || Store::lazy_pool("postgres://nobody:x@127.0.0.1:1/none", 1).unwrap();
+    Store::new(nowhere(), nowhere(), nowhere())
+}
+
+/// The real database probes; Kafka and the registry as the in-memory
+/// publisher says (it fails like an unreachable Kafka when told to).
+pub fn readiness(store: &Store, publisher: &Arc<MemoryPublisher>) -> Readiness {
+    let publisher = publisher.clone();
+    let probes = Readiness::new()
+        .with("kafka", move || {
+            let failing = publisher.is_failing();
+            async move {
+                if failing {
+                    Err("the in-memory publisher was told to fail".to_string())
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .with("schema_registry", || async { Ok(()) });
+    store.with_probes(probes)
 }
 
 pub fn token(sub: &str, role: Role) -> String {

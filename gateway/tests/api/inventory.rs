@@ -32,13 +32,7 @@ async fn setting_stock_emits_stock_adjusted() {
 #[tokio::test]
 async fn leaving_out_the_name_keeps_the_catalogue_name() {
     let app = TestApp::spawn().await;
-    sqlx::query(
-        "INSERT INTO stock_levels (sku, name, available, reserved, unit_price) \
-         VALUES ('SKU-1', 'Blue mug', 5, 0, 9.50)",
-    )
-    .execute(app.pool())
-    .await
-    .unwrap();
+    app.set_stock_level("SKU-1", "Blue mug", 5, 0, "9.50").await;
     let body = json!({"available": 7, "unit_price": "10"});
     let response = app.put_stock(&admin(), "SKU-1", &body).await;
     assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text);
@@ -51,13 +45,8 @@ async fn leaving_out_the_name_keeps_the_catalogue_name() {
 #[tokio::test]
 async fn reading_stock_shows_the_inventory_read_model() {
     let app = TestApp::spawn().await;
-    sqlx::query(
-        "INSERT INTO stock_levels (sku, name, available, reserved, sold, unit_price) \
-         VALUES ('SKU-1', 'Blue mug', 95, 3, 2, 19.99)",
-    )
-    .execute(app.pool())
-    .await
-    .unwrap();
+    app.set_stock_level("SKU-1", "Blue mug", 95, 3, "19.99")
+        .await;
     let response = app.get("/v1/admin/inventory/SKU-1", Some(&admin())).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text);
     assert_eq!(

@@ -7,8 +7,6 @@ use std::time::Duration;
 use chorus_avro::RegistrySettings;
 use chorus_avro::{Codec, CodecConfig, Event, Topic, TopicCatalogue};
 use chorus_gateway::auth::Role;
-use chorus_gateway::{Application, GatewayConfig};
-use chorus_platform::Env;
 use chorus_platform::KafkaSettings;
 use chorus_platform::topics::ensure_topics;
 use rdkafka::Message;
@@ -16,11 +14,10 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers};
 use serde_json::json;
 
-use crate::helpers::{HOW_TO_START, SECRET, order_body, test_db, token};
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
+use crate::helpers::{
+    HOW_TO_START, TestDbs, customer as token_for, order_body, payment_keys, token,
+};
+use crate::running::{RunningGateway, brokers, registry_url};
 
 async fn next_message<'a>(consumer: &'a StreamConsumer, topic: &str) -> BorrowedMessage<'a> {
     tokio::time::timeout(Duration::from_secs(30), consumer.recv())
@@ -38,52 +35,30 @@ fn header<'a>(message: &'a BorrowedMessage<'_>, key: &str) -> Option<&'a str> {
         .and_then(|v| std::str::from_utf8(v).ok())
 }
 
-#[tokio::test]
-async fn the_gateway_publishes_order_placed_to_kafka_before_its_202() {
-    let brokers = env_or("CHORUS_KAFKA_BROKERS", "127.0.0.1:9092");
-    let registry = env_or(
-        "CHORUS_SCHEMA_REGISTRY_URL",
-        "http://127.0.0.1:8081/apis/ccompat/v7",
-    );
-    let kafka = KafkaSettings::plaintext(brokers.clone());
+/// The local Kafka, checked reachable, and a gateway on it whose topics exist.
+async fn gateway_on_kafka(dbs: &TestDbs) -> (RunningGateway, KafkaSettings, TopicCatalogue) {
+    let kafka = KafkaSettings::plaintext(brokers());
     if let Err(e) = kafka.fetch_metadata(None, Duration::from_secs(5)).await {
-        panic!("Kafka unreachable at {brokers}: {HOW_TO_START} ({e})");
+        panic!("Kafka unreachable at {}: {HOW_TO_START} ({e})", brokers());
     }
-    let registry_client = chorus_avro::RegistryClient::new(
-        &RegistrySettings::new(registry.clone()),
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    if let Err(e) = registry_client.subjects().await {
-        panic!("Schema registry unreachable at {registry}: {HOW_TO_START} ({e})");
-    }
-    let db = test_db().await;
-    let namespace = format!("gw{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let catalogue = TopicCatalogue::new(namespace.clone(), 2);
+    registry_url().await;
+    let mut env = vec![("CHORUS_AUTO_REGISTER_SCHEMAS", "true")];
+    env.extend(dbs.env());
+    let gateway = RunningGateway::start(&env).await;
+    let catalogue = TopicCatalogue::new(gateway.namespace.clone(), 2);
     ensure_topics(&kafka, &catalogue, 1, Duration::from_secs(30))
         .await
         .expect("creating the test's topics");
+    (gateway, kafka, catalogue)
+}
 
-    let config = GatewayConfig::from_env(&Env::from_pairs(&[
-        ("CHORUS_HTTP_ADDR", "127.0.0.1:0"),
-        ("CHORUS_KAFKA_BROKERS", &brokers),
-        ("CHORUS_SCHEMA_REGISTRY_URL", &registry),
-        ("CHORUS_TOPIC_NAMESPACE", &namespace),
-        ("CHORUS_TOPIC_PARTITIONS", "2"),
-        ("CHORUS_AUTO_REGISTER_SCHEMAS", "true"),
-        ("CHORUS_JWT_SECRET", SECRET),
-        ("CHORUS_DATABASE_URL", &db.url),
-        ("CHORUS_ORDER_DB_URL", &db.url),
-        ("CHORUS_INVENTORY_DB_URL", &db.url),
-    ]))
-    .unwrap();
-    let application = Application::build(config)
-        .await
-        .expect("building the gateway");
-    let base = format!("http://127.0.0.1:{}", application.port());
-    let shutdown = application.shutdown_token();
-    let server = tokio::spawn(application.run_until_stopped());
-
+#[tokio::test]
+async fn the_gateway_publishes_order_placed_to_kafka_before_its_202() {
+    let dbs = TestDbs::create().await;
+    let (gateway, kafka, catalogue) = gateway_on_kafka(&dbs).await;
+    let base = gateway.base.clone();
+    let namespace = gateway.namespace.clone();
+    let registry = registry_url().await;
     let consumer: StreamConsumer = kafka
         .client_config()
         .set("group.id", format!("{namespace}.test"))
@@ -158,6 +133,29 @@ async fn the_gateway_publishes_order_placed_to_kafka_before_its_202() {
         "PENDING"
     );
 
+    // A cancellation request goes to the orders topic, keyed by the order.
+    let response = http
+        .post(format!("{base}/v1/orders/{order_id}/cancel"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let message = next_message(&consumer, &orders_topic).await;
+    assert_eq!(message.key(), Some(order_id.as_bytes()));
+    assert_eq!(
+        header(&message, "chorus-event-type"),
+        Some("OrderCancellationRequested")
+    );
+    let Event::OrderCancellationRequested(event) = codec.decode(message.payload()).await.unwrap()
+    else {
+        panic!("not an OrderCancellationRequested")
+    };
+    assert_eq!(
+        (event.customer_id.as_str(), event.requested_by.as_str()),
+        ("alice", "alice")
+    );
+
     // Stock adjustments go to the inventory command topic, keyed by SKU.
     let response = http
         .put(format!("{base}/v1/admin/inventory/SKU-K"))
@@ -177,10 +175,103 @@ async fn the_gateway_publishes_order_placed_to_kafka_before_its_202() {
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
 
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(15), server)
-        .await
-        .expect("the gateway stops on shutdown")
-        .unwrap()
-        .expect("a clean stop");
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_payment_token_is_not_readable_in_the_orders_topic() {
+    let dbs = TestDbs::create().await;
+    let (gateway, kafka, catalogue) = gateway_on_kafka(&dbs).await;
+    let token = format!("tok_secret_{}", uuid::Uuid::new_v4().simple());
+    let mut body = order_body();
+    body["payment_token"] = json!(token);
+    let response = gateway
+        .post_order(&token_for("alice"), "sealed-1", &body)
+        .await;
+    assert_eq!(response.status, 202, "{}", response.text);
+    let order_id = response.json()["order_id"].as_str().unwrap().to_string();
+
+    let consumer: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", format!("{}.test", gateway.namespace))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let topic = catalogue.name(Topic::Orders);
+    consumer.subscribe(&[&topic]).unwrap();
+    let message = next_message(&consumer, &topic).await;
+    // Every byte of the record as the broker holds it: key, headers, value.
+    let mut raw = message.key().unwrap_or_default().to_vec();
+    for header in message.headers().iter().flat_map(|h| h.iter()) {
+        raw.extend_from_slice(header.key.as_bytes());
+        raw.extend_from_slice(header.value.unwrap_or_default());
+    }
+    raw.extend_from_slice(message.payload().unwrap_or_default());
+    let needle = token.as_bytes();
+    assert!(
+        !raw.windows(needle.len()).any(|w| w == needle),
+        "the token is readable in the record"
+    );
+    assert!(!raw.windows(10).any(|w| w == b"tok_secret"));
+
+    // Only the key opens it, for this order.
+    let codec = Codec::new(
+        &CodecConfig {
+            registry: RegistrySettings::new(registry_url().await),
+            auto_register: false,
+            timeout: Duration::from_secs(10),
+        },
+        catalogue.clone(),
+    )
+    .unwrap();
+    let Event::OrderPlaced(event) = codec.decode(message.payload()).await.unwrap() else {
+        panic!("not an OrderPlaced")
+    };
+    let keys = payment_keys();
+    let key_id = event
+        .payment_token_key_id
+        .expect("a key id beside the token");
+    assert_eq!(
+        keys.open(&order_id, &key_id, &event.payment_token).unwrap(),
+        token
+    );
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn simultaneous_orders_each_land_once_in_kafka() {
+    let dbs = TestDbs::create().await;
+    let (gateway, kafka, catalogue) = gateway_on_kafka(&dbs).await;
+    let alice = token_for("alice");
+    let body = order_body();
+    let keys: Vec<String> = (0..30).map(|k| format!("burst-{k}")).collect();
+    let attempts = keys
+        .iter()
+        .chain(keys.iter().take(10))
+        .map(|key| gateway.post_order(&alice, key, &body));
+    let mut accepted = std::collections::BTreeSet::new();
+    for response in futures::future::join_all(attempts).await {
+        assert_eq!(response.status, 202, "{}", response.text);
+        accepted.insert(response.json()["order_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(accepted.len(), 30, "a repeated key answers its order");
+
+    let consumer: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", format!("{}.burst", gateway.namespace))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let topic = catalogue.name(Topic::Orders);
+    consumer.subscribe(&[&topic]).unwrap();
+    let mut landed = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        let message = next_message(&consumer, &topic).await;
+        let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
+        assert!(landed.insert(key), "an order landed twice");
+    }
+    assert_eq!(landed, accepted);
+    gateway.stop().await;
 }

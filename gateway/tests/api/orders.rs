@@ -6,7 +6,8 @@ use axum::http::{Method, Request, StatusCode};
 use chorus_avro::Event;
 use serde_json::json;
 
-use crate::helpers::{TestApp, customer, order_body};
+use crate::helpers::{TestApp, customer, order_body, payment_keys, settings};
+use crate::spans;
 
 #[tokio::test]
 async fn an_order_is_accepted_once_published() {
@@ -44,7 +45,15 @@ async fn an_order_is_accepted_once_published() {
     assert_eq!(event.correlation_id, order_id);
     assert_eq!(event.causation_id, None);
     assert_eq!(event.currency, "EUR");
-    assert_eq!(event.payment_token, "tok_ok");
+    // The payment token travels sealed for the payment service, bound to its order.
+    assert_ne!(event.payment_token, "tok_ok");
+    let keys = payment_keys();
+    let key_id = event.payment_token_key_id.as_deref().expect("a key id");
+    assert_eq!(key_id, keys.current_key_id());
+    assert_eq!(
+        keys.open(&order_id, key_id, &event.payment_token).unwrap(),
+        "tok_ok"
+    );
     assert_eq!(event.items.len(), 2);
     assert_eq!(
         (event.items[0].sku.as_str(), event.items[0].quantity),
@@ -53,9 +62,29 @@ async fn an_order_is_accepted_once_published() {
     let expected_id =
         chorus_gateway::routes::orders::order_placed_event_id(order_id.parse().unwrap());
     assert_eq!(event.event_id, expected_id.to_string());
-    // The caller's trace continues into Kafka under a new span.
+    // The caller's trace continues into Kafka: the event's parent is the
+    // request's span, `POST /v1/orders` with the order id, itself a child
+    // of the caller's span.
     assert!(sent_traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
-    assert_ne!(sent_traceparent, traceparent);
+    let request_span = spans::finished(|s| {
+        s.name == "POST /v1/orders"
+            && spans::attribute(s, "order_id").as_deref() == Some(order_id.as_str())
+    });
+    let [request_span] = request_span.as_slice() else {
+        panic!("one request span for the order: {request_span:?}")
+    };
+    assert_eq!(
+        request_span.span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(request_span.parent_span_id.to_string(), "00f067aa0ba902b7");
+    assert_eq!(
+        sent_traceparent,
+        &format!(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01",
+            request_span.span_context.span_id()
+        )
+    );
 
     let published: bool =
         sqlx::query_scalar("SELECT published FROM accepted_orders WHERE order_id = $1::uuid")
@@ -174,4 +203,21 @@ async fn concurrent_retries_of_one_key_agree_on_one_order() {
         .map(|(e, _)| e.event_id().to_string())
         .collect();
     assert_eq!(event_ids.len(), 1);
+}
+
+#[tokio::test]
+async fn without_a_key_development_sends_the_token_unsealed() {
+    let mut settings = settings(1000, 1000);
+    settings.payment_tokens = None;
+    let app = TestApp::spawn_with(settings).await;
+    let response = app
+        .post_order(&customer("alice"), Some("key-1"), &order_body())
+        .await;
+    assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text);
+    let published = app.publisher.published();
+    let (Event::OrderPlaced(event), _) = &published[0] else {
+        panic!("{published:?}")
+    };
+    assert_eq!(event.payment_token, "tok_ok");
+    assert_eq!(event.payment_token_key_id, None);
 }

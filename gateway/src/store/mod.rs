@@ -1,10 +1,13 @@
 //! The gateway's storage: its own `accepted_orders` table (the idempotency
-//! record, written before `OrderPlaced` is produced) and read-only queries of
-//! the workers' read models (`order_status`, `stock_levels`).
+//! record, written before `OrderPlaced` is produced; see [`accepted`]) and
+//! read-only queries of the workers' read models (`order_status`,
+//! `stock_levels`).
+
+mod accepted;
 
 use std::time::Duration;
 
-use chorus_platform::health::{Check, probe_database};
+use chorus_platform::health::Readiness;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -14,9 +17,10 @@ use uuid::Uuid;
 
 use crate::error::{AppError, database_error};
 
-const GATEWAY_DB: &str = "the gateway database";
-const ORDER_DB: &str = "the order database";
-const INVENTORY_DB: &str = "the inventory database";
+// Names of the databases in 503 answers and readiness checks.
+pub(crate) const GATEWAY_DB: &str = "gateway_db";
+const ORDER_DB: &str = "order_db";
+const INVENTORY_DB: &str = "inventory_db";
 
 /// Connection pools of the three databases the gateway talks to.
 #[derive(Clone)]
@@ -30,6 +34,7 @@ pub struct Store {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AcceptedOrder {
     pub customer_id: String,
+    pub idempotency_key: String,
     pub order_id: Uuid,
     pub request_hash: String,
     pub items: Value,
@@ -39,13 +44,14 @@ pub struct AcceptedOrder {
 }
 
 /// What a new order attempt would insert.
-pub struct NewOrder<'a> {
-    pub customer_id: &'a str,
-    pub idempotency_key: &'a str,
-    pub request_hash: &'a str,
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub customer_id: String,
+    pub idempotency_key: String,
+    pub request_hash: String,
     pub order_id: Uuid,
     pub items: Value,
-    pub currency: &'a str,
+    pub currency: String,
 }
 
 /// A row of the order service's `order_status` view.
@@ -59,6 +65,8 @@ pub struct OrderStatusRow {
     pub total: Option<Decimal>,
     pub items: Value,
     pub history: Value,
+    /// `accepted`, `rejected` or NULL: what became of a cancellation request.
+    pub cancellation: Option<String>,
 }
 
 /// A row of the inventory service's `stock_levels` view.
@@ -93,66 +101,12 @@ impl Store {
         &self.gateway
     }
 
-    /// Inserts the attempt, or returns the row an earlier attempt with the
-    /// same (customer, key) inserted — whatever its body was.
-    pub async fn accept(&self, new: &NewOrder<'_>) -> Result<AcceptedOrder, AppError> {
-        let inserted = sqlx::query_as::<_, AcceptedOrder>(
-            "INSERT INTO accepted_orders \
-               (customer_id, idempotency_key, request_hash, order_id, items, currency) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (customer_id, idempotency_key) DO NOTHING \
-             RETURNING customer_id, order_id, request_hash, items, currency, published, created_at",
-        )
-        .bind(new.customer_id)
-        .bind(new.idempotency_key)
-        .bind(new.request_hash)
-        .bind(new.order_id)
-        .bind(&new.items)
-        .bind(new.currency)
-        .fetch_optional(&self.gateway)
-        .await
-        .map_err(database_error(GATEWAY_DB))?;
-        if let Some(row) = inserted {
-            return Ok(row);
-        }
-        sqlx::query_as::<_, AcceptedOrder>(
-            "SELECT customer_id, order_id, request_hash, items, currency, published, created_at \
-             FROM accepted_orders WHERE customer_id = $1 AND idempotency_key = $2",
-        )
-        .bind(new.customer_id)
-        .bind(new.idempotency_key)
-        .fetch_one(&self.gateway)
-        .await
-        .map_err(database_error(GATEWAY_DB))
-    }
-
-    pub async fn mark_published(&self, order_id: Uuid) -> Result<(), AppError> {
-        sqlx::query("UPDATE accepted_orders SET published = TRUE WHERE order_id = $1")
-            .bind(order_id)
-            .execute(&self.gateway)
-            .await
-            .map_err(database_error(GATEWAY_DB))?;
-        Ok(())
-    }
-
-    /// An accepted order that Kafka acknowledged (an unacknowledged one was
-    /// answered 503 and does not exist for the client yet).
-    pub async fn published_order(&self, order_id: Uuid) -> Result<Option<AcceptedOrder>, AppError> {
-        sqlx::query_as::<_, AcceptedOrder>(
-            "SELECT customer_id, order_id, request_hash, items, currency, published, created_at \
-             FROM accepted_orders WHERE order_id = $1 AND published",
-        )
-        .bind(order_id)
-        .fetch_optional(&self.gateway)
-        .await
-        .map_err(database_error(GATEWAY_DB))
-    }
-
     pub async fn order_status(&self, order_id: &str) -> Result<Option<OrderStatusRow>, AppError> {
         sqlx::query_as::<_, OrderStatusRow>(
             "SELECT order_id::text AS order_id, customer_id::text AS customer_id, \
                     status::text AS status, reason::text AS reason, currency::text AS currency, \
-                    total::numeric AS total, items::jsonb AS items, history::jsonb AS history \
+                    total::numeric AS total, items::jsonb AS items, history::jsonb AS history, \
+                    cancellation::text AS cancellation \
              FROM order_status WHERE order_id::text = $1",
         )
         .bind(order_id)
@@ -187,17 +141,24 @@ impl Store {
         .map_err(database_error(INVENTORY_DB))
     }
 
-    /// Whether each database answers and holds the table or view we read.
-    pub async fn readiness(&self) -> Vec<Check> {
-        let (gateway, orders, inventory) = tokio::join!(
-            probe_database(&self.gateway, "SELECT 1 FROM accepted_orders LIMIT 0"),
-            probe_database(&self.orders, "SELECT 1 FROM order_status LIMIT 0"),
-            probe_database(&self.inventory, "SELECT 1 FROM stock_levels LIMIT 0"),
-        );
-        vec![
-            ("gateway_db", gateway),
-            ("order_db", orders),
-            ("inventory_db", inventory),
-        ]
+    /// `readiness` with a probe per database: it answers and holds the
+    /// table or view the gateway reads.
+    pub fn with_probes(&self, readiness: Readiness) -> Readiness {
+        readiness
+            .with_database(
+                GATEWAY_DB,
+                self.gateway.clone(),
+                "SELECT 1 FROM accepted_orders LIMIT 0",
+            )
+            .with_database(
+                ORDER_DB,
+                self.orders.clone(),
+                "SELECT 1 FROM order_status LIMIT 0",
+            )
+            .with_database(
+                INVENTORY_DB,
+                self.inventory.clone(),
+                "SELECT 1 FROM stock_levels LIMIT 0",
+            )
     }
 }
