@@ -16,6 +16,9 @@ use sqlx::PgPool;
 use crate::Stack;
 
 pub const WORKERS: [&str; 4] = ["order", "inventory", "payment", "notification"];
+/// `CHORUS_PAYMENT_TOKEN_KEY` of every deployment a test starts (base64 of 32 bytes).
+pub const PAYMENT_TOKEN_KEY: &str = "ZTJlLXBheW1lbnQtdG9rZW4ta2V5LTMyLWJ5dGVzISE=";
+
 /// The gateway's `CHORUS_JWT_SECRET` in every deployment a test starts.
 pub const JWT_SECRET: &str = "e2e-test-secret-with-enough-entropy-0123456789";
 
@@ -81,6 +84,9 @@ impl Saga {
             ("CHORUS_TOPIC_NAMESPACE", topics.namespace()),
             ("CHORUS_TOPIC_PARTITIONS", &topics.partitions().to_string()),
             ("CHORUS_MAX_BACKOFF_MS", "500"),
+            // Production mode: payment tokens are sealed by the gateway and
+            // opened by the payment worker (no CHORUS_DEV).
+            ("CHORUS_PAYMENT_TOKEN_KEY", PAYMENT_TOKEN_KEY),
             ("RUST_LOG", "info,rdkafka=warn,sqlx=warn"),
         ]
         .iter()
@@ -222,6 +228,7 @@ impl Saga {
         command
             .env("CHORUS_GATEWAY_URL", &self.gateway_url)
             .env("CHORUS_JWT_SECRET", JWT_SECRET)
+            .env("CHORUS_PAYMENT_TOKEN_KEY", PAYMENT_TOKEN_KEY)
             .env_remove("CHORUS_TOKEN");
         for service in WORKERS.iter().chain(["gateway"].iter()) {
             let variable = format!("CHORUS_{}_DB_URL", service.to_uppercase());

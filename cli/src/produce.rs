@@ -3,7 +3,9 @@
 use std::io::Read;
 
 use anyhow::{Context, bail};
-use chorus_avro::{Codec, event_from_json, event_to_json};
+use chorus_avro::{Codec, Event, event_from_json, event_to_json};
+use chorus_platform::Env;
+use chorus_platform::payment_token::{self, PaymentTokenKeys};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 
@@ -12,6 +14,38 @@ use crate::args::{ExampleArgs, Global, ProduceArgs};
 pub fn example(args: &ExampleArgs) -> anyhow::Result<()> {
     let event = args.event_type.example(&args.order);
     println!("{}", serde_json::to_string_pretty(&event_to_json(&event))?);
+    Ok(())
+}
+
+/// A plain payment token is sealed with `CHORUS_PAYMENT_TOKEN_KEY` when one
+/// is set, as the gateway seals it: a token never goes onto Kafka readable
+/// where the services expect it sealed.
+fn seal_payment_token(event: &mut Event) -> anyhow::Result<()> {
+    let env = Env::process();
+    if env.optional(payment_token::KEY_VARIABLE).is_none() {
+        return Ok(());
+    }
+    let Some(keys) = PaymentTokenKeys::from_env(&env)? else {
+        return Ok(());
+    };
+    let (order_id, token, key_id) = match event {
+        Event::OrderPlaced(e) => (
+            &e.order_id,
+            &mut e.payment_token,
+            &mut e.payment_token_key_id,
+        ),
+        Event::StockReserved(e) => (
+            &e.order_id,
+            &mut e.payment_token,
+            &mut e.payment_token_key_id,
+        ),
+        _ => return Ok(()),
+    };
+    if key_id.is_none() {
+        let sealed = keys.seal(order_id, token);
+        *token = sealed.ciphertext;
+        *key_id = Some(sealed.key_id);
+    }
     Ok(())
 }
 
@@ -28,8 +62,9 @@ pub async fn produce(global: &Global, args: &ProduceArgs) -> anyhow::Result<()> 
         }
         (None, None) => bail!("give the event with --json or --file"),
     };
-    let event = event_from_json(args.event_type, &text)
+    let mut event = event_from_json(args.event_type, &text)
         .with_context(|| format!("invalid {}", args.event_type))?;
+    seal_payment_token(&mut event)?;
 
     let catalogue = global.catalogue();
     let topic = catalogue.topic_of(args.event_type);

@@ -50,6 +50,7 @@ pub enum OpenError {
     Rejected(String),
 }
 
+#[derive(Clone)]
 struct Key {
     id: String,
     cipher: Aes256Gcm,
@@ -65,6 +66,7 @@ impl Key {
 }
 
 /// The current key (seals and opens) and the previous one (opens only).
+#[derive(Clone)]
 pub struct PaymentTokenKeys {
     current: Key,
     previous: Option<Key>,

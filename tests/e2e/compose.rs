@@ -295,7 +295,7 @@ fn interpolation_follows_compose() {
     assert_eq!(interpolate("$$HOME").unwrap(), "$HOME");
     assert_eq!(
         interpolate("${CHORUS_JWT_SECRET:?set it}").unwrap(),
-        "compose-check-CHORUS_JWT_SECRET"
+        "compose-check-CHORUS_JWT_SECRET-a-secret-of-a-sensible-length"
     );
     assert!(interpolate("${UNCLOSED").is_err());
     assert!(interpolate("price $ 5").is_err());

@@ -50,6 +50,16 @@ pub fn schema_problems(doc: &Value) -> Vec<String> {
 /// `${VAR?message}` and `$$`, with every variable unset, as on a machine
 /// where nothing is exported — except that a variable compose insists on
 /// (`?`) stands for a value the user gave: `compose-check-<VAR>`.
+/// What a user would put in a variable compose requires: a value of the
+/// kind the services check (a key of 32 bytes, a secret long enough).
+fn required_sample(name: &str) -> String {
+    match name {
+        // base64 of 32 bytes, as `openssl rand -base64 32` prints
+        "CHORUS_PAYMENT_TOKEN_KEY" => "Y29tcG9zZS1jaGVjay1wYXltZW50LXRva2VuLWtleSE=".to_string(),
+        _ => format!("compose-check-{name}-a-secret-of-a-sensible-length"),
+    }
+}
+
 pub fn interpolate(text: &str) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = text;
@@ -75,7 +85,7 @@ pub fn interpolate(text: &str) -> Result<String, String> {
                 "" => String::new(),
                 o if o.starts_with(":-") => o[2..].to_string(),
                 o if o.starts_with('-') => o[1..].to_string(),
-                o if o.starts_with(":?") || o.starts_with('?') => format!("compose-check-{name}"),
+                o if o.starts_with(":?") || o.starts_with('?') => required_sample(name),
                 o => return Err(format!("unsupported interpolation ${{{name}{o}}}")),
             };
             out.push_str(&value);

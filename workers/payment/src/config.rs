@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chorus_platform::payment_token::PaymentTokenKeys;
 use chorus_runtime::retry::RetryPolicy;
 use chorus_runtime::{ConfigError, Env};
 
@@ -15,10 +16,14 @@ pub enum ProviderChoice {
     Http { url: String, timeout: Duration },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PaymentConfig {
     pub provider: ProviderChoice,
     pub retry: RetryPolicy,
+    /// `CHORUS_PAYMENT_TOKEN_KEY` (and `…_PREVIOUS`): required unless `dev`.
+    pub token_keys: Option<PaymentTokenKeys>,
+    /// `CHORUS_DEV=true`.
+    pub dev: bool,
 }
 
 impl PaymentConfig {
@@ -46,6 +51,8 @@ impl PaymentConfig {
                 max_attempts: env.positive("CHORUS_PAYMENT_MAX_ATTEMPTS", 4)?,
                 ..RetryPolicy::default()
             },
+            token_keys: PaymentTokenKeys::from_env(env)?,
+            dev: env.parse("CHORUS_DEV", false)?,
         })
     }
 }
@@ -56,7 +63,7 @@ mod tests {
 
     #[test]
     fn the_sandbox_with_four_attempts_is_the_default() {
-        let config = PaymentConfig::from_env(&Env::from_pairs(&[])).unwrap();
+        let config = PaymentConfig::from_env(&Env::from_pairs(&[("CHORUS_DEV", "true")])).unwrap();
         assert_eq!(config.provider, ProviderChoice::Sandbox);
         assert_eq!(config.retry, RetryPolicy::default());
         assert_eq!(config.retry.max_attempts, 4);
@@ -68,6 +75,7 @@ mod tests {
             ("CHORUS_PAYMENT_PROVIDER", "http"),
             ("CHORUS_PAYMENT_URL", "http://127.0.0.1:8090/"),
             ("CHORUS_PAYMENT_MAX_ATTEMPTS", "2"),
+            ("CHORUS_DEV", "true"),
         ]);
         let config = PaymentConfig::from_env(&env).unwrap();
         assert_eq!(
@@ -81,11 +89,24 @@ mod tests {
     }
 
     #[test]
+    fn outside_development_a_payment_token_key_is_needed() {
+        let err = PaymentConfig::from_env(&Env::from_pairs(&[])).unwrap_err();
+        assert_eq!(err.variable, "CHORUS_PAYMENT_TOKEN_KEY");
+        let key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+        let config =
+            PaymentConfig::from_env(&Env::from_pairs(&[("CHORUS_PAYMENT_TOKEN_KEY", key)]))
+                .unwrap();
+        assert!(config.token_keys.is_some() && !config.dev);
+    }
+
+    #[test]
     fn errors_name_the_variable() {
         let variable = |pairs: &[(&str, &str)]| {
-            PaymentConfig::from_env(&Env::from_pairs(pairs))
-                .unwrap_err()
-                .variable
+            PaymentConfig::from_env(&Env::from_pairs(
+                &[pairs, &[("CHORUS_DEV", "true")]].concat(),
+            ))
+            .unwrap_err()
+            .variable
         };
         assert_eq!(
             variable(&[("CHORUS_PAYMENT_PROVIDER", "stripe")]),

@@ -25,6 +25,7 @@ use crate::provider::{
 };
 use crate::rules::{self, AuthorizeAnswer, Payment, PaymentCall, Step, VoidAnswer};
 use crate::store;
+use crate::token::TokenOpener;
 
 /// How long a call's intent is reserved for the process making it.
 const LEASE: Duration = chorus_runtime::calls::LEASE;
@@ -47,6 +48,7 @@ pub enum PaymentAnswer {
 pub struct PaymentCalls<P> {
     provider: P,
     retry: RetryPolicy,
+    tokens: TokenOpener,
 }
 
 impl PaymentHandler {
@@ -57,6 +59,15 @@ impl PaymentHandler {
     }
 
     pub fn from_config(config: &PaymentConfig, pool: &PgPool) -> anyhow::Result<PaymentHandler> {
+        Ok(
+            PaymentHandler::with_provider(config, pool)?.with_tokens(TokenOpener {
+                keys: config.token_keys.clone(),
+                dev: config.dev,
+            }),
+        )
+    }
+
+    fn with_provider(config: &PaymentConfig, pool: &PgPool) -> anyhow::Result<PaymentHandler> {
         let provider = match &config.provider {
             ProviderChoice::Sandbox => {
                 ConfiguredProvider::Sandbox(SandboxProvider::alongside(pool))
@@ -70,10 +81,24 @@ impl PaymentHandler {
 }
 
 impl<P: PaymentProvider> PaymentHandler<P> {
+    /// A handler calling `provider`, accepting unsealed tokens (development).
     pub fn new(provider: P, retry: RetryPolicy) -> PaymentHandler<P> {
         PaymentHandler {
-            calls: PaymentCalls { provider, retry },
+            calls: PaymentCalls {
+                provider,
+                retry,
+                tokens: TokenOpener {
+                    keys: None,
+                    dev: true,
+                },
+            },
         }
+    }
+
+    /// Opens payment tokens with `tokens`.
+    pub fn with_tokens(mut self, tokens: TokenOpener) -> PaymentHandler<P> {
+        self.calls.tokens = tokens;
+        self
     }
 
     pub fn provider(&self) -> &P {
@@ -228,7 +253,7 @@ impl<P: PaymentProvider> Calls for PaymentCalls<P> {
                 token_key_id,
                 ..
             } => {
-                let token = match crate::token::open(order_id, token, token_key_id.as_deref()) {
+                let token = match self.tokens.open(order_id, token, token_key_id.as_deref()) {
                     Ok(token) => token,
                     Err(problem) => {
                         return CallOutcome::Answered(PaymentAnswer::Authorize {

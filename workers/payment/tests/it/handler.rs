@@ -14,7 +14,7 @@ use chorus_runtime::{Calls, Env, HandleError, Handler, Verdict, apply_one};
 use crate::support::{answer, order_cancelled, stock_reserved};
 
 fn sandbox_handler(db: &TestDb) -> (PaymentHandler, SandboxProvider) {
-    let config = PaymentConfig::from_env(&Env::from_pairs(&[])).unwrap();
+    let config = PaymentConfig::from_env(&Env::from_pairs(&[("CHORUS_DEV", "true")])).unwrap();
     let handler = PaymentHandler::from_config(&config, &db.pool).unwrap();
     (handler, SandboxProvider::new(db.pool.clone()))
 }
