@@ -374,6 +374,60 @@ impl Saga {
         panic!("POST /v1/orders stayed unavailable for 30 attempts");
     }
 
+    /// `POST /v1/orders/{id}/cancel` as `customer`; returns (status code, body).
+    pub async fn cancel(&self, customer: &str, order_id: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/v1/orders/{order_id}/cancel", self.gateway_url))
+            .bearer_auth(self.token(customer, "customer"))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The order as its customer sees it now (`GET /v1/orders/{id}`).
+    pub async fn order(&self, customer: &str, order_id: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}/v1/orders/{order_id}", self.gateway_url))
+            .bearer_auth(self.token(customer, "customer"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "GET {order_id}");
+        response.json().await.unwrap()
+    }
+
+    /// Waits (up to [`SETTLE_WITHIN`]) until the order's status is `status`.
+    pub async fn wait_status(&self, customer: &str, order_id: &str, status: &str) -> Value {
+        let order = settle(
+            || self.order(customer, order_id),
+            |order: &Value| order["status"] == status,
+        )
+        .await;
+        assert_eq!(order["status"], status, "{order}");
+        order
+    }
+
+    /// Every event of `order_id` on a topic (short name, e.g. `orders`), as
+    /// `chorus tail` decodes them, in topic order.
+    pub fn tail(&self, topic: &str, order_id: &str) -> Vec<Value> {
+        let output = crate::run(self.chorus().args([
+            "tail",
+            topic,
+            "--from-beginning",
+            "--order",
+            order_id,
+        ]));
+        assert!(output.status.success(), "{}", crate::describe(&output));
+        crate::stdout(&output)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
     /// Long-polls an order until it is final (or `timeout` passes); returns its body.
     pub async fn wait_final(&self, customer: &str, order_id: &str, timeout: Duration) -> Value {
         let token = self.token(customer, "customer");
