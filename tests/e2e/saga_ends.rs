@@ -82,10 +82,13 @@ async fn with_the_payment_worker_down_orders_end_at_their_deadline_and_nothing_s
 
 /// A payment provider that takes every connection and request and never
 /// answers; it records each request's path and idempotency key.
-fn silent_provider() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+/// The requests a test server saw: (path, idempotency key).
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+fn silent_provider() -> (String, Seen) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let seen: Seen = Arc::default();
     let record = seen.clone();
     std::thread::spawn(move || {
         let mut held = Vec::new();

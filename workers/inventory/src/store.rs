@@ -34,7 +34,8 @@ pub async fn lock_reservations(
     if order_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<(String, String, Json<Vec<ReservationLine>>, Option<String>)> = sqlx::query_as(
+    type Row = (String, String, Json<Vec<ReservationLine>>, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT order_id, status, lines, reason FROM reservations
          WHERE order_id = ANY($1) ORDER BY order_id FOR UPDATE",
     )

@@ -162,7 +162,7 @@ pub async fn lease_pending(
 }
 
 /// A recorded delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Delivery {
     pub delivery_id: Uuid,
     pub status: String,
@@ -177,7 +177,7 @@ pub async fn find_delivery(
     final_status: FinalStatus,
     channel: Channel,
 ) -> Result<Option<Delivery>, sqlx::Error> {
-    let row: Option<(Uuid, String, i32, Option<DateTime<Utc>>, Option<String>)> = sqlx::query_as(
+    sqlx::query_as(
         "SELECT delivery_id, status, attempts, delivered_at, error FROM deliveries
          WHERE order_id = $1 AND final_status = $2 AND channel = $3",
     )
@@ -185,14 +185,5 @@ pub async fn find_delivery(
     .bind(final_status.as_str())
     .bind(channel.as_str())
     .fetch_optional(conn)
-    .await?;
-    Ok(row.map(
-        |(delivery_id, status, attempts, delivered_at, error)| Delivery {
-            delivery_id,
-            status,
-            attempts,
-            delivered_at,
-            error,
-        },
-    ))
+    .await
 }
