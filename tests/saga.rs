@@ -374,17 +374,25 @@ impl Saga {
         panic!("POST /v1/orders stayed unavailable for 30 attempts");
     }
 
-    /// `POST /v1/orders/{id}/cancel` as `customer`; returns (status code, body).
+    /// `POST /v1/orders/{id}/cancel` as `customer`; returns (status code,
+    /// body). A 503 is asked again after its `Retry-After`, as a storefront would.
     pub async fn cancel(&self, customer: &str, order_id: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}/v1/orders/{order_id}/cancel", self.gateway_url))
-            .bearer_auth(self.token(customer, "customer"))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        for _ in 0..30 {
+            let response = self
+                .http
+                .post(format!("{}/v1/orders/{order_id}/cancel", self.gateway_url))
+                .bearer_auth(self.token(customer, "customer"))
+                .send()
+                .await
+                .unwrap();
+            if response.status() == 503 {
+                tokio::time::sleep(retry_after(&response)).await;
+                continue;
+            }
+            let status = response.status().as_u16();
+            return (status, response.json().await.unwrap_or(Value::Null));
+        }
+        panic!("POST /v1/orders/{order_id}/cancel stayed unavailable for 30 attempts");
     }
 
     /// The order as its customer sees it now (`GET /v1/orders/{id}`).
@@ -428,7 +436,9 @@ impl Saga {
             .collect()
     }
 
-    /// Long-polls an order until it is final (or `timeout` passes); returns its body.
+    /// Long-polls an order until it is final (or `timeout` passes); returns
+    /// its body. Like a storefront, it asks again after a 503 (a busy
+    /// dependency) once the advertised `Retry-After` has passed.
     pub async fn wait_final(&self, customer: &str, order_id: &str, timeout: Duration) -> Value {
         let token = self.token(customer, "customer");
         let deadline = tokio::time::Instant::now() + timeout;
@@ -444,6 +454,10 @@ impl Saga {
                 .send()
                 .await
                 .unwrap();
+            if response.status() == 503 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(retry_after(&response)).await;
+                continue;
+            }
             assert_eq!(response.status(), 200, "GET {order_id}");
             let body: Value = response.json().await.unwrap();
             seen = body["status"].as_str().unwrap().to_string();
@@ -466,6 +480,15 @@ impl Drop for Saga {
             let _ = child.wait();
         }
     }
+}
+
+/// The pause a 503's `Retry-After` asks for (1 s when it names none).
+fn retry_after(response: &reqwest::Response) -> Duration {
+    response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .map_or(Duration::from_secs(1), Duration::from_secs)
 }
 
 /// `{"items":[…],"currency":"EUR","payment_token":token}`.

@@ -1,11 +1,14 @@
-//! Names the fields that make a local schema BACKWARD-incompatible with the
-//! registered one (a reader with the local schema could not read data
-//! written with the registered one), so `chorus schemas check` can point at
-//! the offending field even when the registry only answers yes or no.
+//! Whether a local schema can read what the registered one wrote (BACKWARD),
+//! and which field is in the way, by the compatibility checker of
+//! `apache-avro`: `chorus schemas check` takes the verdict from the
+//! registry's own endpoint, and names the offending field from here (the
+//! registry's messages may not).
 
-use serde_json::Value;
+use apache_avro::Schema;
+use apache_avro::error::CompatibilityError;
+use apache_avro::schema_compatibility::SchemaCompatibility;
 
-/// One incompatibility, at a field path such as `OrderPlaced.items[].quantity`.
+/// One incompatibility, at a field path such as `OrderPlaced.items.quantity`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaDiff {
     pub field: String,
@@ -18,104 +21,42 @@ impl std::fmt::Display for SchemaDiff {
     }
 }
 
-/// The BACKWARD incompatibilities of `reader` (local) against `writer` (registered).
+/// The BACKWARD incompatibility of `reader` (local) against `writer`
+/// (registered), if any: a reader with the local schema could not read data
+/// written with the registered one.
 pub fn backward_incompatibilities(reader: &str, writer: &str) -> Result<Vec<SchemaDiff>, String> {
-    let reader: Value = serde_json::from_str(reader).map_err(|e| format!("local schema: {e}"))?;
-    let writer: Value =
-        serde_json::from_str(writer).map_err(|e| format!("registered schema: {e}"))?;
-    let mut diffs = Vec::new();
-    let root = reader["name"].as_str().unwrap_or("record").to_string();
-    compare(&root, &reader, &writer, &mut diffs);
-    Ok(diffs)
-}
-
-fn compare(path: &str, reader: &Value, writer: &Value, diffs: &mut Vec<SchemaDiff>) {
-    match (kind(reader), kind(writer)) {
-        ("record", "record") => compare_records(path, reader, writer, diffs),
-        ("array", "array") => compare(
-            &format!("{path}[]"),
-            &reader["items"],
-            &writer["items"],
-            diffs,
-        ),
-        ("map", "map") => compare(
-            &format!("{path}{{}}"),
-            &reader["values"],
-            &writer["values"],
-            diffs,
-        ),
-        ("union", "union") => {
-            // Every branch the writer may have used needs a match in the reader.
-            let branches = reader.as_array().cloned().unwrap_or_default();
-            for w in writer.as_array().into_iter().flatten() {
-                if !branches.iter().any(|r| readable(r, w)) {
-                    diffs.push(SchemaDiff {
-                        field: path.to_string(),
-                        problem: format!("union branch {} was removed", kind(w)),
-                    });
-                }
-            }
-        }
-        ("union", _) => {
-            let branches = reader.as_array().cloned().unwrap_or_default();
-            if !branches.iter().any(|r| readable(r, writer)) {
-                diffs.push(changed(path, reader, writer));
-            }
-        }
-        (r, w) if r == w || promotes(w, r) => {}
-        _ => diffs.push(changed(path, reader, writer)),
+    let reader = Schema::parse_str(reader).map_err(|e| format!("local schema: {e}"))?;
+    let writer = Schema::parse_str(writer).map_err(|e| format!("registered schema: {e}"))?;
+    let root = match &reader {
+        Schema::Record(record) => record.name.name().to_string(),
+        _ => "schema".to_string(),
+    };
+    match SchemaCompatibility::can_read(&writer, &reader) {
+        Ok(_) => Ok(Vec::new()),
+        Err(error) => Ok(vec![diff(&root, &error)]),
     }
 }
 
-fn compare_records(path: &str, reader: &Value, writer: &Value, diffs: &mut Vec<SchemaDiff>) {
-    let writer_fields = writer["fields"].as_array().cloned().unwrap_or_default();
-    for field in reader["fields"].as_array().into_iter().flatten() {
-        let name = field["name"].as_str().unwrap_or_default();
-        let field_path = format!("{path}.{name}");
-        match writer_fields.iter().find(|w| w["name"] == field["name"]) {
-            Some(w) => compare(&field_path, &field["type"], &w["type"], diffs),
-            None if field.get("default").is_none() => diffs.push(SchemaDiff {
-                field: field_path,
-                problem: "added without a default, so data written before it cannot be read"
-                    .to_string(),
-            }),
-            None => {}
+/// The path of fields the checker descended through, and what it found there.
+fn diff(root: &str, error: &CompatibilityError) -> SchemaDiff {
+    let mut path = vec![root.to_string()];
+    let mut at = error;
+    loop {
+        match at {
+            CompatibilityError::FieldTypeMismatch(field, inner) => {
+                path.push(field.clone());
+                at = inner;
+            }
+            CompatibilityError::MissingDefaultValue(field) => {
+                path.push(field.clone());
+                break;
+            }
+            _ => break,
         }
     }
-}
-
-fn readable(reader: &Value, writer: &Value) -> bool {
-    let mut diffs = Vec::new();
-    compare("", reader, writer, &mut diffs);
-    diffs.is_empty()
-}
-
-fn changed(path: &str, reader: &Value, writer: &Value) -> SchemaDiff {
     SchemaDiff {
-        field: path.to_string(),
-        problem: format!("type changed from {} to {}", kind(writer), kind(reader)),
-    }
-}
-
-/// Avro's permitted promotions of a writer type to a reader type.
-fn promotes(writer: &str, reader: &str) -> bool {
-    matches!(
-        (writer, reader),
-        ("int", "long" | "float" | "double")
-            | ("long", "float" | "double")
-            | ("float", "double")
-            | ("string", "bytes")
-            | ("bytes", "string")
-    )
-}
-
-/// The type's kind: a primitive name, `record`, `array`, `map`, `enum`, `fixed` or `union`.
-fn kind(schema: &Value) -> &str {
-    match schema {
-        Value::String(s) => s,
-        Value::Array(_) => "union",
-        Value::Object(o) => o.get("type").and_then(Value::as_str).unwrap_or("unknown"),
-        _ => "unknown",
+        field: path.join("."),
+        problem: at.to_string(),
     }
 }
 
@@ -153,7 +94,7 @@ mod tests {
             r#""name":"q","type":"string""#,
         );
         let diffs = backward_incompatibilities(&local, V1).unwrap();
-        assert_eq!(diffs[0].field, "E.items[].q");
+        assert_eq!(diffs[0].field, "E.items.q");
         let widened = V1.replace(r#""name":"q","type":"int""#, r#""name":"q","type":"long""#);
         assert!(backward_incompatibilities(&widened, V1).unwrap().is_empty());
     }

@@ -15,6 +15,7 @@ mod gateway_process;
 mod logs;
 mod otlp;
 mod runtime_loop;
+mod runtime_outbox;
 mod saga_ends;
 mod saga_faults;
 mod saga_paths;
