@@ -81,3 +81,36 @@ async fn check_accepts_a_compatible_edit_and_names_the_field_of_an_incompatible_
     assert!(again.status.success(), "{}", describe(&again));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn the_schemas_of_this_version_are_backward_compatible_with_those_registered_before() {
+    let stack = Stack::get().await;
+    let topics = stack.fresh_topics().await;
+    // The schemas as the previous release registered them (before
+    // cancellation, voids and sealed payment tokens).
+    let before = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/schemas-before-cancellation");
+    let registered = run(stack
+        .chorus(&topics)
+        .args(["schemas", "register", "--dir"])
+        .arg(&before));
+    assert!(registered.status.success(), "{}", describe(&registered));
+
+    let check = run(stack.chorus(&topics).args(["schemas", "check"]));
+    assert!(check.status.success(), "{}", describe(&check));
+    let out = stdout(&check);
+    // The two event types that are new are new subjects; every other one,
+    // OrderPlaced and StockReserved with their new optional field included,
+    // reads what the previous version wrote.
+    assert_eq!(out.matches("new ").count(), 2, "{out}");
+    assert_eq!(
+        out.matches("compatible ").count(),
+        EventType::ALL.len() - 2,
+        "{out}"
+    );
+    for new in ["OrderCancellationRequested", "PaymentVoided"] {
+        assert!(
+            out.lines().any(|l| l.starts_with("new") && l.contains(new)),
+            "{out}"
+        );
+    }
+}
