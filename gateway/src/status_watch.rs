@@ -1,8 +1,10 @@
 //! One poller serves every long-poll: while any request waits on an order,
-//! a single task reads the statuses of all watched orders in one indexed
-//! query every [`POLL_INTERVAL`] and wakes the waiters whose order changed.
-//! The read model is another service's view, so there is nothing to LISTEN
-//! to; this keeps the load one query per tick however many clients wait.
+//! a single task reads, in one indexed query every [`POLL_INTERVAL`], the
+//! rows of the watched orders that changed since it last read them, and
+//! hands each changed row to its waiters, who answer with it (no second read
+//! per waiter). The read model is another service's view, so there is
+//! nothing to LISTEN to; this keeps the load one query per tick however
+//! many clients wait.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Store;
+use crate::store::{OrderStatusRow, Store};
 
 pub const POLL_INTERVAL: Duration = Duration::from_millis(25);
 
@@ -24,15 +26,15 @@ pub struct StatusWatch {
 }
 
 struct Entry {
-    status: watch::Sender<Option<String>>,
+    row: watch::Sender<Option<Arc<OrderStatusRow>>>,
     watchers: usize,
 }
 
-/// Interest in one order; the latest status read for it arrives on `status`.
+/// Interest in one order; each row read for it after a change arrives on `row`.
 pub struct Subscription {
     hub: Arc<StatusWatch>,
     order_id: String,
-    pub status: watch::Receiver<Option<String>>,
+    pub row: watch::Receiver<Option<Arc<OrderStatusRow>>>,
 }
 
 impl StatusWatch {
@@ -51,22 +53,22 @@ impl StatusWatch {
         if !self.started.swap(true, Ordering::SeqCst) {
             tokio::spawn(poll(self.clone(), store.clone(), shutdown.clone()));
         }
-        let status = {
+        let row = {
             let mut entries = self.entries();
             let entry = entries
                 .entry(order_id.to_string())
                 .or_insert_with(|| Entry {
-                    status: watch::channel(None).0,
+                    row: watch::channel(None).0,
                     watchers: 0,
                 });
             entry.watchers += 1;
-            entry.status.subscribe()
+            entry.row.subscribe()
         };
         self.wake.notify_one();
         Subscription {
             hub: self.clone(),
             order_id: order_id.to_string(),
-            status,
+            row,
         }
     }
 }
@@ -85,25 +87,28 @@ impl Drop for Subscription {
 
 async fn poll(hub: Arc<StatusWatch>, store: Store, shutdown: CancellationToken) {
     loop {
-        let ids: Vec<String> = hub.entries().keys().cloned().collect();
+        let (ids, seen_at): (Vec<String>, Vec<_>) = hub
+            .entries()
+            .iter()
+            .map(|(id, entry)| {
+                (
+                    id.clone(),
+                    entry.row.borrow().as_ref().map(|r| r.updated_at),
+                )
+            })
+            .unzip();
         if ids.is_empty() {
             tokio::select! {
                 () = hub.wake.notified() => continue,
                 () = shutdown.cancelled() => return,
             }
         }
-        match store.order_statuses(&ids).await {
+        match store.changed_orders(&ids, &seen_at).await {
             Ok(rows) => {
                 let entries = hub.entries();
-                for (order_id, status) in rows {
-                    if let Some(entry) = entries.get(&order_id) {
-                        entry.status.send_if_modified(|current| {
-                            let changed = current.as_deref() != Some(status.as_str());
-                            if changed {
-                                *current = Some(status);
-                            }
-                            changed
-                        });
+                for row in rows {
+                    if let Some(entry) = entries.get(&row.order_id) {
+                        entry.row.send_replace(Some(Arc::new(row)));
                     }
                 }
             }

@@ -149,13 +149,14 @@ pub async fn get_order(
         // A shutdown answers the current state at once instead of holding
         // the graceful drain for up to 30 s.
         tokio::select! {
-            changed = watch.status.changed() => {
+            changed = watch.row.changed() => {
                 if changed.is_err() {
                     break;
                 }
-                let status = watch.status.borrow_and_update().clone();
-                if status.is_some_and(|s| !seen.matches(&s) || is_final(&s)) {
-                    break;
+                let row = watch.row.borrow_and_update().clone();
+                // The caller may see it: the first read said so.
+                if let Some(row) = row.filter(|r| !seen.matches(&r.status) || is_final(&r.status)) {
+                    return Ok(Json(from_read_model((*row).clone())?));
                 }
             }
             () = tokio::time::sleep_until(deadline) => break,

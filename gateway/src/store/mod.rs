@@ -67,6 +67,8 @@ pub struct OrderStatusRow {
     pub history: Value,
     /// `accepted`, `rejected` or NULL: what became of a cancellation request.
     pub cancellation: Option<String>,
+    /// When the order worker last changed the row.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// A row of the inventory service's `stock_levels` view.
@@ -106,7 +108,7 @@ impl Store {
             "SELECT order_id::text AS order_id, customer_id::text AS customer_id, \
                     status::text AS status, reason::text AS reason, currency::text AS currency, \
                     total::numeric AS total, items::jsonb AS items, history::jsonb AS history, \
-                    cancellation::text AS cancellation \
+                    cancellation::text AS cancellation, updated_at \
              FROM order_status WHERE order_id::text = $1",
         )
         .bind(order_id)
@@ -115,15 +117,25 @@ impl Store {
         .map_err(database_error(ORDER_DB))
     }
 
-    /// The current status of each of these orders the read model has.
-    pub async fn order_statuses(
+    /// The rows of these orders that changed since `seen_at` (their
+    /// `updated_at` as last read; `None` when not read yet), in one query.
+    pub async fn changed_orders(
         &self,
         order_ids: &[String],
-    ) -> Result<Vec<(String, String)>, AppError> {
-        sqlx::query_as::<_, (String, String)>(
-            "SELECT order_id::text, status::text FROM order_status WHERE order_id::text = ANY($1)",
+        seen_at: &[Option<chrono::DateTime<chrono::Utc>>],
+    ) -> Result<Vec<OrderStatusRow>, AppError> {
+        sqlx::query_as::<_, OrderStatusRow>(
+            "SELECT s.order_id::text AS order_id, s.customer_id::text AS customer_id, \
+                    s.status::text AS status, s.reason::text AS reason, \
+                    s.currency::text AS currency, s.total::numeric AS total, \
+                    s.items::jsonb AS items, s.history::jsonb AS history, \
+                    s.cancellation::text AS cancellation, s.updated_at \
+             FROM unnest($1::text[], $2::timestamptz[]) AS w(order_id, seen_at) \
+             JOIN order_status AS s ON s.order_id::text = w.order_id \
+             WHERE s.updated_at IS DISTINCT FROM w.seen_at",
         )
         .bind(order_ids)
+        .bind(seen_at)
         .fetch_all(&self.orders)
         .await
         .map_err(database_error(ORDER_DB))

@@ -130,7 +130,7 @@ where
     let codec = Arc::new(Codec::new(&config.codec_config(), catalogue.clone())?);
     let producer = config
         .kafka
-        .producer(Duration::from_secs(30), Duration::from_millis(5))?;
+        .producer(Duration::from_secs(30), Duration::from_millis(1))?;
     let consumer = Arc::new(create_consumer(&config, metrics.clone())?);
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs).context("subscribing")?;

@@ -111,6 +111,14 @@ impl<H: Handler> Applier<H> {
         let mut items = Vec::new();
         let mut spans = Vec::with_capacity(batch.len());
         for (index, queued) in batch.iter().enumerate() {
+            // Another service's event sharing the topic, as its header says:
+            // acknowledged without decoding it (the services that act on it
+            // decode it, and dead-letter it if it is not what it claims).
+            if self.ignores(&queued.message) {
+                outcomes[index] = Some(Outcome::Done(ProcessOutcome::Ignored));
+                spans.push(tracing::Span::none());
+                continue;
+            }
             // Decoded first, so the message's span carries the event's fields
             // from its start (every log line about it names it).
             let decoded = self.codec.decode(queued.message.payload()).await;
@@ -165,6 +173,21 @@ impl<H: Handler> Applier<H> {
         }
         self.metrics.batch_size.observe(batch.len() as f64);
         outcomes
+    }
+
+    /// Whether the message's `chorus-event-type` header names an event of its
+    /// topic that this worker does not act on.
+    fn ignores(&self, message: &OwnedMessage) -> bool {
+        let Some(claimed) = message
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == chorus_avro::headers::EVENT_TYPE))
+            .and_then(|h| std::str::from_utf8(h.value?).ok())
+            .and_then(|name| name.parse::<chorus_avro::EventType>().ok())
+        else {
+            return false;
+        };
+        !self.handler.handles(claimed)
+            && self.codec.catalogue().topic_of(claimed) == message.topic()
     }
 
     /// Applies `items` in one transaction, or — when that fails for a reason
