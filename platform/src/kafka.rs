@@ -174,10 +174,16 @@ impl KafkaSettings {
         if let Some(ca) = &self.ssl_ca_location {
             config.set("ssl.ca.location", ca);
         }
+        self.override_with_properties(&mut config);
+        config
+    }
+
+    /// Applies `CHORUS_KAFKA_PROPERTY_*` to `config` (again): call it after
+    /// setting a client's own defaults, so the operator's word wins.
+    pub fn override_with_properties(&self, config: &mut ClientConfig) {
         for (name, value) in &self.properties {
             config.set(name, value.expose());
         }
-        config
     }
 
     fn unreachable(&self, cause: impl Into<String>) -> KafkaUnreachable {
@@ -195,7 +201,8 @@ impl KafkaSettings {
         delivery_timeout: Duration,
         linger: Duration,
     ) -> Result<FutureProducer, KafkaUnreachable> {
-        self.client_config()
+        let mut config = self.client_config();
+        config
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", linger.as_millis().to_string())
@@ -205,9 +212,9 @@ impl KafkaSettings {
             .set(
                 "message.timeout.ms",
                 delivery_timeout.as_millis().to_string(),
-            )
-            .create()
-            .map_err(|e| self.unreachable(e.to_string()))
+            );
+        self.override_with_properties(&mut config);
+        config.create().map_err(|e| self.unreachable(e.to_string()))
     }
 
     /// Fetches cluster metadata (all topics, or one), failing within `timeout`

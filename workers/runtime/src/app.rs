@@ -353,9 +353,8 @@ impl Tasks {
 }
 
 fn create_consumer(config: &WorkerConfig, metrics: Arc<Metrics>) -> anyhow::Result<WorkerConsumer> {
-    config
-        .kafka
-        .client_config()
+    let mut client = config.kafka.client_config();
+    client
         .set("group.id", &config.consumer_group)
         .set("client.id", format!("chorus-{}", config.name))
         // Offsets are stored by the loop once effects committed, and
@@ -372,7 +371,9 @@ fn create_consumer(config: &WorkerConfig, metrics: Arc<Metrics>) -> anyhow::Resu
         // Consumer lag per partition comes from librdkafka's statistics.
         .set("statistics.interval.ms", "5000")
         // What librdkafka prefetches per partition, held while one is paused.
-        .set("queued.max.messages.kbytes", "8192")
+        .set("queued.max.messages.kbytes", "8192");
+    config.kafka.override_with_properties(&mut client);
+    client
         .create_with_context(LoopContext::new(metrics))
         .context("creating the Kafka consumer")
 }
