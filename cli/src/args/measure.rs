@@ -170,6 +170,9 @@ pub struct BenchReportArgs {
     /// `chorus load` results at a fixed offered rate.
     #[arg(long)]
     pub open: PathBuf,
+    /// More open-loop results, for the curve of latency against offered rate; repeat.
+    #[arg(long = "curve")]
+    pub curve: Vec<PathBuf>,
     /// Memory of a service as NAME=IDLE_KB:PEAK_KB (VmRSS before the load, VmHWM after); repeat.
     #[arg(long = "rss", value_parser = parse_rss)]
     pub rss: Vec<(String, u64, u64)>,

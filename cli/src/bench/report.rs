@@ -4,6 +4,10 @@
 //!
 //! - Kafka ratio = sagas/s × Kafka messages per saga ÷ Kafka produce+consume ceiling
 //! - PostgreSQL ratio = sagas/s × transactions per saga ÷ PostgreSQL commit ceiling
+//!
+//! and the cost model of the closed loop: CPU milliseconds per saga by
+//! process, Kafka requests per saga by type (the broker's own counters), and
+//! the curve of latency against offered rate.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -69,6 +73,7 @@ pub fn ratios(load: &Value, kafka: &Value, pg: &Value) -> Value {
 pub fn markdown(result: &Value) -> String {
     let mut s = String::new();
     loads_table(&mut s, result);
+    curve_table(&mut s, &result["curve"]);
     ceilings_table(&mut s, &result["kafka"], &result["pg"]);
     rss_table(&mut s, &result["rss_kb"]);
     meta_notes(&mut s, result);
@@ -79,11 +84,11 @@ pub fn markdown(result: &Value) -> String {
 fn loads_table(s: &mut String, result: &Value) {
     let _ = writeln!(
         s,
-        "| run | sagas/s | p50 ms | p90 ms | p99 ms | max ms | Kafka msgs/saga | PG tx/saga | Kafka ratio | PG ratio | outcomes | HTTP errors |"
+        "| run | sagas/s | p50 ms | p90 ms | p99 ms | max ms | Kafka msgs/saga | PG tx/saga | PG statements/saga | Kafka ratio | PG ratio | outcomes | HTTP errors |"
     );
     let _ = writeln!(
         s,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
     );
     for key in ["closed", "open"] {
         let load = &result[key];
@@ -107,7 +112,7 @@ fn loads_table(s: &mut String, result: &Value) {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             run_name(load),
             fmt(num(&load["sagas_per_sec"]), 1),
             fmt(num(&lat["p50"]), 0),
@@ -116,10 +121,44 @@ fn loads_table(s: &mut String, result: &Value) {
             fmt(num(&lat["max"]), 0),
             fmt(num(&load["costs"]["kafka_messages_per_saga"]), 2),
             fmt(num(&load["costs"]["pg_transactions_per_saga"]), 2),
+            fmt(num(&load["costs"]["pg_statements_per_saga"]), 1),
             pct(num(&result["ratios"][key]["kafka"])),
             pct(num(&result["ratios"][key]["pg"])),
             outcomes,
             errors,
+        );
+    }
+}
+
+/// Latency against offered rate, one row per open-loop run, slowest first.
+fn curve_table(s: &mut String, curve: &Value) {
+    let Some(runs) = curve.as_array().filter(|c| !c.is_empty()) else {
+        return;
+    };
+    let mut runs: Vec<&Value> = runs.iter().collect();
+    runs.sort_by(|a, b| {
+        let rate = |v: &Value| num(&v["rate"]).unwrap_or(0.0);
+        rate(a).total_cmp(&rate(b))
+    });
+    let _ = writeln!(
+        s,
+        "\n| offered orders/s | completed sagas/s | p50 ms | p90 ms | p99 ms | max ms | HTTP errors |\n|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for run in runs {
+        let lat = &run["latency_ms"];
+        let errors: u64 = run["http_errors"]
+            .as_object()
+            .map(|e| e.values().filter_map(Value::as_u64).sum())
+            .unwrap_or(0);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {errors} |",
+            fmt(num(&run["rate"]), 1),
+            fmt(num(&run["sagas_per_sec"]), 1),
+            fmt(num(&lat["p50"]), 0),
+            fmt(num(&lat["p90"]), 0),
+            fmt(num(&lat["p99"]), 0),
+            fmt(num(&lat["max"]), 0),
         );
     }
 }
@@ -200,13 +239,36 @@ fn meta_notes(s: &mut String, result: &Value) {
             .and_then(Value::as_str)
             .unwrap_or("?");
         let placing = fmt(num(&result["closed"]["elapsed_secs"]), 1);
+        let sagas = num(&result["closed"]["completed"]).filter(|n| *n > 0.0);
         let _ = writeln!(
             s,
-            "\n| process: CPU during the closed-loop run ({wall} s wall, {placing} s of it placing orders, the rest settling) | CPU s |\n|---|---:|"
+            "\n| process: CPU during the closed-loop run ({wall} s wall, {placing} s of it placing orders, the rest settling) | CPU s | CPU ms per saga |\n|---|---:|---:|"
         );
+        let mut total = 0.0;
         for (process, secs) in cpu {
-            let _ = writeln!(s, "| {process} | {secs:.1} |");
+            total += secs;
+            let per_saga = fmt(sagas.map(|n| secs * 1000.0 / n), 2);
+            let _ = writeln!(s, "| {process} | {secs:.1} | {per_saga} |");
         }
+        let per_saga = fmt(sagas.map(|n| total * 1000.0 / n), 2);
+        let _ = writeln!(s, "| **all** | **{total:.1}** | **{per_saga}** |");
+    }
+    let mut requests = with_prefix("kafka_requests.");
+    if !requests.is_empty() {
+        requests.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let sagas = num(&result["closed"]["completed"]).filter(|n| *n > 0.0);
+        let _ = writeln!(
+            s,
+            "\n| Kafka requests during the closed-loop run (the broker's counters) | requests | per saga |\n|---|---:|---:|"
+        );
+        let mut total = 0.0;
+        for (request, count) in requests {
+            total += count;
+            let per_saga = fmt(sagas.map(|n| count / n), 2);
+            let _ = writeln!(s, "| {request} | {count:.0} | {per_saga} |");
+        }
+        let per_saga = fmt(sagas.map(|n| total / n), 2);
+        let _ = writeln!(s, "| **all** | **{total:.0}** | **{per_saga}** |");
     }
 }
 
@@ -215,6 +277,11 @@ pub fn run(args: &BenchReportArgs) -> anyhow::Result<()> {
     let pg = read(&args.pg)?;
     let closed = read(&args.closed)?;
     let open = read(&args.open)?;
+    let curve = args
+        .curve
+        .iter()
+        .map(|path| read(path))
+        .collect::<anyhow::Result<Vec<Value>>>()?;
     let rss: BTreeMap<String, Value> = args
         .rss
         .iter()
@@ -231,6 +298,7 @@ pub fn run(args: &BenchReportArgs) -> anyhow::Result<()> {
         "pg": pg,
         "closed": closed,
         "open": open,
+        "curve": curve,
         "rss_kb": rss,
     });
     write_json(&args.out, &result)?;
@@ -263,8 +331,9 @@ mod tests {
             let mut l = json!({
                 "sagas_per_sec": 50.0,
                 "latency_ms": {"p50": 40.0, "p90": 60.0, "p99": 90.0, "max": 120.0},
-                "costs": {"kafka_messages_per_saga": 8.0, "pg_transactions_per_saga": 20.0},
+                "costs": {"kafka_messages_per_saga": 8.0, "pg_transactions_per_saga": 20.0, "pg_statements_per_saga": 61.5},
                 "outcomes": {"CONFIRMED": 9},
+                "completed": 1000,
                 "http_errors": {},
             });
             l.as_object_mut()
@@ -277,18 +346,28 @@ mod tests {
             "pg": {"transactions_per_sec": 2000.0, "connections": 50},
             "closed": load(json!({"mode": "closed", "concurrency": 64})),
             "open": load(json!({"mode": "open", "rate": 25.0})),
+            "curve": [
+                load(json!({"mode": "open", "rate": 50.0})),
+                load(json!({"mode": "open", "rate": 12.5})),
+            ],
             "ratios": {"closed": {"kafka": 0.01, "pg": 0.5}, "open": {"kafka": 0.005, "pg": 0.25}},
             "rss_kb": {"order": {"idle": 10240, "peak": 20480}},
             "meta": {
                 "cpu_secs.postgres": "12.5",
                 "cpu_secs.order": "3.0",
                 "closed_load_wall_secs": "20.0",
+                "kafka_requests.Produce": "1500",
+                "kafka_requests.Fetch": "2500",
                 "ramp_sagas_per_sec.concurrency_96": "80.0",
                 "ramp_sagas_per_sec.concurrency_24": "90.5",
             },
         });
         let md = markdown(&result);
-        assert!(md.contains("| closed loop, concurrency 64 | 50.0 | 40 | 60 | 90 | 120 | 8.00 | 20.00 | 1.0 % | 50.0 % | CONFIRMED 9 | none |"), "{md}");
+        assert!(md.contains("| closed loop, concurrency 64 | 50.0 | 40 | 60 | 90 | 120 | 8.00 | 20.00 | 61.5 | 1.0 % | 50.0 % | CONFIRMED 9 | none |"), "{md}");
+        assert!(
+            md.contains("| 12.5 | 50.0 | 40 | 60 | 90 | 120 | 0 |\n| 50.0 | 50.0 |"),
+            "{md}"
+        );
         assert!(md.contains("open loop, 25.0 orders/s offered"), "{md}");
         assert!(
             md.contains("| **Kafka produce + consume** (the Kafka ceiling) | **40000** |"),
@@ -296,6 +375,13 @@ mod tests {
         );
         assert!(md.contains("| order | 10.0 | 20.0 |"), "{md}");
         assert!(md.contains("24 → 90.5, 96 → 80.0"), "{md}");
-        assert!(md.contains("| postgres | 12.5 |\n| order | 3.0 |"), "{md}");
+        assert!(
+            md.contains("| postgres | 12.5 | 12.50 |\n| order | 3.0 | 3.00 |\n| **all** | **15.5** | **15.50** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| Fetch | 2500 | 2.50 |\n| Produce | 1500 | 1.50 |\n| **all** | **4000** | **4.00** |"),
+            "{md}"
+        );
     }
 }

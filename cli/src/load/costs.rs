@@ -1,6 +1,7 @@
 //! What a saga costs the infrastructure, measured rather than guessed:
 //! messages appended to the chorus topics (the sum of their high watermarks)
-//! and transactions committed in the chorus databases (`pg_stat_database`),
+//! transactions committed in the chorus databases (`pg_stat_database`) and,
+//! where the stack loads `pg_stat_statements`, the statements they executed,
 //! read once the system has settled before and after a run.
 
 use std::collections::BTreeMap;
@@ -98,12 +99,37 @@ impl PgCounter {
         .context("reading pg_stat_database")?;
         Ok(rows.into_iter().collect())
     }
+
+    /// The statements executed so far in each database (`BEGIN` and `COMMIT`
+    /// included), or `None` when `pg_stat_statements` is not installed in the
+    /// database of the URL (`make bench`'s stack installs it).
+    pub async fn statements(&mut self) -> anyhow::Result<Option<BTreeMap<String, i64>>> {
+        let installed: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('pg_stat_statements')::text")
+                .fetch_one(&mut self.conn)
+                .await
+                .context("looking for pg_stat_statements")?;
+        if installed.is_none() {
+            return Ok(None);
+        }
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT d.datname::text, sum(s.calls)::bigint \
+             FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
+             WHERE d.datname LIKE $1 GROUP BY d.datname",
+        )
+        .bind(&self.like)
+        .fetch_all(&mut self.conn)
+        .await
+        .context("reading pg_stat_statements")?;
+        Ok(Some(rows.into_iter().collect()))
+    }
 }
 
 /// The cost counters at one moment.
 pub struct Counts {
     pub kafka: BTreeMap<String, i64>,
     pub pg: Option<BTreeMap<String, i64>>,
+    pub pg_statements: Option<BTreeMap<String, i64>>,
     pub at: Instant,
 }
 
@@ -127,13 +153,14 @@ impl CostProbe {
         )
         .await?;
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let pg = match &mut self.pg {
-            Some(pg) => Some(pg.commits().await?),
-            None => None,
+        let (pg, pg_statements) = match &mut self.pg {
+            Some(pg) => (Some(pg.commits().await?), pg.statements().await?),
+            None => (None, None),
         };
         Ok(Counts {
             kafka,
             pg,
+            pg_statements,
             at: Instant::now(),
         })
     }

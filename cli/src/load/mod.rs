@@ -218,6 +218,11 @@ async fn costs_of_run(
         .as_ref()
         .zip(after.pg.as_ref())
         .map(|(b, a)| stats::deltas_per_saga(b, a, sagas));
+    let statements = before
+        .pg_statements
+        .as_ref()
+        .zip(after.pg_statements.as_ref())
+        .map(|(b, a)| stats::deltas_per_saga(b, a, sagas));
     Ok(CostReport {
         kafka_messages,
         kafka_messages_per_saga: stats::per_saga(kafka_messages, sagas),
@@ -226,6 +231,11 @@ async fn costs_of_run(
         pg_transactions_per_saga: pg.as_ref().and_then(|(t, _)| stats::per_saga(*t, sagas)),
         pg_transactions_per_saga_by_database: pg.map(|(_, by)| by).unwrap_or_default(),
         pg_idle_transactions_per_sec: idle_rate,
+        pg_statements: statements.as_ref().map(|(t, _)| *t),
+        pg_statements_per_saga: statements
+            .as_ref()
+            .and_then(|(t, _)| stats::per_saga(*t, sagas)),
+        pg_statements_per_saga_by_database: statements.map(|(_, by)| by).unwrap_or_default(),
     })
 }
 

@@ -109,6 +109,11 @@ pub struct CostReport {
     pub pg_transactions_per_saga_by_database: BTreeMap<String, f64>,
     /// Transactions per second committed while idle just before the run (outbox relays, …), included above.
     pub pg_idle_transactions_per_sec: Option<f64>,
+    /// Statements executed in the chorus databases during the run, `BEGIN`
+    /// and `COMMIT` included (needs `pg_stat_statements`).
+    pub pg_statements: Option<i64>,
+    pub pg_statements_per_saga: Option<f64>,
+    pub pg_statements_per_saga_by_database: BTreeMap<String, f64>,
 }
 
 /// Writes `value` as pretty JSON, creating the parent directory.
@@ -203,6 +208,14 @@ fn render_costs(s: &mut String, c: &CostReport) {
             opt(c.pg_idle_transactions_per_sec)
         ),
     );
+    row(
+        s,
+        "PostgreSQL statements per saga",
+        match c.pg_statements {
+            Some(n) => format!("{} ({n} statements)", opt(c.pg_statements_per_saga)),
+            None => "- (pg_stat_statements is not installed)".to_string(),
+        },
+    );
     let by = |m: &BTreeMap<String, f64>| {
         m.iter()
             .filter(|(_, v)| **v > 0.0)
@@ -215,5 +228,10 @@ fn render_costs(s: &mut String, c: &CostReport) {
         s,
         "  by database",
         by(&c.pg_transactions_per_saga_by_database),
+    );
+    row(
+        s,
+        "  statements by database",
+        by(&c.pg_statements_per_saga_by_database),
     );
 }
