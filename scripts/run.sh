@@ -2,11 +2,13 @@
 # `make run`: the stack, topics, schemas, the four workers and the gateway
 # (release builds), a demo catalogue; then it says what runs where and how to
 # place an order. Ctrl-C stops the services and the stack cleanly.
+# CHORUS_REPLICAS=N starts N of each worker (scripts/lib/services.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/lib/services.sh
 step() { printf '==> %s\n' "$*"; }
+services_ports_free
 bash scripts/stack.sh up
 
 step "build (release)"
@@ -21,6 +23,7 @@ $chorus topics list
 
 # A development run: the gateway accepts the public development JWT secret.
 export CHORUS_DEV=true
+export CHORUS_GATEWAY_URL=$SERVICES_GATEWAY_URL
 logs=$SERVICES_LOGS
 stop() {
   trap - INT TERM EXIT
@@ -30,9 +33,13 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-step "services"
+step "services ($SERVICES_REPLICAS of each worker)"
 services_start "$bin"
 services_wait_ready || exit 1
+workers=""
+for instance in $(services_instances); do
+  [[ $instance == gateway ]] || workers+="${workers:+  }$instance :$(services_port "$instance")"
+done
 
 step "demo catalogue"
 export CHORUS_TOKEN=$($chorus token --sub ops --role admin)
@@ -44,21 +51,22 @@ unset CHORUS_TOKEN
 cat <<MSG
 
 chorus is running:
-  gateway          http://127.0.0.1:8000   (OpenAPI: http://127.0.0.1:8000/openapi.json)
-  workers          order :9101  inventory :9102  payment :9103  notification :9104  (/healthz /readyz /metrics)
-  Kafka            127.0.0.1:9092
+  gateway          $SERVICES_GATEWAY_URL   (OpenAPI: $SERVICES_GATEWAY_URL/openapi.json)
+  workers          $workers
+                   (/healthz /readyz /metrics on each)
+  Kafka            ${CHORUS_KAFKA_BROKERS:-127.0.0.1:9092}${CHORUS_KAFKA_SECURITY_PROTOCOL:+ ($CHORUS_KAFKA_SECURITY_PROTOCOL)}
   schema registry  ${CHORUS_SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081/apis/ccompat/v7}
-  PostgreSQL       127.0.0.1:55432
-  logs             $logs/chorus-<service>.log
+  PostgreSQL       127.0.0.1:${CHORUS_STACK_PG_PORT:-55432}
+  logs             $logs/chorus-<service>$( ((SERVICES_REPLICAS > 1)) && echo '-<replica>').log
 
 Place an order (demo SKUs: SKU-1, SKU-2, SKU-3; payment tokens tok_ok, tok_decline, tok_unavailable):
 
   TOKEN=\$($chorus token --sub alice --role customer)
-  curl -s -X POST http://127.0.0.1:8000/v1/orders \\
+  curl -s -X POST $SERVICES_GATEWAY_URL/v1/orders \\
     -H "Authorization: Bearer \$TOKEN" -H "Idempotency-Key: \$(date +%s%N)" \\
     -H 'Content-Type: application/json' \\
     -d '{"items":[{"sku":"SKU-1","quantity":2}],"currency":"EUR","payment_token":"tok_ok"}'
-  curl -s "http://127.0.0.1:8000/v1/orders/<order_id>?wait=10&seen=PENDING" -H "Authorization: Bearer \$TOKEN"
+  curl -s "$SERVICES_GATEWAY_URL/v1/orders/<order_id>?wait=10&seen=PENDING" -H "Authorization: Bearer \$TOKEN"
 
 Or with the CLI:  $chorus order place --sub alice --sku SKU-1:2   then   $chorus order status <order_id> --sub alice --wait
 Watch the saga:   $chorus tail orders --follow
