@@ -33,6 +33,32 @@ SERVICES_LOGS=${CHORUS_STACK_DIR:-.stack}/logs
 SERVICES_GATEWAY_URL=http://127.0.0.1:$SERVICES_GATEWAY_PORT
 declare -A SERVICE_PID=()
 
+# A second stack on other ports (scripts/stack.sh's CHORUS_STACK_*_PORT): the
+# services and the CLI go to it too, unless told otherwise.
+if [[ -n ${CHORUS_STACK_KAFKA_PORT:-} ]]; then
+  export CHORUS_KAFKA_BROKERS=${CHORUS_KAFKA_BROKERS:-127.0.0.1:$CHORUS_STACK_KAFKA_PORT}
+fi
+if [[ -n ${CHORUS_STACK_REGISTRY_PORT:-} ]]; then
+  export CHORUS_SCHEMA_REGISTRY_URL=${CHORUS_SCHEMA_REGISTRY_URL:-http://127.0.0.1:$CHORUS_STACK_REGISTRY_PORT/apis/ccompat/v7}
+fi
+if [[ -n ${CHORUS_STACK_PG_PORT:-} ]]; then
+  export CHORUS_PG_ADMIN_URL=${CHORUS_PG_ADMIN_URL:-postgres://chorus:chorus@127.0.0.1:$CHORUS_STACK_PG_PORT/postgres}
+fi
+
+# services_db_env SERVICE: the database URLs of SERVICE on a PostgreSQL at
+# CHORUS_STACK_PG_PORT (none otherwise: the services' defaults are the
+# usual stack's), as NAME=VALUE words for env.
+services_db_env() {
+  local port=${CHORUS_STACK_PG_PORT:-} svc=$1
+  [[ -n $port ]] || return 0
+  local at="127.0.0.1:$port"
+  echo "CHORUS_DATABASE_URL=postgres://chorus_$svc:chorus_$svc@$at/chorus_$svc"
+  if [[ $svc == gateway ]]; then
+    echo "CHORUS_ORDER_DB_URL=postgres://chorus_gateway_ro:chorus_gateway_ro@$at/chorus_order"
+    echo "CHORUS_INVENTORY_DB_URL=postgres://chorus_gateway_ro:chorus_gateway_ro@$at/chorus_inventory"
+  fi
+}
+
 services_check_config() {
   local var
   for var in CHORUS_REPLICAS CHORUS_GATEWAY_PORT CHORUS_WORKER_PORT_BASE; do
@@ -93,8 +119,9 @@ services_ports_free() {
 
 services_start_one() {
   local instance=$1 bin=${2:-target/release}
-  local svc=${instance%-[0-9]*}
-  CHORUS_HTTP_ADDR=127.0.0.1:$(services_port "$instance") \
+  local svc=${instance%-[0-9]*} db
+  mapfile -t db < <(services_db_env "$svc")
+  env "${db[@]}" CHORUS_HTTP_ADDR="127.0.0.1:$(services_port "$instance")" \
     "$bin/chorus-$svc" >>"$(services_log "$instance")" 2>&1 &
   SERVICE_PID[$instance]=$!
 }
