@@ -16,7 +16,7 @@ down: ## Stop exactly what `make up` started
 status: ## Show what the stack is running
 	@bash scripts/stack.sh status
 
-run: ## The stack, topics, schemas, the four workers and the gateway (release builds), a demo catalogue; Ctrl-C stops it all
+run: ## The stack, topics, schemas, the four workers and the gateway (dev builds, reused by make test), a demo catalogue; Ctrl-C stops it all
 	@bash scripts/run.sh
 
 test: ## Stack up, every test of the workspace, stack down (even on failure)

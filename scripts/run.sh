@@ -1,19 +1,33 @@
 #!/usr/bin/env bash
-# `make run`: the stack, topics, schemas, the four workers and the gateway
-# (release builds), a demo catalogue; then it says what runs where and how to
-# place an order. Ctrl-C stops the services and the stack cleanly.
+# `make run`: the stack, topics, schemas, the four workers and the gateway,
+# a demo catalogue; then it says what runs where and how to place an order.
+# Ctrl-C stops the services and the stack cleanly.
 # CHORUS_REPLICAS=N starts N of each worker (scripts/lib/services.sh).
+#
+# The services are dev-profile builds (target/debug), the very artifacts
+# `make test` and `cargo test` use next, so nothing is compiled twice;
+# `make bench` and `make chaos` build the optimised release profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/lib/services.sh
 step() { printf '==> %s\n' "$*"; }
 services_ports_free
-bash scripts/stack.sh up
 
-step "build (release)"
-cargo build --release --locked --bins
-bin=target/release
+# The stack starts while cargo builds: on a fresh clone both take a while,
+# and the stack mostly waits for downloads and JVM start-ups.
+stack_log=$(mktemp)
+bash scripts/stack.sh up >"$stack_log" 2>&1 &
+stack_pid=$!
+step "build (dev profile; the stack starts meanwhile)"
+build_rc=0
+cargo build --locked --workspace --bins || build_rc=$?
+stack_rc=0
+wait "$stack_pid" || stack_rc=$?
+cat "$stack_log"
+rm -f "$stack_log"
+((build_rc == 0 && stack_rc == 0)) || exit 1
+bin=${CARGO_TARGET_DIR:-target}/debug
 chorus=$bin/chorus
 
 step "topics and schemas"
@@ -42,7 +56,8 @@ for instance in $(services_instances); do
 done
 
 step "demo catalogue"
-export CHORUS_TOKEN=$($chorus token --sub ops --role admin)
+CHORUS_TOKEN=$($chorus token --sub ops --role admin)
+export CHORUS_TOKEN
 $chorus stock set SKU-1 --available 100 --price 19.99 --name "Coffee mug" >/dev/null
 $chorus stock set SKU-2 --available 20 --price 4.50 --name "Tea towel" >/dev/null
 $chorus stock set SKU-3 --available 5 --price 120.00 --name "Desk lamp" >/dev/null
