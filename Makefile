@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status run test bench build lint fmt
+.PHONY: help up down status run test bench chaos build lint fmt
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -16,7 +16,7 @@ down: ## Stop exactly what `make up` started
 status: ## Show what the stack is running
 	@bash scripts/stack.sh status
 
-run: ## The stack, topics, schemas, the four workers and the gateway (release builds), a demo catalogue; Ctrl-C stops it all
+run: ## The stack, topics, schemas, the four workers and the gateway (dev builds, reused by make test), a demo catalogue; Ctrl-C stops it all
 	@bash scripts/run.sh
 
 test: ## Stack up, every test of the workspace, stack down (even on failure)
@@ -24,6 +24,9 @@ test: ## Stack up, every test of the workspace, stack down (even on failure)
 
 bench: ## Release builds under load: sagas/s and latency beside the Kafka and PostgreSQL ceilings (BENCHMARKS.md)
 	@bash scripts/bench.sh
+
+chaos: ## Release builds under faults (worker SIGKILLs, Kafka kill -9, PostgreSQL restart, registry outage, poison), then the invariant check (BENCHMARKS.md)
+	@bash scripts/chaos.sh
 
 build: ## Debug build of every crate and binary
 	cargo build --workspace --all-targets

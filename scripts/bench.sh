@@ -10,6 +10,7 @@
 #   5. `chorus load` open-loop at half that throughput, for a fixed duration
 #   6. peak memory (VmHWM); bench/results/<timestamp>.json and .md, the
 #      markdown table on stdout, and the total duration
+# CHORUS_REPLICAS=N runs N of each worker (scripts/lib/services.sh).
 # Sizes can be changed through CHORUS_BENCH_* (see below); the defaults keep
 # the whole run under 10 minutes on a 2-core machine with a warm cargo cache.
 set -euo pipefail
@@ -35,7 +36,8 @@ mkdir -p "$work"
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # The stack is left as it was found: brought down at the end only if none of it ran.
-stack_ports=(9092 8081 55432)
+stack_ports=("${CHORUS_STACK_KAFKA_PORT:-9092}" "${CHORUS_STACK_REGISTRY_PORT:-8081}" "${CHORUS_STACK_PG_PORT:-55432}")
+stack_dir=${CHORUS_STACK_DIR:-.stack}
 stack_was_up=0
 for port in "${stack_ports[@]}"; do port_open "$port" && stack_was_up=1; done
 services_ports_free
@@ -43,7 +45,7 @@ services_ports_free
 finish() {
   local rc=$?
   trap - INT TERM EXIT
-  if ((${#SERVICE_PIDS[@]})); then
+  if ((${#SERVICE_PID[@]})); then
     step "stopping the services"
     services_stop
   fi
@@ -72,6 +74,7 @@ step "services (release builds)"
 export CHORUS_DEV=true
 # The load spreads over many customers, but the bench measures the saga, not the limiter.
 export CHORUS_RATE_LIMIT_PER_SEC=${CHORUS_RATE_LIMIT_PER_SEC:-1000000}
+export CHORUS_GATEWAY_URL=$SERVICES_GATEWAY_URL
 services_start "$bin"
 services_wait_ready
 
@@ -83,7 +86,7 @@ $chorus load --orders "$WARMUP_ORDERS" --concurrency 16 --mix "$MIX" --no-costs 
 proc_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 sleep 3
 declare -A idle_kb
-for svc in "${SERVICES[@]}"; do idle_kb[$svc]=$(proc_kb "$(services_pid "$svc")" VmRSS); done
+for instance in $(services_instances); do idle_kb[$instance]=$(proc_kb "$(services_pid "$instance")" VmRSS); done
 
 step "ceiling: Kafka"
 $chorus bench kafka --messages "$KAFKA_MESSAGES" --out "$work/kafka.json"
@@ -99,12 +102,12 @@ pg_ticks() {
   echo "$total"
 }
 declare -A cpu_pid
-for svc in "${SERVICES[@]}"; do cpu_pid[$svc]=$(services_pid "$svc"); done
+for instance in $(services_instances); do cpu_pid[$(services_label "$instance")]=$(services_pid "$instance"); done
 for part in kafka registry; do
-  if [[ -f .stack/pids/$part.pid ]]; then cpu_pid[$part]=$(<".stack/pids/$part.pid"); fi
+  if [[ -f $stack_dir/pids/$part.pid ]]; then cpu_pid[$part]=$(<"$stack_dir/pids/$part.pid"); fi
 done
 pg_root=""
-if [[ -f .stack/pg/data/postmaster.pid ]]; then pg_root=$(head -n 1 .stack/pg/data/postmaster.pid); fi
+if [[ -f $stack_dir/pg/data/postmaster.pid ]]; then pg_root=$(head -n 1 "$stack_dir/pg/data/postmaster.pid"); fi
 # shellcheck disable=SC2034  # `into` is a nameref to the caller's associative array
 cpu_sample() {
   local -n into=$1
@@ -145,8 +148,8 @@ $chorus load --rate "$rate" --duration "$OPEN_SECS" --mix "$MIX" --no-setup \
   --label open --out "$work/open.json"
 
 rss_args=()
-for svc in "${SERVICES[@]}"; do
-  rss_args+=(--rss "$svc=${idle_kb[$svc]}:$(proc_kb "$(services_pid "$svc")" VmHWM)")
+for instance in $(services_instances); do
+  rss_args+=(--rss "$(services_label "$instance")=${idle_kb[$instance]}:$(proc_kb "$(services_pid "$instance")" VmHWM)")
 done
 cpu_args=()
 for name in "${!cpu_after[@]}"; do
@@ -161,7 +164,7 @@ $chorus bench report --kafka "$work/kafka.json" --pg "$work/pg.json" \
   --closed "$work/closed.json" --open "$work/open.json" "${rss_args[@]}" "${cpu_args[@]}" "${ramp_args[@]}" \
   --meta "started=$stamp" --meta "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   --meta "machine=$(nproc) cores, $cpu_model, ${mem_gib} GiB RAM, $(uname -sr)" \
-  --meta "closed_load_wall_secs=$load_secs" --meta "mix=$MIX" \
+  --meta "closed_load_wall_secs=$load_secs" --meta "mix=$MIX" --meta "worker_replicas=$SERVICES_REPLICAS" \
   --out "$results/$stamp.json" | tee "$results/$stamp.md"
 rm -rf "$work"
 

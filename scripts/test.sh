@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
 # `make test`: brings the stack up, builds once, runs every test of the
 # workspace against it, and takes the stack down again even when a test fails.
+# The build is the dev profile `make run` already built (target/debug): only
+# the test targets are compiled on top of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 started=$(date +%s)
-bash scripts/stack.sh up
-trap 'bash scripts/stack.sh down' EXIT
-
 step() { printf '==> %s\n' "$*"; }
-step "build (debug, all targets)"
-cargo build --workspace --all-targets --locked
+# The stack starts while cargo builds.
+stack_log=$(mktemp)
+bash scripts/stack.sh up >"$stack_log" 2>&1 &
+stack_pid=$!
+trap 'wait "$stack_pid" 2>/dev/null || true; bash scripts/stack.sh down' EXIT
+
+step "build (dev profile, all targets; the stack starts meanwhile)"
+build_rc=0
+cargo build --workspace --all-targets --locked || build_rc=$?
+stack_rc=0
+wait "$stack_pid" || stack_rc=$?
+cat "$stack_log"
+rm -f "$stack_log"
+((build_rc == 0 && stack_rc == 0)) || exit 1
 step "cargo test --workspace"
 # The end-to-end suite runs the `chorus` binary built above.
-CHORUS_BIN="$PWD/target/debug/chorus" cargo test --workspace --locked -- --test-threads "${CHORUS_TEST_THREADS:-2}"
+CHORUS_BIN="$(realpath -m "${CARGO_TARGET_DIR:-target}")/debug/chorus" cargo test --workspace --locked -- --test-threads "${CHORUS_TEST_THREADS:-2}"
 step "tests passed in $(( $(date +%s) - started ))s"

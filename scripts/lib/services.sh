@@ -1,67 +1,181 @@
 # shellcheck shell=bash
-# The five chorus services (four workers and the gateway) as background
-# processes of the sourcing script, logs in .stack/logs/chorus-<service>.log.
-# Sourced by scripts/run.sh and scripts/bench.sh from the repository root:
+# The chorus services as background processes of the sourcing script: each
+# of the four workers CHORUS_REPLICAS times (default 1; the replicas of a
+# worker share its consumer group and split its partitions) and one gateway.
+# Sourced by scripts/run.sh, scripts/bench.sh and scripts/chaos.sh from the
+# repository root. The one place that knows names, ports and log files:
 #
+#   instance   order-1 … order-N, inventory-1 …, notification-N, gateway
+#   port       gateway CHORUS_GATEWAY_PORT (8000); worker k (order 1,
+#              inventory 2, payment 3, notification 4), replica i:
+#              CHORUS_WORKER_PORT_BASE (9100) + k + 10 (i - 1), so one
+#              replica each keeps 9101-9104
+#   log        .stack/logs/chorus-<service>.log with one replica each,
+#              chorus-<service>-<i>.log with more (CHORUS_STACK_DIR moves .stack)
+#
+#   services_check_config               fails naming the variable if one above is bad
 #   services_ports_free                 fails, naming it, if a service port is taken
-#   services_start [BIN_DIR]            starts them (default target/release) with the caller's environment
-#   services_wait_ready                 waits for every /readyz; fails naming the first that is not ready
-#   services_pid NAME                   the PID of a started service (order, …, gateway)
+#   services_start [BIN_DIR]            starts every instance (default target/release) with the caller's environment
+#   services_start_one INSTANCE [BIN_DIR]  (re)starts one, appending to its log
+#   services_wait_ready [INSTANCE…]     waits for each /readyz (default all); fails naming the first that is not ready
+#   services_instances                  every instance's name, one a line
+#   services_port / services_log / services_label INSTANCE   its port, log file, name in reports
+#   services_pid INSTANCE               the PID of a started instance
+#   services_kill INSTANCE              SIGKILL, and reap it
 #   services_stop                       TERM, then wait for each
 
-SERVICES=(order inventory payment notification gateway)
-SERVICE_PORTS=(9101 9102 9103 9104 8000)
-SERVICES_LOGS=.stack/logs
-SERVICE_PIDS=()
+WORKER_SERVICES=(order inventory payment notification)
+SERVICES_REPLICAS=${CHORUS_REPLICAS:-1}
+SERVICES_GATEWAY_PORT=${CHORUS_GATEWAY_PORT:-8000}
+SERVICES_WORKER_PORT_BASE=${CHORUS_WORKER_PORT_BASE:-9100}
+SERVICES_LOGS=${CHORUS_STACK_DIR:-.stack}/logs
+# shellcheck disable=SC2034 # for the sourcing scripts
+SERVICES_GATEWAY_URL=http://127.0.0.1:$SERVICES_GATEWAY_PORT
+declare -A SERVICE_PID=()
 
-services_ports_free() {
-  local port
-  for port in "${SERVICE_PORTS[@]}"; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "port $port is already in use (is \`make run\` still running?); stop it first" >&2
+# A second stack on other ports (scripts/stack.sh's CHORUS_STACK_*_PORT): the
+# services and the CLI go to it too, unless told otherwise.
+if [[ -n ${CHORUS_STACK_KAFKA_PORT:-} ]]; then
+  export CHORUS_KAFKA_BROKERS=${CHORUS_KAFKA_BROKERS:-127.0.0.1:$CHORUS_STACK_KAFKA_PORT}
+fi
+if [[ -n ${CHORUS_STACK_REGISTRY_PORT:-} ]]; then
+  export CHORUS_SCHEMA_REGISTRY_URL=${CHORUS_SCHEMA_REGISTRY_URL:-http://127.0.0.1:$CHORUS_STACK_REGISTRY_PORT/apis/ccompat/v7}
+fi
+if [[ -n ${CHORUS_STACK_PG_PORT:-} ]]; then
+  export CHORUS_PG_ADMIN_URL=${CHORUS_PG_ADMIN_URL:-postgres://chorus:chorus@127.0.0.1:$CHORUS_STACK_PG_PORT/postgres}
+fi
+
+# services_db_env SERVICE: the database URLs of SERVICE on a PostgreSQL at
+# CHORUS_STACK_PG_PORT (none otherwise: the services' defaults are the
+# usual stack's), as NAME=VALUE words for env.
+services_db_env() {
+  local port=${CHORUS_STACK_PG_PORT:-} svc=$1
+  [[ -n $port ]] || return 0
+  local at="127.0.0.1:$port"
+  echo "CHORUS_DATABASE_URL=postgres://chorus_$svc:chorus_$svc@$at/chorus_$svc"
+  if [[ $svc == gateway ]]; then
+    echo "CHORUS_ORDER_DB_URL=postgres://chorus_gateway_ro:chorus_gateway_ro@$at/chorus_order"
+    echo "CHORUS_INVENTORY_DB_URL=postgres://chorus_gateway_ro:chorus_gateway_ro@$at/chorus_inventory"
+  fi
+}
+
+services_check_config() {
+  local var
+  for var in CHORUS_REPLICAS CHORUS_GATEWAY_PORT CHORUS_WORKER_PORT_BASE; do
+    if [[ -n ${!var:-} && ! ${!var} =~ ^[1-9][0-9]*$ ]]; then
+      echo "$var=${!var} must be a positive whole number" >&2
       return 1
     fi
   done
+  if ((SERVICES_REPLICAS > 9)); then
+    echo "CHORUS_REPLICAS=$SERVICES_REPLICAS: at most 9 replicas of each worker (their ports are 10 apart)" >&2
+    return 1
+  fi
 }
 
-services_start() {
-  local bin=${1:-target/release} svc
-  mkdir -p "$SERVICES_LOGS"
-  SERVICE_PIDS=()
-  for svc in "${SERVICES[@]}"; do
-    "$bin/chorus-$svc" >"$SERVICES_LOGS/chorus-$svc.log" 2>&1 &
-    SERVICE_PIDS+=("$!")
+# Every instance, workers first (replica by replica), the gateway last.
+services_instances() {
+  local i svc
+  for ((i = 1; i <= SERVICES_REPLICAS; i++)); do
+    for svc in "${WORKER_SERVICES[@]}"; do echo "$svc-$i"; done
   done
+  echo gateway
 }
 
-services_wait_ready() {
-  local port
-  for port in "${SERVICE_PORTS[@]}"; do
-    for _ in $(seq 1 150); do
-      curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" && break
-      sleep 0.2
-    done
-    curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" || {
-      echo "a service on port $port did not become ready; see $SERVICES_LOGS/chorus-*.log" >&2
-      return 1
-    }
-  done
+# The name reports use: the service's own with one replica each (order), the
+# instance's with more (order-2).
+services_label() {
+  if [[ $1 == gateway || $SERVICES_REPLICAS == 1 ]]; then echo "${1%-[0-9]*}"; else echo "$1"; fi
 }
 
-services_pid() {
-  local i
-  for i in "${!SERVICES[@]}"; do
-    if [[ ${SERVICES[$i]} == "$1" ]]; then
-      echo "${SERVICE_PIDS[$i]:-}"
+services_port() {
+  local svc=${1%-[0-9]*} i=${1##*-} k
+  if [[ $1 == gateway ]]; then
+    echo "$SERVICES_GATEWAY_PORT"
+    return 0
+  fi
+  for k in "${!WORKER_SERVICES[@]}"; do
+    if [[ ${WORKER_SERVICES[$k]} == "$svc" ]]; then
+      echo $((SERVICES_WORKER_PORT_BASE + k + 1 + 10 * (i - 1)))
       return 0
     fi
   done
   return 1
 }
 
+services_log() { echo "$SERVICES_LOGS/chorus-$(services_label "$1").log"; }
+
+services_ports_free() {
+  services_check_config || return 1
+  local instance port
+  for instance in $(services_instances); do
+    port=$(services_port "$instance")
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "port $port ($instance) is already in use (is \`make run\` still running?); stop it first" >&2
+      return 1
+    fi
+  done
+}
+
+services_start_one() {
+  local instance=$1 bin=${2:-target/release}
+  local svc=${instance%-[0-9]*} db
+  mapfile -t db < <(services_db_env "$svc")
+  # Static group membership: a replica that comes back under the same
+  # group.instance.id takes its partitions back without a rebalance.
+  if [[ ${CHORUS_STATIC_MEMBERSHIP:-false} == true && $instance != gateway ]]; then
+    db+=("CHORUS_KAFKA_PROPERTY_GROUP_INSTANCE_ID=chorus-$instance")
+  fi
+  env "${db[@]}" CHORUS_HTTP_ADDR="127.0.0.1:$(services_port "$instance")" \
+    "$bin/chorus-$svc" >>"$(services_log "$instance")" 2>&1 &
+  SERVICE_PID[$instance]=$!
+}
+
+services_start() {
+  local bin=${1:-target/release} instance
+  services_check_config || return 1
+  mkdir -p "$SERVICES_LOGS"
+  SERVICE_PID=()
+  for instance in $(services_instances); do
+    : >"$(services_log "$instance")"
+    services_start_one "$instance" "$bin"
+  done
+}
+
+services_wait_ready() {
+  local instance port
+  if (($# == 0)); then
+    local all
+    mapfile -t all < <(services_instances)
+    set -- "${all[@]}"
+  fi
+  for instance in "$@"; do
+    port=$(services_port "$instance")
+    for _ in $(seq 1 150); do
+      curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" && break
+      kill -0 "${SERVICE_PID[$instance]:-0}" 2>/dev/null || break
+      sleep 0.2
+    done
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null || {
+      echo "$instance (port $port) did not become ready; see $(services_log "$instance")" >&2
+      return 1
+    }
+  done
+}
+
+services_pid() { echo "${SERVICE_PID[$1]:-}"; }
+
+services_kill() {
+  local pid=${SERVICE_PID[$1]:-}
+  [[ -n $pid ]] || return 0
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  unset "SERVICE_PID[$1]"
+}
+
 services_stop() {
   local pid
-  for pid in "${SERVICE_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${SERVICE_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  SERVICE_PIDS=()
+  for pid in "${SERVICE_PID[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${SERVICE_PID[@]}"; do wait "$pid" 2>/dev/null || true; done
+  SERVICE_PID=()
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run an Apache Kafka command-line tool with the class path that
-# scripts/stack.sh assembled under .stack/kafka/lib.
+# scripts/stack.sh assembled under .stack/kafka/lib (or $CHORUS_STACK_DIR/kafka/lib).
 #
 #   scripts/stack/kafka-tool.sh <MainClass|alias> args...
 #
@@ -13,7 +13,8 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-LIB="$REPO/.stack/kafka/lib"
+STACK="${CHORUS_STACK_DIR:-$REPO/.stack}" # as in scripts/stack.sh
+LIB="$STACK/kafka/lib"
 
 if [[ $# -lt 1 ]]; then
   sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -51,7 +52,7 @@ opts+=(-Dlog4j2.configurationFile="$REPO/scripts/stack/kafka-tools-log4j2.proper
 
 # A class-data archive halves the start (~0.65 s -> ~0.35 s); the first run
 # writes it (under a private name, then renamed, so concurrent runs are safe).
-jsa="$REPO/.stack/kafka/tools.jsa"
+jsa="$STACK/kafka/tools.jsa"
 if [[ -f $jsa ]]; then
   exec java "${opts[@]}" -XX:SharedArchiveFile="$jsa" "$main" "$@"
 fi

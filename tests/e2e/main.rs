@@ -20,6 +20,7 @@ mod saga_ends;
 mod saga_faults;
 mod saga_paths;
 mod sagas_stuck;
+mod sasl;
 mod schemas;
 mod stack;
 mod trace;

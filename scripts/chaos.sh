@@ -1,0 +1,305 @@
+#!/usr/bin/env bash
+# `make chaos`: one fault campaign against the real stack and release builds,
+# then an invariant check; a table on stdout and bench/results/chaos-<time>.json.
+#
+#   1. release build; the stack (left as found, as `make bench` does);
+#      topics, schemas; CHORUS_REPLICAS (2) of each worker and the gateway
+#   2. `chorus load`: CHORUS_CHAOS_ORDERS (10,000) orders through the gateway,
+#      open loop at CHORUS_CHAOS_RATE (40) orders/s, with declined payments and
+#      out-of-stock lines; an order not final CHORUS_CHAOS_ORDER_TIMEOUT (60)
+#      s after it was due counts as timed out in the load's figures (the
+#      invariant check still finds out whether it ended). Open loop, so that
+#      stalled sagas cannot hold the load back and the campaign has a bound.
+#   3. while it runs:
+#      - every CHORUS_CHAOS_KILL_EVERY (5) seconds a random worker process is
+#        SIGKILLed and started again (paused while Kafka or PostgreSQL is down,
+#        so that a start-up against a dead broker is not mistaken for a crash)
+#      - `chorus chaos poison`: CHORUS_CHAOS_POISON (1,000) poison messages
+#        over every input topic
+#      - one Kafka broker kill -9, then restart (once the poison is in)
+#      - one PostgreSQL restart
+#      - one schema-registry outage of CHORUS_CHAOS_REGISTRY_OUTAGE (20) s,
+#        during which a worker is restarted (its schema cache starts cold)
+#   4. waits until every consumer group has caught up and every outbox is
+#      empty (at most CHORUS_CHAOS_SETTLE_MAX, 240 s)
+#   5. `chorus chaos check --poison …`: the invariants, read from topics and
+#      databases
+#   6. whether any service process exited without the driver killing it
+# Exit status 0 only when the check passed, everything settled and no process
+# exited on its own. A worker's log stays in .stack/logs/chorus-<worker>-<i>.log.
+# The services run with their own defaults; CHORUS_STATIC_MEMBERSHIP=true gives
+# each worker replica a group.instance.id (scripts/lib/services.sh), so that
+# one restarted after a SIGKILL takes its partitions back without a rebalance.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CHORUS_REPLICAS=${CHORUS_REPLICAS:-2}
+source scripts/lib/services.sh
+source scripts/lib/chaos_report.sh
+services_check_config
+
+ORDERS=${CHORUS_CHAOS_ORDERS:-10000}
+POISON=${CHORUS_CHAOS_POISON:-1000}
+RATE=${CHORUS_CHAOS_RATE:-40}
+ORDER_TIMEOUT=${CHORUS_CHAOS_ORDER_TIMEOUT:-60}
+KILL_EVERY=${CHORUS_CHAOS_KILL_EVERY:-5}
+REGISTRY_OUTAGE=${CHORUS_CHAOS_REGISTRY_OUTAGE:-20}
+SETTLE_MAX=${CHORUS_CHAOS_SETTLE_MAX:-240}
+MIX=${CHORUS_CHAOS_MIX:-decline=0.1,out-of-stock=0.1}
+# Seconds after the load starts at which each one-off fault begins.
+POISON_AT=${CHORUS_CHAOS_POISON_AT:-5}
+KAFKA_AT=${CHORUS_CHAOS_KAFKA_AT:-15}
+POSTGRES_AT=${CHORUS_CHAOS_POSTGRES_AT:-45}
+REGISTRY_AT=${CHORUS_CHAOS_REGISTRY_AT:-70}
+for var in ORDERS POISON RATE ORDER_TIMEOUT KILL_EVERY REGISTRY_OUTAGE SETTLE_MAX POISON_AT KAFKA_AT POSTGRES_AT REGISTRY_AT; do
+  [[ ${!var} =~ ^[0-9]+$ ]] || { echo "CHORUS_CHAOS_$var=${!var} must be a whole number" >&2; exit 2; }
+done
+((REGISTRY_OUTAGE >= 15)) || { echo "CHORUS_CHAOS_REGISTRY_OUTAGE=$REGISTRY_OUTAGE: the campaign needs at least 15 s" >&2; exit 2; }
+((RATE > 0)) || { echo "CHORUS_CHAOS_RATE must be at least 1" >&2; exit 2; }
+OFFER_SECS=$(awk -v n="$ORDERS" -v r="$RATE" 'BEGIN { printf "%.3f", n / r }')
+
+began=$(date +%s)
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+results=bench/results
+work=$results/chaos-$stamp.parts
+mkdir -p "$work"
+events=$work/events.jsonl # one JSON object per thing the driver did or saw
+: >"$events"
+
+step() { printf '\n==> %s\n' "$*"; }
+elapsed() { echo $(($(date +%s) - load_began)); }
+# event KIND [JSON fields…]: record it (seconds since the load began) and say it.
+event() {
+  local kind=$1
+  shift
+  local fields=${1:+, $1}
+  printf '{"at_secs": %d, "event": "%s"%s}\n' "$(elapsed)" "$kind" "$fields" >>"$events"
+  printf '    [%4ds] %s %s\n' "$(elapsed)" "$kind" "${1:-}"
+}
+# stack ARGS…: scripts/stack.sh, indented; a failure is recorded, and the
+# campaign goes on to its report.
+stack() {
+  bash scripts/stack.sh "$@" 2>&1 | sed 's/^/    /' || event stack_command_failed "\"command\": \"$*\""
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+stack_was_up=0
+for port in "${CHORUS_STACK_KAFKA_PORT:-9092}" "${CHORUS_STACK_REGISTRY_PORT:-8081}" "${CHORUS_STACK_PG_PORT:-55432}"; do
+  port_open "$port" && stack_was_up=1
+done
+services_ports_free
+
+load_pid="" poison_pid=""
+finish() {
+  local rc=$?
+  trap - INT TERM EXIT
+  [[ -n $load_pid ]] && kill "$load_pid" 2>/dev/null
+  [[ -n $poison_pid ]] && kill "$poison_pid" 2>/dev/null
+  if ((${#SERVICE_PID[@]})); then
+    step "stopping the services"
+    services_stop
+  fi
+  if ((stack_was_up == 0)); then
+    step "stopping the stack (it was down when the campaign started)"
+    bash scripts/stack.sh down || true
+  fi
+  exit "$rc"
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+step "build (release)"
+cargo build --release --locked --bins
+bin=target/release
+chorus=$bin/chorus
+
+step "stack"
+bash scripts/stack.sh up
+kafka_addr=127.0.0.1:${CHORUS_STACK_KAFKA_PORT:-9092}
+
+step "topics and schemas"
+$chorus topics create >/dev/null
+$chorus schemas register >/dev/null
+
+step "services: $SERVICES_REPLICAS of each worker, one gateway (release builds)"
+export CHORUS_DEV=true
+export CHORUS_RATE_LIMIT_PER_SEC=${CHORUS_RATE_LIMIT_PER_SEC:-1000000}
+export CHORUS_GATEWAY_URL=$SERVICES_GATEWAY_URL
+export CHORUS_PG_ADMIN_URL=${CHORUS_PG_ADMIN_URL:-postgres://chorus:chorus@127.0.0.1:${CHORUS_STACK_PG_PORT:-55432}/postgres}
+services_start "$bin"
+services_wait_ready
+
+workers=()
+for instance in $(services_instances); do [[ $instance == gateway ]] || workers+=("$instance"); done
+
+# ------------------------------------------------------------ supervision
+
+declare -A own_exits=() # instance -> how many times it ended without the driver
+own_exit_total=0
+kills=0
+# supervise: a service that is gone although the driver did not kill it
+# exited on its own: record its status and the end of its log, start it again.
+supervise() {
+  local instance pid status
+  for instance in $(services_instances); do
+    pid=$(services_pid "$instance")
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && continue
+    status=0
+    [[ -n $pid ]] && { wait "$pid" 2>/dev/null || status=$?; }
+    own_exits[$instance]=$((${own_exits[$instance]:-0} + 1))
+    own_exit_total=$((own_exit_total + 1))
+    event exited_on_its_own "\"instance\": \"$instance\", \"status\": $status"
+    tail -n 5 "$(services_log "$instance")" | sed 's/^/      | /'
+    services_start_one "$instance" "$bin"
+  done
+}
+
+# restart INSTANCE: SIGKILL (no flush, no commit) and start it again.
+restart() {
+  services_kill "$1"
+  services_start_one "$1" "$bin"
+  kills=$((kills + 1))
+}
+
+random_worker() { echo "${workers[RANDOM % ${#workers[@]}]}"; }
+
+# sleep_supervised SECONDS: wait, looking after the services every second.
+sleep_supervised() {
+  local until=$(($(date +%s) + $1))
+  while (($(date +%s) < until)); do
+    supervise
+    sleep 1
+  done
+}
+
+# ------------------------------------------------------------ the campaign
+
+step "campaign: $ORDERS orders at $RATE/s for ${OFFER_SECS}s (mix $MIX) under faults"
+load_began=$(date +%s)
+$chorus load --rate "$RATE" --duration "$OFFER_SECS" --order-timeout "$ORDER_TIMEOUT" --mix "$MIX" \
+  --no-costs --quiet --label chaos --out "$work/load.json" >"$work/load.txt" 2>&1 &
+load_pid=$!
+
+kafka_down_secs="" postgres_down_secs="" registry_down_secs="" cold_worker=""
+poisoned=0 kafka_done=0 postgres_done=0 registry_done=0
+next_kill=$KILL_EVERY
+load_rc="" poison_rc=""
+while true; do
+  supervise
+  t=$(elapsed)
+  if [[ -n $load_pid ]] && ! kill -0 "$load_pid" 2>/dev/null; then
+    load_rc=0
+    wait "$load_pid" || load_rc=$?
+    load_pid=""
+    event load_finished "\"exit_status\": $load_rc"
+  fi
+  if [[ -n $poison_pid ]] && ! kill -0 "$poison_pid" 2>/dev/null; then
+    poison_rc=0
+    wait "$poison_pid" || poison_rc=$?
+    poison_pid=""
+    event poison_sent "\"count\": $POISON, \"exit_status\": $poison_rc"
+  fi
+  if ((!poisoned && t >= POISON_AT)); then
+    $chorus chaos poison --count "$POISON" --out "$work/poison.json" >"$work/poison.txt" 2>&1 &
+    poison_pid=$!
+    poisoned=1
+  fi
+  # The broker goes down only once the poison is in (its producer would time out).
+  if ((!kafka_done && t >= KAFKA_AT && poisoned)) && [[ -z $poison_pid ]]; then
+    event kafka_kill9
+    down=$(date +%s)
+    stack kill kafka
+    sleep_supervised 5
+    stack start kafka
+    kafka_down_secs=$(($(date +%s) - down))
+    event kafka_back "\"down_secs\": $kafka_down_secs"
+    kafka_done=1
+    next_kill=$((t + kafka_down_secs + KILL_EVERY))
+  elif ((!postgres_done && t >= POSTGRES_AT)); then
+    event postgres_restart
+    down=$(date +%s)
+    stack restart postgres
+    postgres_down_secs=$(($(date +%s) - down))
+    event postgres_back "\"down_secs\": $postgres_down_secs"
+    postgres_done=1
+  elif ((!registry_done && t >= REGISTRY_AT)); then
+    event registry_stop
+    down=$(date +%s)
+    stack stop registry
+    sleep_supervised 3
+    cold_worker=$(random_worker)
+    restart "$cold_worker"
+    event worker_restarted_cold "\"instance\": \"$cold_worker\""
+    sleep_supervised $((REGISTRY_OUTAGE - ($(date +%s) - down)))
+    stack start registry
+    registry_down_secs=$(($(date +%s) - down))
+    event registry_back "\"down_secs\": $registry_down_secs"
+    registry_done=1
+  elif ((t >= next_kill)) && [[ -n $load_pid ]]; then
+    victim=$(random_worker)
+    restart "$victim"
+    event worker_sigkill "\"instance\": \"$victim\""
+    next_kill=$((t + KILL_EVERY))
+  fi
+  if [[ -z $load_pid && -z $poison_pid ]] && ((poisoned && kafka_done && postgres_done && registry_done)); then
+    break
+  fi
+  sleep 1
+done
+load_secs=$(elapsed)
+cat "$work/load.txt"
+
+# -------------------------------------------------------------- settling
+
+# Settled: no consumer group of ours lags and no outbox holds unsent rows,
+# three times in a row (offsets are committed every second).
+lag() {
+  scripts/stack/kafka-tool.sh consumer-groups --bootstrap-server "$kafka_addr" --describe --all-groups 2>/dev/null |
+    awk -v ns="${CHORUS_TOPIC_NAMESPACE:-chorus}." 'index($1, ns) == 1 && $6 ~ /^[0-9]+$/ { lag += $6 } END { print lag + 0 }'
+}
+backlog() {
+  local instance total=0 n
+  for instance in "${workers[@]}"; do
+    n=$(curl -fs --max-time 2 "http://127.0.0.1:$(services_port "$instance")/metrics" |
+      awk '/^chorus_outbox_backlog/ { s += $NF } END { print s + 0 }') || n=0
+    total=$((total + ${n%.*}))
+  done
+  echo "$total"
+}
+step "settling: consumer lag and outbox backlog to zero (at most ${SETTLE_MAX}s)"
+settle_began=$(date +%s)
+settled=false quiet=0
+while (($(date +%s) - settle_began < SETTLE_MAX)); do
+  supervise
+  l=$(lag) b=$(backlog)
+  if ((l == 0 && b == 0)); then quiet=$((quiet + 1)); else quiet=0; fi
+  if ((quiet >= 3)); then settled=true; break; fi
+  printf '    lag %s, outbox backlog %s\n' "$l" "$b"
+  sleep 2
+done
+settle_secs=$(($(date +%s) - settle_began))
+supervise
+
+step "invariant check"
+# Each database through its owning role (the local stack's development
+# credentials), which reads every table of it.
+pg=127.0.0.1:${CHORUS_STACK_PG_PORT:-55432}
+dbs=()
+for svc in gateway order inventory payment notification; do
+  dbs+=(--"$svc"-db "postgres://chorus_$svc:chorus_$svc@$pg/chorus_$svc")
+done
+check_rc=0
+$chorus chaos check --poison "$work/poison.json" "${dbs[@]}" --json >"$work/check.json" 2>"$work/check.err" || check_rc=$?
+$chorus chaos check --poison "$work/poison.json" "${dbs[@]}" 2>&1 | sed 's/^/    /' || true
+
+# ----------------------------------------------------------------- report
+
+passed=false
+[[ $check_rc == 0 && $settled == true && $own_exit_total == 0 && ${poison_rc:-1} == 0 ]] && passed=true
+total=$(($(date +%s) - began))
+cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+chaos_write_json
+chaos_print_table
+[[ -s $work/check.err ]] && sed 's/^/    check: /' "$work/check.err"
+printf '\nresults: %s.json (and .md); parts in %s\n' "$results/chaos-$stamp" "$work"
+[[ $passed == true ]]
