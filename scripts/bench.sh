@@ -6,8 +6,11 @@
 #   3. the ceilings: `chorus bench kafka` and `chorus bench pg`
 #   4. a short closed-loop ramp over a few concurrencies; then `chorus load`
 #      closed-loop at the best of them (maximum throughput), with the CPU
-#      seconds of every process during it
-#   5. `chorus load` open-loop at half that throughput, for a fixed duration
+#      seconds of every process during it and the Kafka requests the broker
+#      served (its JMX counters, CHORUS_STACK_KAFKA_JMX_PORT)
+#   5. `chorus load` open-loop at half that throughput, for a fixed duration;
+#      then shorter open-loop runs at a quarter, three quarters and all of it:
+#      the curve of latency against offered rate
 #   6. peak memory (VmHWM); bench/results/<timestamp>.json and .md, the
 #      markdown table on stdout, and the total duration
 # CHORUS_REPLICAS=N runs N of each worker (scripts/lib/services.sh).
@@ -24,6 +27,8 @@ CLOSED_ORDERS=${CHORUS_BENCH_CLOSED_ORDERS:-4000}
 RAMP=${CHORUS_BENCH_RAMP:-24 48 96}
 RAMP_ORDERS=${CHORUS_BENCH_RAMP_ORDERS:-600}
 OPEN_SECS=${CHORUS_BENCH_OPEN_SECS:-60}
+CURVE_SECS=${CHORUS_BENCH_CURVE_SECS:-20}
+CURVE=${CHORUS_BENCH_CURVE:-0.25 0.75 1.0}
 WARMUP_ORDERS=${CHORUS_BENCH_WARMUP_ORDERS:-300}
 KAFKA_MESSAGES=${CHORUS_BENCH_KAFKA_MESSAGES:-500000}
 PG_SECS=${CHORUS_BENCH_PG_SECS:-10}
@@ -119,6 +124,18 @@ cpu_sample() {
   into["chorus-load"]=$(awk -v hz="$hz" 'NR == 2 { split($1, u, "m"); split($2, s, "m"); printf "%d", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * hz }' "$work/times")
 }
 
+# Requests the broker served since it started, by request type ("Produce 123"),
+# from its JMX counters; nothing when JMX cannot be reached (a stack whose
+# broker runs without it).
+jmx_url="service:jmx:rmi:///jndi/rmi://127.0.0.1:${CHORUS_STACK_KAFKA_JMX_PORT:-9999}/jmxrmi"
+kafka_requests() {
+  timeout 60 bash scripts/stack/kafka-tool.sh jmx --jmx-url "$jmx_url" --one-time true --report-format csv \
+    --object-name 'kafka.network:type=RequestMetrics,name=RequestsPerSec,*' --attributes Count 2>/dev/null |
+    awk -F'"' '/request=Fetch(Consumer|Follower),/ { next } # already counted under Fetch
+      match($0, /request=[A-Za-z]+/) { n[substr($0, RSTART + 8, RLENGTH - 8)] += $(NF - 1) }
+      END { for (r in n) print r, n[r] }' || true
+}
+
 sagas_of() { grep -o '"sagas_per_sec": *[0-9.e+-]*' "$1" | head -n 1 | awk -F': *' '{ print $2 }'; }
 ramp_args=()
 best=0 best_sagas=0
@@ -135,17 +152,33 @@ CONCURRENCY=${CHORUS_BENCH_CONCURRENCY:-$best}
 step "load: closed loop, $CLOSED_ORDERS orders at concurrency $CONCURRENCY"
 declare -A cpu_before cpu_after
 cpu_sample cpu_before
+kafka_requests >"$work/requests.before"
 load_began=$(date +%s.%N)
 $chorus load --orders "$CLOSED_ORDERS" --concurrency "$CONCURRENCY" --mix "$MIX" --no-setup \
   --label closed --out "$work/closed.json"
 load_secs=$(awk -v a="$(date +%s.%N)" -v b="$load_began" 'BEGIN { printf "%.1f", a - b }')
 cpu_sample cpu_after
+kafka_requests >"$work/requests.after"
+request_args=()
+while read -r request count; do
+  request_args+=(--meta "kafka_requests.$request=$count")
+done < <(awk 'NR == FNR { before[$1] = $2; next } $2 - before[$1] > 0 { print $1, $2 - before[$1] }' \
+  "$work/requests.before" "$work/requests.after")
+((${#request_args[@]})) || echo "    (Kafka's JMX at $jmx_url did not answer: no request counts)"
 
 sagas=$(sagas_of "$work/closed.json")
 rate=$(awk -v s="$sagas" 'BEGIN { r = s / 2; if (r < 1) r = 1; printf "%.1f", r }')
 step "load: open loop at $rate orders/s (half of $(printf '%.1f' "$sagas") sagas/s) for $OPEN_SECS s"
 $chorus load --rate "$rate" --duration "$OPEN_SECS" --mix "$MIX" --no-setup \
   --label open --out "$work/open.json"
+curve_args=()
+for fraction in $CURVE; do
+  r=$(awk -v s="$sagas" -v f="$fraction" 'BEGIN { r = s * f; if (r < 1) r = 1; printf "%.1f", r }')
+  step "latency curve: open loop at $r orders/s ($fraction of the closed loop) for $CURVE_SECS s"
+  $chorus load --rate "$r" --duration "$CURVE_SECS" --mix "$MIX" --no-setup --no-costs \
+    --label "curve-$fraction" --out "$work/curve-$fraction.json" | grep 'sagas/s' || true
+  curve_args+=(--curve "$work/curve-$fraction.json")
+done
 
 rss_args=()
 for instance in $(services_instances); do
@@ -161,7 +194,8 @@ step "results"
 cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mem_gib=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
 $chorus bench report --kafka "$work/kafka.json" --pg "$work/pg.json" \
-  --closed "$work/closed.json" --open "$work/open.json" "${rss_args[@]}" "${cpu_args[@]}" "${ramp_args[@]}" \
+  --closed "$work/closed.json" --open "$work/open.json" --curve "$work/open.json" "${curve_args[@]}" \
+  "${rss_args[@]}" "${cpu_args[@]}" "${request_args[@]}" "${ramp_args[@]}" \
   --meta "started=$stamp" --meta "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   --meta "machine=$(nproc) cores, $cpu_model, ${mem_gib} GiB RAM, $(uname -sr)" \
   --meta "closed_load_wall_secs=$load_secs" --meta "mix=$MIX" --meta "worker_replicas=$SERVICES_REPLICAS" \

@@ -10,7 +10,7 @@
 #      s after it was due counts as timed out in the load's figures (the
 #      invariant check still finds out whether it ended). Open loop, so that
 #      stalled sagas cannot hold the load back and the campaign has a bound.
-#   3. while it runs:
+#   3. while it offers orders:
 #      - every CHORUS_CHAOS_KILL_EVERY (5) seconds a random worker process is
 #        SIGKILLed and started again (paused while Kafka or PostgreSQL is down,
 #        so that a start-up against a dead broker is not mistaken for a crash)
@@ -20,8 +20,10 @@
 #      - one PostgreSQL restart
 #      - one schema-registry outage of CHORUS_CHAOS_REGISTRY_OUTAGE (20) s,
 #        during which a worker is restarted (its schema cache starts cold)
-#   4. waits until every consumer group has caught up and every outbox is
-#      empty (at most CHORUS_CHAOS_SETTLE_MAX, 240 s)
+#   4. waits until every consumer group has caught up, every outbox is empty
+#      and the calls a SIGKILL interrupted have been taken up again (their
+#      lease, CHORUS_CHAOS_CALL_LEASE = chorus_runtime::calls::LEASE, 300 s,
+#      has run out); at most CHORUS_CHAOS_SETTLE_MAX (420) s
 #   5. `chorus chaos check --poison …`: the invariants, read from topics and
 #      databases
 #   6. whether any service process exited without the driver killing it
@@ -44,14 +46,17 @@ RATE=${CHORUS_CHAOS_RATE:-40}
 ORDER_TIMEOUT=${CHORUS_CHAOS_ORDER_TIMEOUT:-60}
 KILL_EVERY=${CHORUS_CHAOS_KILL_EVERY:-5}
 REGISTRY_OUTAGE=${CHORUS_CHAOS_REGISTRY_OUTAGE:-20}
-SETTLE_MAX=${CHORUS_CHAOS_SETTLE_MAX:-240}
+SETTLE_MAX=${CHORUS_CHAOS_SETTLE_MAX:-420}
+# chorus_runtime::calls::LEASE: a provider call or webhook a SIGKILL left
+# unanswered is made again (or voided) once its lease has run out.
+CALL_LEASE=${CHORUS_CHAOS_CALL_LEASE:-300}
 MIX=${CHORUS_CHAOS_MIX:-decline=0.1,out-of-stock=0.1}
 # Seconds after the load starts at which each one-off fault begins.
 POISON_AT=${CHORUS_CHAOS_POISON_AT:-5}
 KAFKA_AT=${CHORUS_CHAOS_KAFKA_AT:-15}
 POSTGRES_AT=${CHORUS_CHAOS_POSTGRES_AT:-45}
 REGISTRY_AT=${CHORUS_CHAOS_REGISTRY_AT:-70}
-for var in ORDERS POISON RATE ORDER_TIMEOUT KILL_EVERY REGISTRY_OUTAGE SETTLE_MAX POISON_AT KAFKA_AT POSTGRES_AT REGISTRY_AT; do
+for var in ORDERS POISON RATE ORDER_TIMEOUT KILL_EVERY REGISTRY_OUTAGE SETTLE_MAX CALL_LEASE POISON_AT KAFKA_AT POSTGRES_AT REGISTRY_AT; do
   [[ ${!var} =~ ^[0-9]+$ ]] || { echo "CHORUS_CHAOS_$var=${!var} must be a whole number" >&2; exit 2; }
 done
 ((REGISTRY_OUTAGE >= 15)) || { echo "CHORUS_CHAOS_REGISTRY_OUTAGE=$REGISTRY_OUTAGE: the campaign needs at least 15 s" >&2; exit 2; }
@@ -155,10 +160,12 @@ supervise() {
 }
 
 # restart INSTANCE: SIGKILL (no flush, no commit) and start it again.
+last_kill_at=0
 restart() {
   services_kill "$1"
   services_start_one "$1" "$bin"
   kills=$((kills + 1))
+  last_kill_at=$(date +%s)
 }
 
 random_worker() { echo "${workers[RANDOM % ${#workers[@]}]}"; }
@@ -235,7 +242,7 @@ while true; do
     registry_down_secs=$(($(date +%s) - down))
     event registry_back "\"down_secs\": $registry_down_secs"
     registry_done=1
-  elif ((t >= next_kill)) && [[ -n $load_pid ]]; then
+  elif ((t >= next_kill && t < ${OFFER_SECS%.*})); then
     victim=$(random_worker)
     restart "$victim"
     event worker_sigkill "\"instance\": \"$victim\""
@@ -266,15 +273,18 @@ backlog() {
   done
   echo "$total"
 }
-step "settling: consumer lag and outbox backlog to zero (at most ${SETTLE_MAX}s)"
+# Calls a SIGKILL interrupted are taken up again only when their lease runs
+# out, so the check waits for that too.
+leases_done=$((last_kill_at + CALL_LEASE + 10))
+step "settling: consumer lag and outbox backlog to zero, calls leased before the last kill done at $(date -d "@$leases_done" +%T) (at most ${SETTLE_MAX}s)"
 settle_began=$(date +%s)
 settled=false quiet=0
 while (($(date +%s) - settle_began < SETTLE_MAX)); do
   supervise
   l=$(lag) b=$(backlog)
   if ((l == 0 && b == 0)); then quiet=$((quiet + 1)); else quiet=0; fi
-  if ((quiet >= 3)); then settled=true; break; fi
-  printf '    lag %s, outbox backlog %s\n' "$l" "$b"
+  if ((quiet >= 3 && $(date +%s) >= leases_done)); then settled=true; break; fi
+  ((quiet > 0 && quiet % 15 != 1)) || printf '    lag %s, outbox backlog %s\n' "$l" "$b"
   sleep 2
 done
 settle_secs=$(($(date +%s) - settle_began))

@@ -25,7 +25,7 @@
 #   CHORUS_STACK_DIR (.stack)  CHORUS_STACK_KAFKA_PORT (9092)
 #   CHORUS_STACK_CONTROLLER_PORT (9093)  CHORUS_STACK_SASL_PORT (9094)
 #   CHORUS_STACK_REGISTRY_PORT (8081)  CHORUS_STACK_REGISTRY_MGMT_PORT (9081)
-#   CHORUS_STACK_PG_PORT (55432)
+#   CHORUS_STACK_PG_PORT (55432)  CHORUS_STACK_KAFKA_JMX_PORT (9999)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -52,6 +52,8 @@ SASL_PASSWORD=${CHORUS_STACK_SASL_PASSWORD:-chorus}
 REGISTRY_PORT=${CHORUS_STACK_REGISTRY_PORT:-8081}
 REGISTRY_MGMT_PORT=${CHORUS_STACK_REGISTRY_MGMT_PORT:-9081} # Quarkus management interface (health, metrics)
 PG_PORT=${CHORUS_STACK_PG_PORT:-55432}
+# The broker's JMX (request counters for make bench), on 127.0.0.1 only.
+KAFKA_JMX_PORT=${CHORUS_STACK_KAFKA_JMX_PORT:-9999}
 
 KAFKA_DIR="$STACK/kafka"
 KAFKA_LIB="$KAFKA_DIR/lib"
@@ -208,6 +210,15 @@ KAFKA_JAVA_OPTS=(
   -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
   -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15
   -Djava.awt.headless=true
+  # JMX without authentication, bound to loopback: the bench reads the
+  # broker's request counters (scripts/stack/kafka-tool.sh jmx).
+  -Dcom.sun.management.jmxremote
+  -Dcom.sun.management.jmxremote.host=127.0.0.1
+  -Djava.rmi.server.hostname=127.0.0.1
+  -Dcom.sun.management.jmxremote.port="$KAFKA_JMX_PORT"
+  -Dcom.sun.management.jmxremote.rmi.port="$KAFKA_JMX_PORT"
+  -Dcom.sun.management.jmxremote.authenticate=false
+  -Dcom.sun.management.jmxremote.ssl=false
 )
 
 kafka_format() {
@@ -267,6 +278,7 @@ kafka_start() {
   port_taken kafka "$KAFKA_ADDR"
   port_taken kafka "$KAFKA_CONTROLLER_ADDR"
   port_taken kafka "$KAFKA_SASL_ADDR"
+  port_taken kafka "127.0.0.1:$KAFKA_JMX_PORT"
   kafka_config
   KAFKA_T0=$(now)
   kafka_format
@@ -496,6 +508,8 @@ shared_buffers = 256MB
 fsync = on
 logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '
+# Statements per database for the bench's cost counters (chorus load).
+shared_preload_libraries = 'pg_stat_statements'
 EOF
 }
 

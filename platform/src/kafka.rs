@@ -235,6 +235,14 @@ impl KafkaSettings {
             consumer
                 .fetch_metadata(topic.as_deref(), timeout)
                 .map_err(|e| {
+                    // librdkafka queues a refused login as an error event,
+                    // which the context only sees once the queue is served.
+                    for _ in 0..20 {
+                        if consumer.context().failure().is_some() {
+                            break;
+                        }
+                        let _ = consumer.poll(Duration::from_millis(50));
+                    }
                     let cause = match consumer.context().failure() {
                         Some(auth) => format!("{auth} ({e})"),
                         None => e.to_string(),

@@ -16,6 +16,7 @@
 #   services_check_config               fails naming the variable if one above is bad
 #   services_ports_free                 fails, naming it, if a service port is taken
 #   services_start [BIN_DIR]            starts every instance (default target/release) with the caller's environment
+#                                       (and a development payment-token key, see services_payment_key)
 #   services_start_one INSTANCE [BIN_DIR]  (re)starts one, appending to its log
 #   services_wait_ready [INSTANCE…]     waits for each /readyz (default all); fails naming the first that is not ready
 #   services_instances                  every instance's name, one a line
@@ -131,9 +132,24 @@ services_start_one() {
   SERVICE_PID[$instance]=$!
 }
 
+# Payment tokens are sealed in local runs too: unless CHORUS_PAYMENT_TOKEN_KEY
+# is given, a development key made once per state directory (readable by its
+# owner only) is exported to the services and to the CLI run beside them.
+services_payment_key() {
+  [[ -n ${CHORUS_PAYMENT_TOKEN_KEY:-} ]] && return 0
+  local file=${CHORUS_STACK_DIR:-.stack}/payment-token.key
+  if [[ ! -s $file ]]; then
+    mkdir -p "$(dirname "$file")"
+    (umask 077 && head -c 32 /dev/urandom | base64 >"$file")
+  fi
+  CHORUS_PAYMENT_TOKEN_KEY=$(<"$file")
+  export CHORUS_PAYMENT_TOKEN_KEY
+}
+
 services_start() {
   local bin=${1:-target/release} instance
   services_check_config || return 1
+  services_payment_key
   mkdir -p "$SERVICES_LOGS"
   SERVICE_PID=()
   for instance in $(services_instances); do

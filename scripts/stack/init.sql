@@ -75,3 +75,8 @@ GRANT USAGE, CREATE ON SCHEMA public TO chorus_notification;
 \connect chorus_gateway
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE, CREATE ON SCHEMA public TO chorus_gateway;
+
+-- Statements executed per database, for `chorus load`'s cost counters (the
+-- view answers where the server preloads the library, as scripts/stack.sh's does).
+\connect postgres
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;

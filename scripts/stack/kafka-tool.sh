@@ -9,7 +9,7 @@
 #
 # Aliases: topics, consumer-groups, console-consumer, console-producer,
 # broker-api-versions, get-offsets, configs, storage, metadata-quorum,
-# delete-records, producer-perf, consumer-perf.
+# delete-records, producer-perf, consumer-perf, jmx.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -37,6 +37,7 @@ case $main in
   delete-records) main=org.apache.kafka.tools.DeleteRecordsCommand ;;
   producer-perf) main=org.apache.kafka.tools.ProducerPerformance ;;
   consumer-perf) main=org.apache.kafka.tools.ConsumerPerformance ;;
+  jmx) main=org.apache.kafka.tools.JmxTool ;;
 esac
 
 # Short-lived admin tools: small heap, C1 only and serial GC start fastest.

@@ -101,15 +101,17 @@ impl PgCounter {
     }
 
     /// The statements executed so far in each database (`BEGIN` and `COMMIT`
-    /// included), or `None` when `pg_stat_statements` is not installed in the
-    /// database of the URL (`make bench`'s stack installs it).
+    /// included), or `None` unless `pg_stat_statements` is loaded and
+    /// installed in the database of the URL (the native stack does both).
     pub async fn statements(&mut self) -> anyhow::Result<Option<BTreeMap<String, i64>>> {
-        let installed: Option<String> =
-            sqlx::query_scalar("SELECT to_regclass('pg_stat_statements')::text")
-                .fetch_one(&mut self.conn)
-                .await
-                .context("looking for pg_stat_statements")?;
-        if installed.is_none() {
+        let installed: bool = sqlx::query_scalar(
+            "SELECT to_regclass('pg_stat_statements') IS NOT NULL \
+             AND current_setting('shared_preload_libraries') LIKE '%pg_stat_statements%'",
+        )
+        .fetch_one(&mut self.conn)
+        .await
+        .context("looking for pg_stat_statements")?;
+        if !installed {
             return Ok(None);
         }
         let rows: Vec<(String, i64)> = sqlx::query_as(
