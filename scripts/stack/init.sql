@@ -80,3 +80,5 @@ GRANT USAGE, CREATE ON SCHEMA public TO chorus_gateway;
 -- view answers where the server preloads the library, as scripts/stack.sh's does).
 \connect postgres
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+-- The admin role reads every role's counts.
+GRANT pg_read_all_stats TO chorus;

@@ -104,7 +104,10 @@ async fn a_worker_with_a_wrong_password_stops_at_start_up_naming_authentication(
             .env("CHORUS_TOPIC_NAMESPACE", topics.namespace())
             .env("CHORUS_DATABASE_URL", &db.url)
             .env("CHORUS_HTTP_ADDR", "127.0.0.1:0")
-            .env("CHORUS_PAYMENT_TOKEN_KEY", chorus_tests::saga::PAYMENT_TOKEN_KEY)
+            .env(
+                "CHORUS_PAYMENT_TOKEN_KEY",
+                chorus_tests::saga::PAYMENT_TOKEN_KEY,
+            )
             .env("RUST_LOG", "info")
             .stdout(Stdio::from(out.try_clone().unwrap()))
             .stderr(Stdio::from(out))

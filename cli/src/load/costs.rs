@@ -102,19 +102,18 @@ impl PgCounter {
 
     /// The statements executed so far in each database (`BEGIN` and `COMMIT`
     /// included), or `None` unless `pg_stat_statements` is loaded and
-    /// installed in the database of the URL (the native stack does both).
+    /// installed in the database of the URL (the native stack does both; its
+    /// admin role reads every role's counts through `pg_read_all_stats`).
     pub async fn statements(&mut self) -> anyhow::Result<Option<BTreeMap<String, i64>>> {
-        let installed: bool = sqlx::query_scalar(
-            "SELECT to_regclass('pg_stat_statements') IS NOT NULL \
-             AND current_setting('shared_preload_libraries') LIKE '%pg_stat_statements%'",
-        )
-        .fetch_one(&mut self.conn)
-        .await
-        .context("looking for pg_stat_statements")?;
+        let installed: bool =
+            sqlx::query_scalar("SELECT to_regclass('pg_stat_statements') IS NOT NULL")
+                .fetch_one(&mut self.conn)
+                .await
+                .context("looking for pg_stat_statements")?;
         if !installed {
             return Ok(None);
         }
-        let rows: Vec<(String, i64)> = sqlx::query_as(
+        let rows: Vec<(String, i64)> = match sqlx::query_as(
             "SELECT d.datname::text, sum(s.calls)::bigint \
              FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
              WHERE d.datname LIKE $1 GROUP BY d.datname",
@@ -122,7 +121,14 @@ impl PgCounter {
         .bind(&self.like)
         .fetch_all(&mut self.conn)
         .await
-        .context("reading pg_stat_statements")?;
+        {
+            Ok(rows) => rows,
+            // Installed but not in shared_preload_libraries: nothing counts.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55000") => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e).context("reading pg_stat_statements"),
+        };
         Ok(Some(rows.into_iter().collect()))
     }
 }
