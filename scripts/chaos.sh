@@ -29,13 +29,17 @@
 #   6. whether any service process exited without the driver killing it
 # Exit status 0 only when the check passed, everything settled and no process
 # exited on its own. A worker's log stays in .stack/logs/chorus-<worker>-<i>.log.
-# The services run with their own defaults; CHORUS_STATIC_MEMBERSHIP=true gives
-# each worker replica a group.instance.id (scripts/lib/services.sh), so that
-# one restarted after a SIGKILL takes its partitions back without a rebalance.
+# Each worker replica runs with a group.instance.id (CHORUS_STATIC_MEMBERSHIP,
+# default true here; scripts/lib/services.sh), as a deployment whose crashed
+# replicas are restarted should: one restarted after a SIGKILL takes its
+# partitions back without a rebalance. CHORUS_STATIC_MEMBERSHIP=false runs the
+# campaign with dynamic membership, where every SIGKILL stalls its consumer
+# group until the dead member's session times out (BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CHORUS_REPLICAS=${CHORUS_REPLICAS:-2}
+export CHORUS_STATIC_MEMBERSHIP=${CHORUS_STATIC_MEMBERSHIP:-true}
 source scripts/lib/services.sh
 source scripts/lib/chaos_report.sh
 services_check_config

@@ -508,7 +508,8 @@ pub fn sku(label: &str) -> String {
     )
 }
 
-fn binary(service: &str) -> PathBuf {
+/// The path of `chorus-<service>` beside the `chorus` binary under test.
+pub fn binary(service: &str) -> PathBuf {
     let dir = crate::chorus_bin()
         .parent()
         .expect("binary directory")
@@ -522,7 +523,8 @@ fn binary(service: &str) -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

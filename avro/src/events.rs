@@ -245,6 +245,18 @@ pub fn sku_problem(sku: &str) -> Option<String> {
     })
 }
 
+/// What is wrong with `customer_id` as a customer (a token's subject: 1 to
+/// 128 bytes, not blank, no control characters), or `None` when it is one.
+pub fn customer_problem(customer_id: &str) -> Option<String> {
+    let valid = !customer_id.trim().is_empty()
+        && customer_id.len() <= 128
+        && !customer_id.chars().any(char::is_control);
+    (!valid).then(|| {
+        let shown: String = customer_id.chars().take(40).collect();
+        format!("{shown:?} is not a customer id (1 to 128 bytes, no control characters)")
+    })
+}
+
 /// What is wrong with `currency` as an ISO 4217 code, or `None`.
 pub fn currency_problem(currency: &str) -> Option<String> {
     let valid = currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase());

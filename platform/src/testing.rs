@@ -21,6 +21,18 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// Whether `role` holds `privilege` (`SELECT`, `INSERT`, …) on `table`
+    /// of this database.
+    pub async fn has_table_privilege(&self, role: &str, table: &str, privilege: &str) -> bool {
+        sqlx::query_scalar::<_, bool>("SELECT has_table_privilege($1, $2, $3)")
+            .bind(role)
+            .bind(table)
+            .bind(privilege)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
     /// A fresh database migrated with `migrators`, reached through
     /// `CHORUS_TEST_PG_ADMIN_URL` (default [`DEFAULT_ADMIN_URL`]); panics
     /// with the problem, naming PostgreSQL and how to start it.

@@ -5,14 +5,14 @@
 //! key, a payment token, a database password) appears in any line, at any
 //! level; SIGTERM ends it cleanly.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chorus_platform::testing::TestDb;
 use chorus_platform::token::{Role, issue_token};
-use chorus_tests::{Stack, chorus_bin};
+use chorus_tests::saga::{binary, free_port};
+use chorus_tests::Stack;
 use serde_json::{Value, json};
 
 const JWT_SECRET: &str = "gw-e2e-jwt-secret-5a1d8e0c7b3f4e29a6d1";
@@ -20,29 +20,9 @@ const JWT_SECRET: &str = "gw-e2e-jwt-secret-5a1d8e0c7b3f4e29a6d1";
 const PAYMENT_TOKEN_KEY: &str = "wO7xvGpEubQM4KVOxBxnZ6D5qHkbFPOBaZ3ci/+QDWo=";
 const DB_PASSWORD: &str = "gw-e2e-db-password-93f1c2";
 
-fn gateway_bin() -> PathBuf {
-    let path = chorus_bin()
-        .parent()
-        .expect("binary directory")
-        .join("chorus-gateway");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build --workspace --bins` (make test does)",
-        path.display()
-    );
-    path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// The gateway with exactly `env` (nothing inherited from the test's own).
 fn gateway(env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(gateway_bin());
+    let mut command = Command::new(binary("gateway"));
     command.env_clear().envs(env.iter().copied());
     command
 }

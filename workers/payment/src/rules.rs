@@ -207,7 +207,8 @@ pub fn on_stock_reserved(
 }
 
 /// A reservation can be charged only if its total is what its lines add up
-/// to, in a currency, with no line of nothing.
+/// to, in a currency, for a customer, with catalogue SKUs and no line of
+/// nothing.
 fn check_reservation(reserved: &StockReserved) -> Result<(), String> {
     let order = &reserved.order_id;
     if reserved.total < Decimal::ZERO {
@@ -216,7 +217,12 @@ fn check_reservation(reserved: &StockReserved) -> Result<(), String> {
             reserved.total
         ));
     }
-    if let Some(problem) = chorus_avro::currency_problem(&reserved.currency) {
+    if let Some(problem) = chorus_avro::currency_problem(&reserved.currency)
+        .or_else(|| chorus_avro::customer_problem(&reserved.customer_id))
+        .or_else(|| {
+            (reserved.lines.iter()).find_map(|line| chorus_avro::sku_problem(&line.sku))
+        })
+    {
         return Err(format!("order {order}: {problem}"));
     }
     if reserved.lines.is_empty() {

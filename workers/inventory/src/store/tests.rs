@@ -69,17 +69,7 @@ async fn adjustments_set_the_catalogue_and_the_view_shows_it() {
         ["sku", "name", "available", "reserved", "sold", "unit_price"]
     );
     // The gateway's read-only role reads the view and nothing else.
-    let privilege = |object: &'static str, what: &'static str| {
-        let pool = db.pool.clone();
-        async move {
-            sqlx::query_scalar::<_, bool>("SELECT has_table_privilege('chorus_gateway_ro', $1, $2)")
-                .bind(object)
-                .bind(what)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-        }
-    };
+    let privilege = |table, what| db.has_table_privilege("chorus_gateway_ro", table, what);
     assert!(
         privilege("stock_levels", "SELECT").await,
         "the gateway role cannot read stock_levels"

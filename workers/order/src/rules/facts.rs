@@ -81,11 +81,8 @@ pub fn fact_of(event: &Event) -> Result<Option<(&str, Fact)>, Invalid> {
             if e.items.is_empty() {
                 return Err(Invalid(format!("OrderPlaced {} has no items", e.order_id)));
             }
-            if e.customer_id.trim().is_empty() || e.customer_id.len() > 128 {
-                return Err(Invalid(format!(
-                    "OrderPlaced {} has no usable customer",
-                    e.order_id
-                )));
+            if let Some(problem) = chorus_avro::customer_problem(&e.customer_id) {
+                return Err(Invalid(format!("OrderPlaced {}: {problem}", e.order_id)));
             }
             if let Some(problem) = chorus_avro::currency_problem(&e.currency) {
                 return Err(Invalid(format!("OrderPlaced {}: {problem}", e.order_id)));
@@ -116,6 +113,11 @@ pub fn fact_of(event: &Event) -> Result<Option<(&str, Fact)>, Invalid> {
                     "StockReserved {}: a negative total or an empty line",
                     e.order_id
                 )));
+            }
+            if let Some(problem) = chorus_avro::customer_problem(&e.customer_id)
+                .or_else(|| e.lines.iter().find_map(|l| chorus_avro::sku_problem(&l.sku)))
+            {
+                return Err(Invalid(format!("StockReserved {}: {problem}", e.order_id)));
             }
             let reserved = Reserved {
                 lines: e.lines.clone(),

@@ -232,6 +232,16 @@ fn invalid_orders_can_never_be_applied() {
 }
 
 #[test]
+fn reservations_no_order_can_have_are_never_applied() {
+    let huge_sku = "A".repeat(10_000);
+    assert!(fact_of(&stock_reserved("o1", &[(&huge_sku, 1, "1.00")]).into()).is_err());
+    let mut nul_customer = stock_reserved("o1", &[("A", 1, "1.00")]);
+    nul_customer.customer_id = "c\0".into();
+    assert!(fact_of(&nul_customer.into()).is_err());
+    assert!(fact_of(&stock_reserved("o1", &[("A", 1, "1.00")]).into()).is_ok());
+}
+
+#[test]
 fn the_orders_own_output_and_informational_events_are_ignored() {
     let (_, emitted) = given(vec![placed_o1(), declined_o1()]);
     let own = emitted[0].clone();

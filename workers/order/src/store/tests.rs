@@ -132,17 +132,7 @@ async fn the_view_shows_placed_orders_in_the_gateways_shape() {
     );
 
     // The gateway's read-only role reads the view and nothing else.
-    let privilege = |object: &'static str, what: &'static str| {
-        let pool = db.pool.clone();
-        async move {
-            sqlx::query_scalar::<_, bool>("SELECT has_table_privilege('chorus_gateway_ro', $1, $2)")
-                .bind(object)
-                .bind(what)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-        }
-    };
+    let privilege = |table, what| db.has_table_privilege("chorus_gateway_ro", table, what);
     assert!(
         privilege("order_status", "SELECT").await,
         "the gateway role cannot read order_status"

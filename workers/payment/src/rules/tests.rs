@@ -13,7 +13,7 @@ fn stock_reserved(total: &str) -> StockReserved {
         causation_id: None,
         customer_id: "c-1".into(),
         lines: vec![PricedLine {
-            sku: "sku-1".into(),
+            sku: "SKU-1".into(),
             quantity: 1,
             unit_price: total.parse().unwrap(),
         }],
@@ -75,6 +75,18 @@ fn given_any_payment_then_another_reservation_asks_nothing() {
 #[test]
 fn given_a_negative_total_then_it_can_never_be_charged() {
     assert!(on_stock_reserved(None, &stock_reserved("-1.00"), None).is_err());
+}
+
+#[test]
+fn given_a_sku_or_customer_no_order_can_have_then_it_is_never_charged() {
+    let mut huge_sku = stock_reserved("1.00");
+    huge_sku.lines[0].sku = "A".repeat(10_000);
+    let mut nul_customer = stock_reserved("1.00");
+    nul_customer.customer_id = "c\0-1".into();
+    for (what, reserved) in [("SKU", huge_sku), ("customer id", nul_customer)] {
+        let refused = on_stock_reserved(None, &reserved, None).unwrap_err();
+        assert!(refused.contains(what), "{what}: {refused}");
+    }
 }
 
 #[test]

@@ -13,7 +13,7 @@ pub fn stock_reserved(total: &str, token: &str) -> StockReserved {
         causation_id: None,
         customer_id: "customer-1".into(),
         lines: vec![PricedLine {
-            sku: "sku-1".into(),
+            sku: "SKU-1".into(),
             quantity: 1,
             unit_price: total.parse().unwrap(),
         }],
