@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use chorus_platform::testing::TestDb;
 use chorus_platform::token::{Role, issue_token};
-use chorus_tests::saga::{binary, free_port};
 use chorus_tests::Stack;
+use chorus_tests::saga::{binary, free_port};
 use serde_json::{Value, json};
 
 const JWT_SECRET: &str = "gw-e2e-jwt-secret-5a1d8e0c7b3f4e29a6d1";

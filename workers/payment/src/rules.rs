@@ -219,9 +219,7 @@ fn check_reservation(reserved: &StockReserved) -> Result<(), String> {
     }
     if let Some(problem) = chorus_avro::currency_problem(&reserved.currency)
         .or_else(|| chorus_avro::customer_problem(&reserved.customer_id))
-        .or_else(|| {
-            (reserved.lines.iter()).find_map(|line| chorus_avro::sku_problem(&line.sku))
-        })
+        .or_else(|| (reserved.lines.iter()).find_map(|line| chorus_avro::sku_problem(&line.sku)))
     {
         return Err(format!("order {order}: {problem}"));
     }

@@ -114,9 +114,11 @@ pub fn fact_of(event: &Event) -> Result<Option<(&str, Fact)>, Invalid> {
                     e.order_id
                 )));
             }
-            if let Some(problem) = chorus_avro::customer_problem(&e.customer_id)
-                .or_else(|| e.lines.iter().find_map(|l| chorus_avro::sku_problem(&l.sku)))
-            {
+            if let Some(problem) = chorus_avro::customer_problem(&e.customer_id).or_else(|| {
+                e.lines
+                    .iter()
+                    .find_map(|l| chorus_avro::sku_problem(&l.sku))
+            }) {
                 return Err(Invalid(format!("StockReserved {}: {problem}", e.order_id)));
             }
             let reserved = Reserved {
