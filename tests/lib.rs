@@ -46,6 +46,14 @@ impl Stack {
         KafkaSettings::plaintext(self.brokers.clone())
     }
 
+    /// An idempotent producer to this stack's Kafka, for tests that put
+    /// messages on topics themselves.
+    pub fn producer(&self) -> rdkafka::producer::FutureProducer {
+        self.kafka()
+            .producer(Duration::from_secs(10), Duration::ZERO)
+            .expect("a Kafka producer")
+    }
+
     pub fn registry_settings(&self) -> RegistrySettings {
         RegistrySettings::new(self.registry.clone())
     }

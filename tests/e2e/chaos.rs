@@ -120,11 +120,7 @@ async fn poison_is_accounted_for_and_every_invariant_holds() {
         }
     }
     let placed = placed.expect("the first order's OrderPlaced");
-    let producer = saga
-        .stack
-        .kafka()
-        .producer(Duration::from_secs(10), Duration::ZERO)
-        .unwrap();
+    let producer = saga.stack.producer();
     producer
         .send(
             FutureRecord::to(&saga.topics.dead_letter(Topic::Orders))

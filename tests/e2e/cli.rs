@@ -106,10 +106,7 @@ async fn tail_shows_undecodable_messages_and_keeps_going() {
     let stack = Stack::get().await;
     let topics = stack.fresh_topics().await;
     let topic = topics.topic_of(chorus_avro::EventType::OrderPlaced);
-    let producer = stack
-        .kafka()
-        .producer(Duration::from_secs(10), Duration::ZERO)
-        .unwrap();
+    let producer = stack.producer();
     let codec = stack.codec(&topics, true);
     let good = codec
         .encode(&chorus_avro::EventType::OrderPlaced.example("o-good"))

@@ -13,10 +13,7 @@ async fn every_event_type_round_trips_through_kafka_and_the_registry() {
     let stack = Stack::get().await;
     let topics = stack.fresh_topics().await;
     let codec = stack.codec(&topics, true);
-    let producer = stack
-        .kafka()
-        .producer(Duration::from_secs(10), Duration::ZERO)
-        .unwrap();
+    let producer = stack.producer();
 
     let originals: Vec<_> = EventType::ALL
         .iter()

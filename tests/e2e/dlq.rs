@@ -29,10 +29,7 @@ async fn produce(
             value: Some(*value),
         });
     }
-    let producer = stack
-        .kafka()
-        .producer(Duration::from_secs(10), Duration::ZERO)
-        .unwrap();
+    let producer = stack.producer();
     let delivery = producer
         .send(
             FutureRecord::to(topic)

@@ -194,10 +194,7 @@ async fn send(
     partition: i32,
     payloads: Vec<(String, Vec<u8>)>,
 ) {
-    let producer: FutureProducer = stack
-        .kafka()
-        .producer(Duration::from_secs(10), Duration::ZERO)
-        .unwrap();
+    let producer: FutureProducer = stack.producer();
     let topic = topics.name(Topic::InventoryCommands);
     for (key, payload) in payloads {
         producer

@@ -82,10 +82,7 @@ async fn the_relay_republishes_what_was_left_unsent_once() {
     let topics = stack.fresh_topics().await;
     let topic = topics.name(Topic::Payments);
     let db = TestDb::create(&[chorus_runtime::app::runtime_migrator()]).await;
-    let producer = stack
-        .kafka()
-        .producer(Duration::from_secs(10), Duration::ZERO)
-        .unwrap();
+    let producer = stack.producer();
     // Rows committed by a worker that died before handing them to Kafka.
     let mut tx = db.pool.begin().await.unwrap();
     outbox::write(

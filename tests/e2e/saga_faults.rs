@@ -119,11 +119,7 @@ async fn garbage_is_dead_lettered_and_the_next_order_still_completes() {
     let cup = sku("CUP");
     saga.set_stock(&cup, 5, "7.00").await;
     let orders_topic = saga.topics.topic_of(EventType::OrderPlaced);
-    let producer = saga
-        .stack
-        .kafka()
-        .producer(Duration::from_secs(10), Duration::ZERO)
-        .unwrap();
+    let producer = saga.stack.producer();
     producer
         .send(
             FutureRecord::to(&orders_topic)

@@ -29,11 +29,7 @@ async fn trace_prints_a_confirmed_saga_from_order_placed_to_notification() {
         .await;
     assert_eq!(saga.deliveries(Some(&order_id), 1).await.0, 1);
     // A dead letter of the order belongs in its trace too.
-    let producer = saga
-        .stack
-        .kafka()
-        .producer(Duration::from_secs(10), Duration::ZERO)
-        .unwrap();
+    let producer = saga.stack.producer();
     producer
         .send(
             FutureRecord::to(&saga.topics.dead_letter(Topic::Payments))
