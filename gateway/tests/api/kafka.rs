@@ -26,6 +26,18 @@ async fn next_message<'a>(consumer: &'a StreamConsumer, topic: &str) -> Borrowed
         .expect("consuming")
 }
 
+/// A consumer of its own group that reads every topic it subscribes to from
+/// the beginning.
+fn from_the_start(kafka: &KafkaSettings, group: String) -> StreamConsumer {
+    kafka
+        .client_config()
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap()
+}
+
 fn header<'a>(message: &'a BorrowedMessage<'_>, key: &str) -> Option<&'a str> {
     let headers = message.headers()?;
     headers
@@ -59,13 +71,7 @@ async fn the_gateway_publishes_order_placed_to_kafka_before_its_202() {
     let base = gateway.base.clone();
     let namespace = gateway.namespace.clone();
     let registry = registry_url().await;
-    let consumer: StreamConsumer = kafka
-        .client_config()
-        .set("group.id", format!("{namespace}.test"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
+    let consumer = from_the_start(&kafka, format!("{namespace}.test"));
     let orders_topic = catalogue.name(Topic::Orders);
     let commands_topic = catalogue.name(Topic::InventoryCommands);
     consumer
@@ -191,13 +197,7 @@ async fn a_payment_token_is_not_readable_in_the_orders_topic() {
     assert_eq!(response.status, 202, "{}", response.text);
     let order_id = response.json()["order_id"].as_str().unwrap().to_string();
 
-    let consumer: StreamConsumer = kafka
-        .client_config()
-        .set("group.id", format!("{}.test", gateway.namespace))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
+    let consumer = from_the_start(&kafka, format!("{}.test", gateway.namespace));
     let topic = catalogue.name(Topic::Orders);
     consumer.subscribe(&[&topic]).unwrap();
     let message = next_message(&consumer, &topic).await;
@@ -257,13 +257,7 @@ async fn simultaneous_orders_each_land_once_in_kafka() {
     }
     assert_eq!(accepted.len(), 30, "a repeated key answers its order");
 
-    let consumer: StreamConsumer = kafka
-        .client_config()
-        .set("group.id", format!("{}.burst", gateway.namespace))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
+    let consumer = from_the_start(&kafka, format!("{}.burst", gateway.namespace));
     let topic = catalogue.name(Topic::Orders);
     consumer.subscribe(&[&topic]).unwrap();
     let mut landed = std::collections::BTreeSet::new();

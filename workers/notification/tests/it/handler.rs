@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chorus_avro::{Event, OrderCancelled, OrderConfirmed, StockReleased};
-use chorus_notification::store::find_delivery;
+use chorus_notification::store::{Delivery, find_delivery};
 use chorus_notification::{
     Channel, FinalStatus, NotificationConfig, NotificationHandler, RetryPolicy,
 };
@@ -85,6 +85,14 @@ fn confirmed(customer_id: &str) -> OrderConfirmed {
     }
 }
 
+/// The recorded webhook delivery of an order's confirmation.
+async fn confirmed_webhook(conn: &mut sqlx::PgConnection, order_id: &str) -> Delivery {
+    find_delivery(conn, order_id, FinalStatus::Confirmed, Channel::Webhook)
+        .await
+        .unwrap()
+        .expect("a webhook delivery of the confirmation")
+}
+
 fn channels_of(events: &[Event]) -> Vec<String> {
     events
         .iter()
@@ -125,15 +133,7 @@ async fn a_confirmation_is_delivered_once_per_channel_and_never_again() {
         assert_eq!(body["event_id"], order.event_id.as_str());
     }
     let mut conn = db.pool.acquire().await.unwrap();
-    let delivery = find_delivery(
-        &mut conn,
-        &order.order_id,
-        FinalStatus::Confirmed,
-        Channel::Webhook,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let delivery = confirmed_webhook(&mut conn, &order.order_id).await;
     assert_eq!(delivery.attempts, 1);
     assert_eq!(
         Some(delivery.delivery_id.to_string()),
@@ -175,15 +175,7 @@ async fn a_failing_webhook_is_sent_outside_the_transaction_until_it_goes_through
         "nothing sent inside the transaction"
     );
     let mut conn = db.pool.acquire().await.unwrap();
-    let pending = find_delivery(
-        &mut conn,
-        &order.order_id,
-        FinalStatus::Confirmed,
-        Channel::Webhook,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let pending = confirmed_webhook(&mut conn, &order.order_id).await;
     assert_eq!(pending.status, "pending");
 
     // "Not now" twice, then delivered: one NotificationSent, one delivery id.
@@ -206,15 +198,7 @@ async fn a_failing_webhook_is_sent_outside_the_transaction_until_it_goes_through
         panic!("{verdicts:?}")
     };
     assert_eq!(channels_of(emit), ["webhook"]);
-    let delivered = find_delivery(
-        &mut conn,
-        &order.order_id,
-        FinalStatus::Confirmed,
-        Channel::Webhook,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let delivered = confirmed_webhook(&mut conn, &order.order_id).await;
     assert_eq!(delivered.status, "delivered");
     let hooks = hooks.lock().unwrap();
     assert_eq!(hooks.len(), 3);
@@ -245,15 +229,7 @@ async fn a_webhook_refused_for_good_is_recorded_failed_and_refused() {
     assert!(refused[0].contains("410"), "{refused:?}");
     assert_eq!(hooks.lock().unwrap().len(), 1, "a 410 is not asked again");
     let mut conn = db.pool.acquire().await.unwrap();
-    let failed = find_delivery(
-        &mut conn,
-        &order.order_id,
-        FinalStatus::Confirmed,
-        Channel::Webhook,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let failed = confirmed_webhook(&mut conn, &order.order_id).await;
     assert_eq!(failed.status, "failed");
     assert!(failed.error.unwrap().contains("410"));
 }

@@ -6,7 +6,7 @@
 use chorus_avro::Event;
 use chorus_payment::store::find_payment;
 use chorus_payment::{
-    ConfiguredProvider, PaymentCall, PaymentConfig, PaymentHandler, SandboxProvider,
+    ConfiguredProvider, PaymentAnswer, PaymentCall, PaymentConfig, PaymentHandler, SandboxProvider,
 };
 use chorus_platform::testing::TestDb;
 use chorus_runtime::{Calls, Env, HandleError, Handler, Verdict, apply_one};
@@ -32,12 +32,7 @@ async fn handle(
     tx.commit().await.unwrap();
     while let Some(call) = calls.pop() {
         let (answered, _) = answer(handler.calls(), &call).await;
-        let mut tx = db.pool.begin().await.unwrap();
-        let verdicts = handler
-            .calls()
-            .settle(&mut tx, &[(&call, &answered)])
-            .await?;
-        tx.commit().await.unwrap();
+        let verdicts = settle(db, handler, &call, &answered).await?;
         for verdict in verdicts {
             let Verdict::Applied { emit, calls: more } = verdict else {
                 panic!("an answer was refused: {verdict:?}");
@@ -47,6 +42,20 @@ async fn handle(
         }
     }
     Ok(emitted)
+}
+
+/// Records `answered` to `call` in a committed transaction of its own, as
+/// the runtime does once the call came back.
+async fn settle(
+    db: &TestDb,
+    handler: &PaymentHandler,
+    call: &PaymentCall,
+    answered: &PaymentAnswer,
+) -> Result<Vec<Verdict<PaymentCall>>, HandleError> {
+    let mut tx = db.pool.begin().await.unwrap();
+    let verdicts = handler.calls().settle(&mut tx, &[(call, answered)]).await?;
+    tx.commit().await.unwrap();
+    Ok(verdicts)
 }
 
 fn names(events: &[Event]) -> Vec<&'static str> {
@@ -83,13 +92,7 @@ async fn an_approved_token_is_authorized_once_and_recorded() {
 
     let (answered, attempts) = answer(handler.calls(), &calls[0]).await;
     assert_eq!(attempts, 1);
-    let mut tx = db.pool.begin().await.unwrap();
-    let verdicts = handler
-        .calls()
-        .settle(&mut tx, &[(&calls[0], &answered)])
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    let verdicts = settle(&db, &handler, &calls[0], &answered).await.unwrap();
     let [Verdict::Applied { emit, calls: more }] = verdicts.as_slice() else {
         panic!("{verdicts:?}")
     };
@@ -218,13 +221,7 @@ async fn a_cancellation_while_the_authorization_is_in_flight_voids_its_answer() 
             .is_empty()
     );
     let (answered, _) = answer(handler.calls(), &calls[0]).await;
-    let mut tx = db.pool.begin().await.unwrap();
-    let verdicts = handler
-        .calls()
-        .settle(&mut tx, &[(&calls[0], &answered)])
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    let verdicts = settle(&db, &handler, &calls[0], &answered).await.unwrap();
     let [Verdict::Applied { emit, calls: voids }] = verdicts.as_slice() else {
         panic!("{verdicts:?}")
     };
@@ -233,13 +230,7 @@ async fn a_cancellation_while_the_authorization_is_in_flight_voids_its_answer() 
         panic!("{voids:?}")
     };
     let (voided, _) = answer(handler.calls(), void).await;
-    let mut tx = db.pool.begin().await.unwrap();
-    let verdicts = handler
-        .calls()
-        .settle(&mut tx, &[(void, &voided)])
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    let verdicts = settle(&db, &handler, void, &voided).await.unwrap();
     assert!(
         matches!(verdicts.as_slice(), [Verdict::Applied { emit, .. }] if names(emit) == ["PaymentVoided"])
     );
