@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use chorus_avro::{EventType, Topic};
-use chorus_runtime::{CallOutcome, Calls, Env, HandleError, Handler, Incoming, Verdict};
+use chorus_runtime::{CallOutcome, Calls, Env, HandleError, Handler, Incoming, Settling, Verdict};
 use sqlx::PgConnection;
 
 use crate::channels::{Channels, DeliveryError};
@@ -186,6 +186,10 @@ impl Calls for Channels {
         call.traceparent.as_deref()
     }
 
+    fn cause_event_id(call: &Pending) -> Option<&str> {
+        Some(&call.cause_event_id)
+    }
+
     async fn call(&self, call: &Pending, _attempt: u32) -> CallOutcome<DeliveryAnswer> {
         match self
             .deliver(call.channel, &call.outcome, call.delivery_id)
@@ -202,10 +206,10 @@ impl Calls for Channels {
     async fn settle(
         &self,
         tx: &mut PgConnection,
-        answers: &[(&Pending, &DeliveryAnswer)],
+        answers: &[Settling<'_, Pending, DeliveryAnswer>],
     ) -> Result<Vec<Verdict<Pending>>, HandleError> {
         let mut verdicts = Vec::with_capacity(answers.len());
-        for (call, answer) in answers {
+        for Settling { call, answer, .. } in answers {
             let (attempts, error) = match answer {
                 DeliveryAnswer::Delivered { attempts } => (*attempts, None),
                 DeliveryAnswer::Refused { error } => (1, Some(error.as_str())),
@@ -237,5 +241,24 @@ impl Calls for Channels {
         limit: i64,
     ) -> Result<Vec<Pending>, sqlx::Error> {
         store::lease_pending(conn, lease, limit).await
+    }
+
+    async fn renew(
+        &self,
+        conn: &mut PgConnection,
+        calls: &[&Pending],
+        lease: Duration,
+    ) -> Result<(), sqlx::Error> {
+        let ids: Vec<uuid::Uuid> = calls.iter().map(|call| call.delivery_id).collect();
+        store::renew_leases(conn, &ids, Some(lease)).await
+    }
+
+    async fn release(
+        &self,
+        conn: &mut PgConnection,
+        calls: &[&Pending],
+    ) -> Result<(), sqlx::Error> {
+        let ids: Vec<uuid::Uuid> = calls.iter().map(|call| call.delivery_id).collect();
+        store::renew_leases(conn, &ids, None).await
     }
 }

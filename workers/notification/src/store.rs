@@ -116,6 +116,29 @@ pub async fn record_result(
     Ok(updated == 1)
 }
 
+/// Sets the lease of pending deliveries to `lease` from now, or gives it up
+/// (`None`) so anyone may take them at once.
+pub async fn renew_leases(
+    conn: &mut PgConnection,
+    delivery_ids: &[Uuid],
+    lease: Option<Duration>,
+) -> Result<(), sqlx::Error> {
+    if delivery_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE deliveries
+         SET lease_until = CASE WHEN $2::float8 IS NULL THEN NULL
+                                ELSE now() + make_interval(secs => $2) END
+         WHERE delivery_id = ANY($1) AND status = 'pending'",
+    )
+    .bind(delivery_ids)
+    .bind(lease.map(|lease| lease.as_secs_f64()))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Pending deliveries whose lease ran out, leased anew to the caller.
 pub async fn lease_pending(
     conn: &mut PgConnection,

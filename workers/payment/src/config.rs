@@ -24,6 +24,11 @@ pub struct PaymentConfig {
     pub token_keys: Option<PaymentTokenKeys>,
     /// `CHORUS_DEV=true`.
     pub dev: bool,
+    /// An authorization whose order this worker has not seen confirmed this
+    /// long after it was asked for is voided: the order's deadline
+    /// (`CHORUS_ORDER_DEADLINE_SECS`, the order worker's, default 60) plus
+    /// `CHORUS_PAYMENT_UNCONFIRMED_GRACE_SECS` (default 300).
+    pub void_unconfirmed_after: Duration,
 }
 
 impl PaymentConfig {
@@ -53,6 +58,10 @@ impl PaymentConfig {
             },
             token_keys: PaymentTokenKeys::from_env(env)?,
             dev: env.parse("CHORUS_DEV", false)?,
+            void_unconfirmed_after: Duration::from_secs(
+                env.positive::<u64>("CHORUS_ORDER_DEADLINE_SECS", 60)?
+                    + env.positive::<u64>("CHORUS_PAYMENT_UNCONFIRMED_GRACE_SECS", 300)?,
+            ),
         })
     }
 }

@@ -11,11 +11,15 @@
 //! the intent, which is called again (the key turns it into a read).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chorus_avro::{Event, EventType, Topic};
+use chorus_runtime::metrics::Metrics;
 use chorus_runtime::retry::RetryPolicy;
-use chorus_runtime::{CallOutcome, Calls, Env, HandleError, Handler, Incoming, Verdict};
+use chorus_runtime::{
+    CallOutcome, Calls, Env, Fallback, HandleError, Handler, Incoming, Settling, Verdict,
+};
 use sqlx::{PgConnection, PgPool};
 
 use crate::config::{PaymentConfig, ProviderChoice};
@@ -32,6 +36,24 @@ const LEASE: Duration = chorus_runtime::calls::LEASE;
 
 pub struct PaymentHandler<P = ConfiguredProvider> {
     calls: PaymentCalls<P>,
+    unconfirmed: Option<UnconfirmedVoids>,
+}
+
+/// `void_reason` of an authorization voided because its order was never
+/// seen confirmed (a forged or orphaned `StockReserved`).
+pub const ORDER_NOT_CONFIRMED: &str = "order_not_confirmed";
+/// How often unconfirmed authorizations are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// A lag report older than this does not prove a partition consumed to the end.
+const LAG_FRESH: Duration = Duration::from_secs(15);
+
+/// Voiding authorizations whose order was never seen confirmed: only on
+/// partitions of the orders topic this process has consumed to the end, so
+/// an `OrderConfirmed` still waiting in Kafka never gets its charge voided.
+struct UnconfirmedVoids {
+    after: Duration,
+    metrics: Arc<Metrics>,
+    orders_topic: String,
 }
 
 /// The provider's answer to one call.
@@ -67,6 +89,20 @@ impl PaymentHandler {
         )
     }
 
+    /// The handler of a worker process: configured from the environment,
+    /// voiding unconfirmed authorizations by the lag `ctx.metrics` reports.
+    pub fn for_worker(ctx: &chorus_runtime::WorkerContext) -> anyhow::Result<PaymentHandler> {
+        let config = PaymentConfig::from_env(&Env::process())?;
+        let orders_topic = ctx.config.catalogue().name(Topic::Orders);
+        Ok(
+            PaymentHandler::from_config(&config, &ctx.pool)?.voiding_unconfirmed(
+                config.void_unconfirmed_after,
+                ctx.metrics.clone(),
+                orders_topic,
+            ),
+        )
+    }
+
     fn with_provider(config: &PaymentConfig, pool: &PgPool) -> anyhow::Result<PaymentHandler> {
         let provider = match &config.provider {
             ProviderChoice::Sandbox => {
@@ -92,7 +128,25 @@ impl<P: PaymentProvider> PaymentHandler<P> {
                     dev: true,
                 },
             },
+            unconfirmed: None,
         }
+    }
+
+    /// Voids authorizations whose order it has not seen confirmed `after`
+    /// they were asked for, on the partitions of `orders_topic` that
+    /// `metrics` reports consumed to the end.
+    pub fn voiding_unconfirmed(
+        mut self,
+        after: Duration,
+        metrics: Arc<Metrics>,
+        orders_topic: String,
+    ) -> PaymentHandler<P> {
+        self.unconfirmed = Some(UnconfirmedVoids {
+            after,
+            metrics,
+            orders_topic,
+        });
+        self
     }
 
     /// Opens payment tokens with `tokens`.
@@ -120,7 +174,7 @@ impl<P: PaymentProvider> Handler for PaymentHandler<P> {
     fn handles(&self, event_type: EventType) -> bool {
         matches!(
             event_type,
-            EventType::StockReserved | EventType::OrderCancelled
+            EventType::StockReserved | EventType::OrderCancelled | EventType::OrderConfirmed
         )
     }
 
@@ -140,11 +194,18 @@ impl<P: PaymentProvider> Handler for PaymentHandler<P> {
         let mut payments = store::lock_payments(tx, &ids).await?;
         let existing: BTreeSet<String> = payments.keys().cloned().collect();
         let mut changed = BTreeSet::new();
+        let mut confirmed = Vec::new();
+        let mut partitions = HashMap::new();
         let mut verdicts = Vec::with_capacity(events.len());
         for incoming in events {
             let traceparent = chorus_runtime::traceparent(incoming.span);
             let step = match incoming.event {
+                Event::OrderConfirmed(order) => {
+                    confirmed.push(order.order_id.as_str());
+                    None
+                }
                 Event::StockReserved(reserved) => {
+                    partitions.insert(reserved.order_id.clone(), incoming.partition);
                     let current = payments.get(&reserved.order_id);
                     match rules::on_stock_reserved(current, reserved, traceparent) {
                         Ok(step) => step,
@@ -171,8 +232,35 @@ impl<P: PaymentProvider> Handler for PaymentHandler<P> {
             });
             verdicts.push(record(&mut payments, &mut changed, step));
         }
-        save(tx, &payments, &existing, &changed).await?;
+        save(tx, &payments, &existing, &changed, &partitions).await?;
+        store::mark_confirmed(tx, &confirmed).await?;
         Ok(verdicts)
+    }
+
+    fn tick_every(&self) -> Option<Duration> {
+        self.unconfirmed.as_ref().map(|_| SWEEP_EVERY)
+    }
+
+    /// Voids authorizations whose order was never seen confirmed; the void
+    /// itself is made by the call executor, which takes the intent at once.
+    async fn tick(&self, tx: &mut PgConnection) -> Result<Vec<Event>, HandleError> {
+        let Some(unconfirmed) = &self.unconfirmed else {
+            return Ok(Vec::new());
+        };
+        let partitions = unconfirmed
+            .metrics
+            .caught_up_partitions(&unconfirmed.orders_topic, LAG_FRESH);
+        let voided =
+            store::void_unconfirmed(tx, unconfirmed.after, &partitions, ORDER_NOT_CONFIRMED, 500)
+                .await?;
+        for order_id in &voided {
+            tracing::warn!(
+                order_id,
+                after_secs = unconfirmed.after.as_secs(),
+                "voiding an authorization whose order was never confirmed"
+            );
+        }
+        Ok(Vec::new())
     }
 }
 
@@ -197,12 +285,13 @@ async fn save(
     payments: &HashMap<String, Payment>,
     existing: &BTreeSet<String>,
     changed: &BTreeSet<String>,
+    partitions: &HashMap<String, i32>,
 ) -> Result<(), HandleError> {
     let (old, new): (Vec<&Payment>, Vec<&Payment>) = changed
         .iter()
         .map(|id| &payments[id])
         .partition(|p| existing.contains(&p.order_id));
-    if !store::insert_payments(tx, &new, LEASE).await? {
+    if !store::insert_payments(tx, &new, partitions, LEASE).await? {
         // An event of another topic (or replica) recorded one of these
         // orders after we looked; the retry decides again from its row.
         return Err(HandleError::Transient(
@@ -240,6 +329,26 @@ impl<P: PaymentProvider> Calls for PaymentCalls<P> {
             PaymentCall::Authorize { traceparent, .. } | PaymentCall::Void { traceparent, .. } => {
                 traceparent.as_deref()
             }
+        }
+    }
+
+    /// An authorization with no answer that can be recorded (its attempts ran
+    /// out, or the provider's answer does not fit the database) is recorded
+    /// as unavailable: the charge is then voided by the idempotency key
+    /// before the order is cancelled. A void is parked and taken again.
+    fn fallback(call: &PaymentCall, why: Fallback<'_>) -> Option<PaymentAnswer> {
+        let detail = match why {
+            Fallback::Exhausted(why) => format!("the provider did not answer: {why}"),
+            Fallback::Unrecordable(why) => {
+                format!("the provider's answer could not be recorded: {why}")
+            }
+        };
+        match call {
+            PaymentCall::Authorize { .. } => Some(PaymentAnswer::Authorize {
+                answer: AuthorizeAnswer::Unavailable { detail },
+                attempts: 1,
+            }),
+            PaymentCall::Void { .. } => None,
         }
     }
 
@@ -321,9 +430,9 @@ impl<P: PaymentProvider> Calls for PaymentCalls<P> {
     async fn settle(
         &self,
         tx: &mut PgConnection,
-        answers: &[(&PaymentCall, &PaymentAnswer)],
+        answers: &[Settling<'_, PaymentCall, PaymentAnswer>],
     ) -> Result<Vec<Verdict<PaymentCall>>, HandleError> {
-        let ids: Vec<&str> = answers.iter().map(|(call, _)| call.order_id()).collect();
+        let ids: Vec<&str> = answers.iter().map(|a| a.call.order_id()).collect();
         let mut ids = ids;
         ids.sort_unstable();
         ids.dedup();
@@ -331,7 +440,7 @@ impl<P: PaymentProvider> Calls for PaymentCalls<P> {
         let existing: BTreeSet<String> = payments.keys().cloned().collect();
         let mut changed = BTreeSet::new();
         let mut verdicts = Vec::with_capacity(answers.len());
-        for (call, answer) in answers {
+        for Settling { call, answer, span } in answers {
             let step = payments
                 .get(call.order_id())
                 .and_then(|current| match answer {
@@ -342,17 +451,18 @@ impl<P: PaymentProvider> Calls for PaymentCalls<P> {
                 });
             match step {
                 Some(step) => {
-                    tracing::info!(
-                        order_id = call.order_id(),
-                        status = step.payment.status.as_str(),
-                        "provider answer recorded"
-                    );
+                    span.in_scope(|| {
+                        tracing::info!(
+                            status = step.payment.status.as_str(),
+                            "provider answer recorded"
+                        )
+                    });
                     verdicts.push(record(&mut payments, &mut changed, step));
                 }
                 None => verdicts.push(Verdict::emit(vec![])),
             }
         }
-        save(tx, &payments, &existing, &changed).await?;
+        save(tx, &payments, &existing, &changed, &HashMap::new()).await?;
         Ok(verdicts)
     }
 
@@ -367,5 +477,24 @@ impl<P: PaymentProvider> Calls for PaymentCalls<P> {
             .iter()
             .filter_map(PaymentCall::pending)
             .collect())
+    }
+
+    async fn renew(
+        &self,
+        conn: &mut PgConnection,
+        calls: &[&PaymentCall],
+        lease: Duration,
+    ) -> Result<(), sqlx::Error> {
+        let ids: Vec<&str> = calls.iter().map(|call| call.order_id()).collect();
+        store::renew_leases(conn, &ids, Some(lease)).await
+    }
+
+    async fn release(
+        &self,
+        conn: &mut PgConnection,
+        calls: &[&PaymentCall],
+    ) -> Result<(), sqlx::Error> {
+        let ids: Vec<&str> = calls.iter().map(|call| call.order_id()).collect();
+        store::renew_leases(conn, &ids, None).await
     }
 }

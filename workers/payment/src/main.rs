@@ -6,7 +6,8 @@ async fn main() -> std::process::ExitCode {
         9103,
         &chorus_payment::MIGRATOR,
         |ctx| async move {
-            chorus_payment::PaymentHandler::from_env(&ctx.pool) // provider chosen from CHORUS_PAYMENT_PROVIDER etc.
+            // The provider is chosen from CHORUS_PAYMENT_PROVIDER etc.
+            chorus_payment::PaymentHandler::for_worker(&ctx)
         },
     )
     .await

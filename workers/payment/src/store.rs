@@ -92,27 +92,34 @@ pub async fn find_payment(
 /// to this process, which makes the call. False when a concurrent
 /// transaction inserted one of them first (then nothing of this transaction
 /// may stand: retry, and decide again from the row it wrote).
+/// `partitions` holds the Kafka partition each order's events come from.
 pub async fn insert_payments(
     conn: &mut PgConnection,
     payments: &[&Payment],
+    partitions: &HashMap<String, i32>,
     lease: Duration,
 ) -> Result<bool, sqlx::Error> {
     if payments.is_empty() {
         return Ok(true);
     }
     let c = Columns::of(payments);
+    let partitions: Vec<Option<i32>> = payments
+        .iter()
+        .map(|p| partitions.get(&p.order_id).copied())
+        .collect();
     let inserted = sqlx::query(
         "INSERT INTO payments (order_id, amount, currency, status, authorization_id, reason,
                                attempts, token, token_key_id, cancel_reason, void_reason,
-                               cause_event_id, correlation_id, traceparent, lease_until)
+                               cause_event_id, correlation_id, traceparent, kafka_partition,
+                               lease_until)
          SELECT u.*, CASE WHEN u.status IN ('authorizing', 'voiding')
                           THEN now() + make_interval(secs => $15) END
          FROM unnest($1::text[], $2::numeric[], $3::text[], $4::text[], $5::text[], $6::text[],
                      $7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                     $13::text[], $14::text[])
+                     $13::text[], $14::text[], $16::int[])
               AS u(order_id, amount, currency, status, authorization_id, reason, attempts, token,
                    token_key_id, cancel_reason, void_reason, cause_event_id, correlation_id,
-                   traceparent)
+                   traceparent, kafka_partition)
          ORDER BY 1
          ON CONFLICT (order_id) DO NOTHING",
     )
@@ -131,6 +138,7 @@ pub async fn insert_payments(
     .bind(c.correlation_id)
     .bind(c.traceparent)
     .bind(lease.as_secs_f64())
+    .bind(partitions)
     .execute(conn)
     .await?
     .rows_affected();
@@ -203,6 +211,79 @@ pub async fn lease_unsettled(
     .fetch_all(conn)
     .await?;
     rows.into_iter().map(payment).collect()
+}
+
+/// Sets the lease of `order_ids`' pending calls (`authorizing`, `voiding`)
+/// to `lease` from now, or gives it up (`None`) so anyone takes them at once.
+pub async fn renew_leases(
+    conn: &mut PgConnection,
+    order_ids: &[&str],
+    lease: Option<Duration>,
+) -> Result<(), sqlx::Error> {
+    if order_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE payments
+         SET lease_until = CASE WHEN $2::float8 IS NULL THEN NULL
+                                ELSE now() + make_interval(secs => $2) END
+         WHERE order_id = ANY($1) AND status IN ('authorizing', 'voiding')",
+    )
+    .bind(order_ids)
+    .bind(lease.map(|lease| lease.as_secs_f64()))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records that the orders were confirmed (their authorization stands for good).
+pub async fn mark_confirmed(
+    conn: &mut PgConnection,
+    order_ids: &[&str],
+) -> Result<(), sqlx::Error> {
+    if order_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE payments SET order_confirmed = true WHERE order_id = ANY($1)")
+        .bind(order_ids)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Turns authorizations asked for more than `after` ago, whose order was
+/// never seen confirmed, into voids (`void_reason`), at most `limit`, only on
+/// `partitions` (those consumed to the end); the void is made by whoever
+/// takes the intent, at once (no lease). Returns their order ids.
+pub async fn void_unconfirmed(
+    conn: &mut PgConnection,
+    after: Duration,
+    partitions: &[i32],
+    void_reason: &str,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    if partitions.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar(
+        "UPDATE payments SET status = 'voiding', void_reason = $3, lease_until = NULL,
+                             updated_at = now()
+         WHERE order_id IN (
+             SELECT order_id FROM payments
+             WHERE status = 'authorized' AND NOT order_confirmed
+               AND created_at < now() - make_interval(secs => $1)
+               AND kafka_partition = ANY($2)
+             ORDER BY created_at LIMIT $4
+             FOR UPDATE SKIP LOCKED
+         )
+         RETURNING order_id",
+    )
+    .bind(after.as_secs_f64())
+    .bind(partitions)
+    .bind(void_reason)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
 }
 
 #[derive(Default)]

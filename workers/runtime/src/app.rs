@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::Applier;
-use crate::calls::{CONCURRENCY, CallExecutor, DeadLetters};
+use crate::calls::{CallExecutor, DeadLetters, REQUEST_QUEUE};
 use crate::config::WorkerConfig;
 use crate::consumer::{self, LoopContext, LoopSettings, WorkerConsumer};
 use crate::delivery::OutboxPublisher;
@@ -36,6 +36,7 @@ use crate::emit::Emitter;
 use crate::handler::Handler;
 use crate::http;
 use crate::metrics::Metrics;
+use crate::progress::Progress;
 use crate::relay::Relay;
 use crate::ticks::Ticker;
 
@@ -97,6 +98,12 @@ where
 /// Runs a worker with `config` until `shutdown` is cancelled (a signal, for
 /// a process); `Ok` only for a clean stop. `migrator` holds the worker's own
 /// migrations (versions from 1000), `build` makes its handler.
+///
+/// The steps: the database and its migrations, the handler, the Kafka
+/// clients, the background tasks (each supervised: one ending unasked stops
+/// the worker naming it), then the consumer loop until shutdown, then the
+/// stop: every task ends, the outbox deliveries are awaited, the producer
+/// flushed.
 pub async fn serve<H, F, Fut>(
     config: WorkerConfig,
     migrator: &'static Migrator,
@@ -119,45 +126,28 @@ where
         })
         .await?,
     );
-    let catalogue = config.catalogue();
-    let topics: Vec<String> = handler
-        .topics()
-        .iter()
-        .map(|&t| catalogue.name(t))
-        .collect();
-    require_topics(&config, &catalogue.all_names()).await?;
-
-    let codec = Arc::new(Codec::new(&config.codec_config(), catalogue.clone())?);
-    let producer = config
-        .kafka
-        .producer(Duration::from_secs(30), Duration::from_millis(1))?;
-    let consumer = Arc::new(create_consumer(&config, metrics.clone())?);
-    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topic_refs).context("subscribing")?;
-
-    let registry = Arc::new(RegistryClient::new(
-        &config.registry,
-        Duration::from_secs(2),
-    )?);
+    let kafka = KafkaClients::connect(&config, handler.topics(), metrics.clone()).await?;
+    let loops = Loops::default();
+    for progress in loops.all() {
+        metrics.watch(progress);
+    }
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding CHORUS_HTTP_ADDR={}", config.http_addr))?;
     tracing::info!(
-        addr = %listener.local_addr()?, topics = ?topics, group = %config.consumer_group,
+        addr = %listener.local_addr()?, topics = ?kafka.topics, group = %config.consumer_group,
+        group_instance_id = config.group_instance_id.as_deref(),
         "worker started"
     );
-    let readiness = Readiness::new()
-        .with_database("database", pool.clone(), "SELECT 1")
-        .with_kafka(&config.kafka)
-        .with_registry(registry);
+    let readiness = readiness(&config, &pool, &loops)?;
     let router = http::router(readiness, metrics.clone());
 
-    let (publisher, tracker) = OutboxPublisher::start(producer.clone(), pool.clone());
+    let (publisher, tracker) = OutboxPublisher::start(kafka.producer.clone(), pool.clone());
     let emitter = Arc::new(Emitter {
-        codec: codec.clone(),
+        codec: kafka.codec.clone(),
         producer: handler.name(),
     });
-    let (calls, call_requests) = mpsc::channel(CONCURRENCY * 4);
+    let (calls, call_requests) = mpsc::channel(REQUEST_QUEUE);
     let mut tasks = Tasks::default();
     let http_shutdown = shutdown.clone();
     tasks.spawn("health server", async move {
@@ -170,29 +160,30 @@ where
         "outbox relay",
         Relay {
             pool: pool.clone(),
-            producer: producer.clone(),
+            producer: kafka.producer.clone(),
             metrics: metrics.clone(),
             interval: Duration::from_millis(500),
             inbox_retention: config.inbox_retention,
         }
         .run(shutdown.clone()),
     );
-    let handler_calls = Arc::new(CallsOf(handler.clone()));
     tasks.spawn(
         "external calls",
         CallExecutor {
-            calls: handler_calls,
+            calls: Arc::new(CallsOf(handler.clone())),
             pool: pool.clone(),
             emitter: emitter.clone(),
             publisher: publisher.clone(),
             metrics: metrics.clone(),
             retry: config.retry_policy(),
-            follow_ups: calls.clone(),
+            max_attempts: config.call_max_attempts,
             dead_letters: DeadLetters {
-                producer: producer.clone(),
-                catalogue: catalogue.clone(),
+                producer: kafka.producer.clone(),
+                catalogue: kafka.catalogue.clone(),
                 consumer_group: config.consumer_group.clone(),
             },
+            progress: loops.calls.clone(),
+            recorder_progress: loops.answers.clone(),
         }
         .run(call_requests, shutdown.clone()),
     );
@@ -211,38 +202,39 @@ where
     let applier = Arc::new(Applier {
         handler,
         pool: pool.clone(),
-        codec,
+        codec: kafka.codec.clone(),
         emitter: Emitter {
             codec: emitter.codec.clone(),
             producer: emitter.producer,
         },
-        producer: producer.clone(),
+        producer: kafka.producer.clone(),
         publisher,
         calls,
         metrics,
         consumer_group: config.consumer_group.clone(),
         max_attempts: config.max_attempts,
     });
+    // Last, so that it is joined after every holder of a publisher ended.
+    tasks.spawn("outbox delivery tracker", async move {
+        tracker.drain().await;
+        Ok(())
+    });
     let settings = LoopSettings {
         max_batch: config.max_batch,
         partition_capacity: 1000,
         retry: config.retry_policy(),
     };
-    let consuming = consumer::run(applier, consumer.clone(), settings, shutdown.clone());
-    tokio::pin!(consuming);
-    // The loop ends at shutdown; any task ending before that is a failure.
-    let outcome = tokio::select! {
-        result = &mut consuming => result.context("the consumer loop failed"),
-        ended = tasks.first_to_end(&shutdown) => match ended {
-            Some(failure) => Err(failure),
-            None => consuming.await.context("the consumer loop failed"),
-        },
-    };
-    shutdown.cancel();
+    let consuming = consumer::run(
+        applier,
+        kafka.consumer.clone(),
+        settings,
+        loops.consumer.clone(),
+        shutdown.clone(),
+    );
+    let outcome = run_until_stopped(consuming, &mut tasks, &shutdown).await;
     let stopped = tasks.join().await;
-    // Every holder of the publisher is gone now: deliver what is left.
-    tracker.drain().await;
-    let flushed = producer
+    let flushed = kafka
+        .producer
         .flush(Duration::from_secs(10))
         .context("flushing the producer");
     pool.close().await;
@@ -250,6 +242,122 @@ where
     stopped?;
     flushed?;
     Ok(())
+}
+
+/// Runs the consumer loop until `shutdown`, or until it or any task ends on
+/// its own (a failure); then asks everything to stop and lets the loop
+/// finish its batch and commit its offsets.
+async fn run_until_stopped(
+    consuming: impl Future<Output = anyhow::Result<()>>,
+    tasks: &mut Tasks,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut consuming = std::pin::pin!(consuming);
+    let (failure, consumed) = tokio::select! {
+        result = &mut consuming => {
+            let failure = (!shutdown.is_cancelled())
+                .then(|| anyhow::anyhow!("the consumer loop ended on its own"));
+            (failure, Some(result))
+        }
+        ended = tasks.first_to_end(shutdown) => (ended, None),
+    };
+    shutdown.cancel();
+    let consumed = match consumed {
+        Some(result) => result,
+        None => consuming.await,
+    };
+    let consumed = consumed.context("the consumer loop failed");
+    match failure {
+        Some(failure) => Err(failure),
+        None => consumed,
+    }
+}
+
+/// The worker's Kafka side: its topics (checked to exist), the codec, the
+/// producer and the subscribed consumer.
+struct KafkaClients {
+    topics: Vec<String>,
+    catalogue: chorus_avro::TopicCatalogue,
+    codec: Arc<Codec>,
+    producer: rdkafka::producer::FutureProducer,
+    consumer: Arc<WorkerConsumer>,
+}
+
+impl KafkaClients {
+    async fn connect(
+        config: &WorkerConfig,
+        topics: &[chorus_avro::Topic],
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<KafkaClients> {
+        let catalogue = config.catalogue();
+        let topics: Vec<String> = topics.iter().map(|&t| catalogue.name(t)).collect();
+        require_topics(config, &catalogue.all_names()).await?;
+        let codec = Arc::new(Codec::new(&config.codec_config(), catalogue.clone())?);
+        let producer = config
+            .kafka
+            .producer(Duration::from_secs(30), Duration::from_millis(1))?;
+        let consumer = Arc::new(create_consumer(config, metrics)?);
+        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topic_refs).context("subscribing")?;
+        Ok(KafkaClients {
+            topics,
+            catalogue,
+            codec,
+            producer,
+            consumer,
+        })
+    }
+}
+
+/// The beats of the worker's loops (see [`crate::progress`]).
+#[derive(Clone)]
+struct Loops {
+    consumer: Progress,
+    calls: Progress,
+    answers: Progress,
+}
+
+impl Default for Loops {
+    fn default() -> Loops {
+        let loops = Loops {
+            consumer: Progress::new("consumer"),
+            calls: Progress::new("external calls"),
+            answers: Progress::new("call answer recorder"),
+        };
+        for progress in loops.all() {
+            progress.beat();
+        }
+        loops
+    }
+}
+
+impl Loops {
+    fn all(&self) -> [&Progress; 3] {
+        [&self.consumer, &self.calls, &self.answers]
+    }
+}
+
+/// `/readyz`: the database, Kafka and the registry answer, and no loop is
+/// stalled.
+fn readiness(config: &WorkerConfig, pool: &PgPool, loops: &Loops) -> anyhow::Result<Readiness> {
+    let registry = Arc::new(RegistryClient::new(
+        &config.registry,
+        Duration::from_secs(2),
+    )?);
+    let loops = loops.clone();
+    Ok(Readiness::new()
+        .with_database("database", pool.clone(), "SELECT 1")
+        .with_kafka(&config.kafka)
+        .with_registry(registry)
+        .with("loops", move || {
+            let loops = loops.clone();
+            async move {
+                for progress in loops.all() {
+                    progress.check()?;
+                }
+                Ok(())
+            }
+        }))
 }
 
 /// The handler's external calls, as the executor sees them.
@@ -283,10 +391,18 @@ impl<H: Handler> crate::handler::Calls for CallsOf<H> {
         self.0.calls().call(call, attempt)
     }
 
+    fn cause_event_id(call: &Self::Call) -> Option<&str> {
+        H::Calls::cause_event_id(call)
+    }
+
+    fn fallback(call: &Self::Call, why: crate::handler::Fallback<'_>) -> Option<Self::Answer> {
+        H::Calls::fallback(call, why)
+    }
+
     fn settle(
         &self,
         tx: &mut sqlx::PgConnection,
-        answers: &[(&Self::Call, &Self::Answer)],
+        answers: &[crate::handler::Settling<'_, Self::Call, Self::Answer>],
     ) -> impl Future<Output = Result<Vec<crate::handler::Verdict<Self::Call>>, crate::HandleError>> + Send
     {
         self.0.calls().settle(tx, answers)
@@ -299,6 +415,23 @@ impl<H: Handler> crate::handler::Calls for CallsOf<H> {
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Self::Call>, sqlx::Error>> + Send {
         self.0.calls().unsettled(conn, lease, limit)
+    }
+
+    fn renew(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        calls: &[&Self::Call],
+        lease: Duration,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        self.0.calls().renew(conn, calls, lease)
+    }
+
+    fn release(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        calls: &[&Self::Call],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        self.0.calls().release(conn, calls)
     }
 }
 
@@ -371,7 +504,21 @@ fn create_consumer(config: &WorkerConfig, metrics: Arc<Metrics>) -> anyhow::Resu
         // Consumer lag per partition comes from librdkafka's statistics.
         .set("statistics.interval.ms", "5000")
         // What librdkafka prefetches per partition, held while one is paused.
-        .set("queued.max.messages.kbytes", "8192");
+        .set("queued.max.messages.kbytes", "8192")
+        // A crashed replica's partitions wait this long for it, no more.
+        .set(
+            "session.timeout.ms",
+            config.session_timeout.as_millis().to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (config.session_timeout.as_millis() / 3).to_string(),
+        );
+    // Static membership: a replica restarted with the same id takes its
+    // partitions back at once, without a rebalance of the group.
+    if let Some(id) = &config.group_instance_id {
+        client.set("group.instance.id", id);
+    }
     config.kafka.override_with_properties(&mut client);
     client
         .create_with_context(LoopContext::new(metrics))

@@ -284,6 +284,7 @@ impl<H: Handler> Applier<H> {
             .map(|item| Incoming {
                 event: &item.event,
                 span: &item.span,
+                partition: batch[item.index].message.partition(),
             })
             .collect();
         let verdicts = if incoming.is_empty() {

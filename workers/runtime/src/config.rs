@@ -32,6 +32,16 @@ pub struct WorkerConfig {
     /// How long inbox rows are kept, i.e. the dedup window
     /// (`CHORUS_INBOX_RETENTION_HOURS`).
     pub inbox_retention: Duration,
+    /// Attempts in a row an external call answered "not now" gets before it
+    /// is given up for now (`CHORUS_CALL_MAX_ATTEMPTS`).
+    pub call_max_attempts: u32,
+    /// This replica's stable identity in its consumer group (static
+    /// membership), kept across restarts so a restarted replica takes its
+    /// partitions back at once; `None` for dynamic membership.
+    pub group_instance_id: Option<String>,
+    /// How long the group waits for a replica that stopped heartbeating
+    /// before its partitions go to the others (`CHORUS_KAFKA_SESSION_TIMEOUT_MS`).
+    pub session_timeout: Duration,
 }
 
 impl WorkerConfig {
@@ -68,6 +78,9 @@ impl WorkerConfig {
             inbox_retention: Duration::from_secs(
                 env.positive::<u64>("CHORUS_INBOX_RETENTION_HOURS", 168)? * 3600,
             ),
+            call_max_attempts: env.positive("CHORUS_CALL_MAX_ATTEMPTS", 10)?,
+            group_instance_id: group_instance_id(env, name, default_port)?,
+            session_timeout: session_timeout(env)?,
         })
     }
 
@@ -89,6 +102,143 @@ impl WorkerConfig {
             registry: self.registry.clone(),
             auto_register: self.auto_register_schemas,
             timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The replica's `group.instance.id`: `chorus-<worker>-<CHORUS_INSTANCE_ID>`,
+/// the id defaulting to `<host name>-<health port>` (unique on a host, stable
+/// across restarts of the same replica; a Kubernetes StatefulSet's pod name
+/// is such a host name). `CHORUS_STATIC_MEMBERSHIP=false` turns it off; a
+/// health port of 0 without an explicit id has no stable identity, so that
+/// replica joins dynamically.
+fn group_instance_id(
+    env: &Env,
+    name: &str,
+    default_port: u16,
+) -> Result<Option<String>, ConfigError> {
+    if !env.parse("CHORUS_STATIC_MEMBERSHIP", true)? {
+        return Ok(None);
+    }
+    let id = match env.optional("CHORUS_INSTANCE_ID") {
+        Some(id) => id,
+        None => {
+            let port = env
+                .parse(
+                    "CHORUS_HTTP_ADDR",
+                    SocketAddr::from(([127, 0, 0, 1], default_port)),
+                )?
+                .port();
+            if port == 0 {
+                return Ok(None);
+            }
+            format!("{}-{port}", host_name())
+        }
+    };
+    let valid = !id.is_empty()
+        && id.len() <= 200
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !valid {
+        return Err(ConfigError::new(
+            "CHORUS_INSTANCE_ID",
+            &id,
+            "must be 1-200 characters of letters, digits, '-', '_' or '.'",
+        ));
+    }
+    Ok(Some(format!("chorus-{name}-{id}")))
+}
+
+/// Kafka's own default (45 s) would stall a crashed replica's partitions far
+/// too long for an order's deadline; 6 s is the broker's default minimum.
+fn session_timeout(env: &Env) -> Result<Duration, ConfigError> {
+    let timeout = env.positive_duration_ms("CHORUS_KAFKA_SESSION_TIMEOUT_MS", 6_000)?;
+    if timeout < Duration::from_secs(3) {
+        return Err(ConfigError::new(
+            "CHORUS_KAFKA_SESSION_TIMEOUT_MS",
+            &timeout.as_millis().to_string(),
+            "must be at least 3000 (heartbeats go every third of it)",
+        ));
+    }
+    Ok(timeout)
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| {
+            name.trim()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect::<String>()
+        })
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "host".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<WorkerConfig, ConfigError> {
+        WorkerConfig::from(&Env::from_pairs(pairs), "payment", 9103)
+    }
+
+    #[test]
+    fn each_replica_has_a_stable_group_instance_id_by_default() {
+        let first = config(&[("CHORUS_HTTP_ADDR", "127.0.0.1:9103")]).unwrap();
+        let again = config(&[("CHORUS_HTTP_ADDR", "127.0.0.1:9103")]).unwrap();
+        let other = config(&[("CHORUS_HTTP_ADDR", "127.0.0.1:9113")]).unwrap();
+        let id = first.group_instance_id.clone().unwrap();
+        assert!(
+            id.starts_with("chorus-payment-") && id.ends_with("-9103"),
+            "{id}"
+        );
+        assert_eq!(first.group_instance_id, again.group_instance_id);
+        assert_ne!(first.group_instance_id, other.group_instance_id);
+        assert_eq!(first.session_timeout, Duration::from_secs(6));
+    }
+
+    #[test]
+    fn an_explicit_id_wins_and_static_membership_can_be_turned_off() {
+        let named = config(&[("CHORUS_INSTANCE_ID", "payment-0")]).unwrap();
+        assert_eq!(
+            named.group_instance_id.as_deref(),
+            Some("chorus-payment-payment-0")
+        );
+        let off = config(&[("CHORUS_STATIC_MEMBERSHIP", "false")]).unwrap();
+        assert_eq!(off.group_instance_id, None);
+        let ephemeral = config(&[("CHORUS_HTTP_ADDR", "127.0.0.1:0")]).unwrap();
+        assert_eq!(ephemeral.group_instance_id, None);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (pairs, variable) in [
+            (&[("CHORUS_INSTANCE_ID", "a b")][..], "CHORUS_INSTANCE_ID"),
+            (
+                &[("CHORUS_KAFKA_SESSION_TIMEOUT_MS", "1000")][..],
+                "CHORUS_KAFKA_SESSION_TIMEOUT_MS",
+            ),
+            (
+                &[("CHORUS_CALL_MAX_ATTEMPTS", "0")][..],
+                "CHORUS_CALL_MAX_ATTEMPTS",
+            ),
+            (
+                &[("CHORUS_STATIC_MEMBERSHIP", "maybe")][..],
+                "CHORUS_STATIC_MEMBERSHIP",
+            ),
+        ] {
+            let error = config(pairs).unwrap_err().to_string();
+            assert!(error.contains(variable), "{error}");
         }
     }
 }

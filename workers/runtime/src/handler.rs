@@ -46,6 +46,9 @@ impl From<HandleError> for Failure {
 pub struct Incoming<'a> {
     pub event: &'a Event,
     pub span: &'a tracing::Span,
+    /// The Kafka partition the event came from (every chorus topic has the
+    /// same partitions and keys, so an order's events share one number).
+    pub partition: i32,
 }
 
 /// What became of one event of a batch.
@@ -123,12 +126,45 @@ pub enum CallOutcome<A> {
     Retry(String),
 }
 
+/// One answer to record, as [`Calls::settle`] sees it, with the call's span:
+/// log inside `span.in_scope(…)` so each line carries the order, the trace
+/// and the event that asked for the call.
+pub struct Settling<'a, Call, Answer> {
+    pub call: &'a Call,
+    pub answer: &'a Answer,
+    pub span: &'a tracing::Span,
+}
+
+impl<'a, Call, Answer> Settling<'a, Call, Answer> {
+    /// An answer outside any span (tools and tests that record one by hand).
+    pub fn untraced(call: &'a Call, answer: &'a Answer) -> Settling<'a, Call, Answer> {
+        static NONE: std::sync::LazyLock<tracing::Span> =
+            std::sync::LazyLock::new(tracing::Span::none);
+        Settling {
+            call,
+            answer,
+            span: &NONE,
+        }
+    }
+}
+
+/// Why the runtime asks a worker for an answer the provider did not give.
+#[derive(Debug, Clone, Copy)]
+pub enum Fallback<'a> {
+    /// Every attempt in a row answered "not now".
+    Exhausted(&'a str),
+    /// The answer given cannot be recorded (the database refuses it).
+    Unrecordable(&'a str),
+}
+
 /// External calls (a payment provider, a webhook, SMTP), made outside any
 /// transaction: `apply` records the intent with its state change and asks for
-/// the call; after the commit the runtime calls, retrying with backoff
-/// without limit while the answer is "not now"; then [`Calls::settle`]
-/// records the answer and emits its events in a transaction of its own. An
-/// intent left without an answer (a crash, a lost replica) is found again by
+/// the call; after the commit the runtime calls, retrying with backoff while
+/// the answer is "not now" (a bounded number of times, then
+/// [`Calls::fallback`]); then [`Calls::settle`] records the answer and emits
+/// its events in a transaction of its own. The intent is leased to the
+/// process making the call ([`Calls::renew`], [`Calls::release`]); an intent
+/// nobody holds (a crash, a stop, a call never asked for) is found again by
 /// [`Calls::unsettled`]. A call may therefore be made more than once, so it
 /// must carry an idempotency key.
 pub trait Calls: Send + Sync + 'static {
@@ -147,12 +183,28 @@ pub trait Calls: Send + Sync + 'static {
     /// The W3C `traceparent` of the message that asked for the call.
     fn traceparent(call: &Self::Call) -> Option<&str>;
 
+    /// The id of the event that asked for the call, when the call knows it
+    /// (a call taken up again after a restart has no message at hand).
+    fn cause_event_id(call: &Self::Call) -> Option<&str> {
+        let _ = call;
+        None
+    }
+
     /// Makes attempt number `attempt` (1-based) of the call.
     fn call(
         &self,
         call: &Self::Call,
         attempt: u32,
     ) -> impl Future<Output = CallOutcome<Self::Answer>> + Send;
+
+    /// The answer to record when the provider gave none that can be: its
+    /// attempts ran out, or its answer cannot be recorded. `None` (the
+    /// default) parks the call: it is taken again later and the message that
+    /// asked for it is dead-lettered.
+    fn fallback(call: &Self::Call, why: Fallback<'_>) -> Option<Self::Answer> {
+        let _ = (call, why);
+        None
+    }
 
     /// Records answers inside `tx`; one verdict per answer, in order: the
     /// events it emits and the calls that follow (a void after an answer
@@ -161,7 +213,7 @@ pub trait Calls: Send + Sync + 'static {
     fn settle(
         &self,
         tx: &mut PgConnection,
-        answers: &[(&Self::Call, &Self::Answer)],
+        answers: &[Settling<'_, Self::Call, Self::Answer>],
     ) -> impl Future<Output = Result<Vec<Verdict<Self::Call>>, HandleError>> + Send;
 
     /// Calls asked for but not answered and not leased to anyone (at most
@@ -172,6 +224,23 @@ pub trait Calls: Send + Sync + 'static {
         lease: Duration,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Self::Call>, sqlx::Error>> + Send;
+
+    /// Extends the lease of calls this process holds to `lease` from now
+    /// (those already answered are left alone).
+    fn renew(
+        &self,
+        conn: &mut PgConnection,
+        calls: &[&Self::Call],
+        lease: Duration,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Gives up the lease of calls this process took and did not answer, so
+    /// anyone may take them at once.
+    fn release(
+        &self,
+        conn: &mut PgConnection,
+        calls: &[&Self::Call],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 }
 
 /// A worker without external calls.
@@ -209,11 +278,34 @@ impl Calls for NoCalls {
     async fn settle(
         &self,
         _tx: &mut PgConnection,
-        answers: &[(&NoCall, &NoCall)],
+        answers: &[Settling<'_, NoCall, NoCall>],
     ) -> Result<Vec<Verdict<NoCall>>, HandleError> {
         match answers.first() {
             None => Ok(Vec::new()),
-            Some((call, _)) => match **call {},
+            Some(settling) => match *settling.call {},
+        }
+    }
+
+    async fn renew(
+        &self,
+        _conn: &mut PgConnection,
+        calls: &[&NoCall],
+        _lease: Duration,
+    ) -> Result<(), sqlx::Error> {
+        match calls.first() {
+            None => Ok(()),
+            Some(call) => match **call {},
+        }
+    }
+
+    async fn release(
+        &self,
+        _conn: &mut PgConnection,
+        calls: &[&NoCall],
+    ) -> Result<(), sqlx::Error> {
+        match calls.first() {
+            None => Ok(()),
+            Some(call) => match **call {},
         }
     }
 
@@ -237,7 +329,14 @@ pub async fn apply_one<H: Handler>(
 ) -> Result<(Vec<Event>, Vec<<H::Calls as Calls>::Call>), HandleError> {
     let span = tracing::Span::none();
     let verdicts = handler
-        .apply(tx, &[Incoming { event, span: &span }])
+        .apply(
+            tx,
+            &[Incoming {
+                event,
+                span: &span,
+                partition: 0,
+            }],
+        )
         .await?;
     match verdicts.into_iter().next() {
         Some(Verdict::Applied { emit, calls }) => Ok((emit, calls)),

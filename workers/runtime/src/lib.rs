@@ -20,6 +20,7 @@ pub mod http;
 pub mod inbox;
 pub mod metrics;
 pub mod outbox;
+pub mod progress;
 pub mod relay;
 pub mod retry;
 mod span;
@@ -33,5 +34,6 @@ pub use config::WorkerConfig;
 pub use emit::traceparent;
 pub use failure::{Failure, FailureClass};
 pub use handler::{
-    CallOutcome, Calls, HandleError, Handler, Incoming, NoCall, NoCalls, Verdict, apply_one,
+    CallOutcome, Calls, Fallback, HandleError, Handler, Incoming, NoCall, NoCalls, Settling,
+    Verdict, apply_one,
 };

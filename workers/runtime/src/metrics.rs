@@ -3,10 +3,16 @@
 //! retrying partitions, consumer lag, panics, external calls, and the outbox
 //! backlog and its age. A worker adds its own through [`Metrics::registry`].
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+use crate::progress::Progress;
 
 pub struct Metrics {
     registry: Registry,
@@ -24,6 +30,11 @@ pub struct Metrics {
     partition_paused: IntGaugeVec,
     retrying: IntGaugeVec,
     consumer_lag: IntGaugeVec,
+    loop_stalled_seconds: GaugeVec,
+    /// The loops whose silence `loop_stalled_seconds` shows.
+    loops: Mutex<Vec<Progress>>,
+    /// Each consumed partition's last reported lag, and when.
+    lags: Mutex<HashMap<(String, i32), (i64, Instant)>>,
 }
 
 impl Metrics {
@@ -112,6 +123,16 @@ impl Metrics {
                 "Messages in the partition not yet consumed by this worker's group",
                 &["topic", "partition"],
             ),
+            loop_stalled_seconds: GaugeVec::new(
+                opts(
+                    "loop_stalled_seconds",
+                    "Seconds since the loop last made progress (a healthy loop stays below a few)",
+                ),
+                &["loop"],
+            )
+            .expect("metric"),
+            loops: Mutex::default(),
+            lags: Mutex::default(),
             worker: worker.to_string(),
             registry,
         };
@@ -129,6 +150,7 @@ impl Metrics {
             Box::new(metrics.partition_paused.clone()),
             Box::new(metrics.retrying.clone()),
             Box::new(metrics.consumer_lag.clone()),
+            Box::new(metrics.loop_stalled_seconds.clone()),
         ] {
             metrics
                 .registry
@@ -164,18 +186,53 @@ impl Metrics {
         self.consumer_lag
             .with_label_values(&[topic, &partition.to_string()])
             .set(lag);
+        self.lags
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((topic.to_string(), partition), (lag, Instant::now()));
+    }
+
+    /// The partitions of `topic` this process consumes and had fully
+    /// applied (committed lag 0) in a report no older than `fresh`: every
+    /// message written to them before that report has taken effect here.
+    pub fn caught_up_partitions(&self, topic: &str, fresh: Duration) -> Vec<i32> {
+        let lags = self.lags.lock().unwrap_or_else(|e| e.into_inner());
+        let mut caught_up: Vec<i32> = lags
+            .iter()
+            .filter(|((t, _), (lag, at))| t == topic && *lag == 0 && at.elapsed() <= fresh)
+            .map(|((_, partition), _)| *partition)
+            .collect();
+        caught_up.sort_unstable();
+        caught_up
     }
 
     /// A revoked partition's gauges go away with it.
     pub fn forget_partition(&self, topic: &str, partition: i32) {
+        self.lags
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(topic.to_string(), partition));
         let labels = [topic, &partition.to_string()];
         for gauge in [&self.partition_paused, &self.retrying, &self.consumer_lag] {
             let _ = gauge.remove_label_values(&labels);
         }
     }
 
+    /// Shows `progress` as `chorus_loop_stalled_seconds{loop="<its name>"}`.
+    pub fn watch(&self, progress: &Progress) {
+        self.loops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(progress.clone());
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        for progress in self.loops.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            self.loop_stalled_seconds
+                .with_label_values(&[progress.name()])
+                .set(progress.silent_for().as_secs_f64());
+        }
         let mut buffer = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buffer)

@@ -52,7 +52,14 @@ async fn handle_with(
             }
         };
         let mut tx = db.pool.begin().await.unwrap();
-        for verdict in handler.calls().settle(&mut tx, &[(&call, &answer)]).await? {
+        for verdict in handler
+            .calls()
+            .settle(
+                &mut tx,
+                &[chorus_runtime::Settling::untraced(&call, &answer)],
+            )
+            .await?
+        {
             match verdict {
                 Verdict::Applied { emit, .. } => emitted.extend(emit),
                 Verdict::Rejected(reason) => refused.push(reason),
@@ -190,7 +197,10 @@ async fn a_failing_webhook_is_sent_outside_the_transaction_until_it_goes_through
     let mut tx = db.pool.begin().await.unwrap();
     let verdicts = handler
         .calls()
-        .settle(&mut tx, &[(&calls[0], &answer)])
+        .settle(
+            &mut tx,
+            &[chorus_runtime::Settling::untraced(&calls[0], &answer)],
+        )
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -53,7 +53,13 @@ async fn settle(
     answered: &PaymentAnswer,
 ) -> Result<Vec<Verdict<PaymentCall>>, HandleError> {
     let mut tx = db.pool.begin().await.unwrap();
-    let verdicts = handler.calls().settle(&mut tx, &[(call, answered)]).await?;
+    let verdicts = handler
+        .calls()
+        .settle(
+            &mut tx,
+            &[chorus_runtime::Settling::untraced(call, answered)],
+        )
+        .await?;
     tx.commit().await.unwrap();
     Ok(verdicts)
 }
@@ -119,7 +125,10 @@ async fn an_approved_token_is_authorized_once_and_recorded() {
     let mut tx = db.pool.begin().await.unwrap();
     let again = handler
         .calls()
-        .settle(&mut tx, &[(&calls[0], &answered)])
+        .settle(
+            &mut tx,
+            &[chorus_runtime::Settling::untraced(&calls[0], &answered)],
+        )
         .await
         .unwrap();
     assert!(matches!(again.as_slice(), [Verdict::Applied { emit, .. }] if emit.is_empty()));

@@ -28,9 +28,13 @@ use crate::apply::{Applier, Outcome};
 use crate::consumer::queues::{Queued, Queues, TopicPartition};
 use crate::consumer::rebalance::LoopContext;
 use crate::handler::Handler;
+use crate::progress::Progress;
 use crate::retry::RetryPolicy;
 
 pub type WorkerConsumer = StreamConsumer<LoopContext>;
+
+/// How often an idle loop shows it is alive (see [`crate::progress`]).
+const IDLE_BEAT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How the loop works through its messages.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +54,7 @@ pub async fn run<H: Handler>(
     applier: Arc<Applier<H>>,
     consumer: Arc<WorkerConsumer>,
     settings: LoopSettings,
+    progress: Progress,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut state = Loop {
@@ -59,6 +64,7 @@ pub async fn run<H: Handler>(
         applier: &applier,
     };
     loop {
+        progress.beat();
         let now = Instant::now();
         if !state.queues.has_ready(now) {
             let due = state.queues.next_due();
@@ -66,6 +72,8 @@ pub async fn run<H: Handler>(
                 _ = shutdown.cancelled() => break,
                 received = consumer.recv() => state.receive(received),
                 _ = sleep_until(due) => {}
+                // An idle loop still beats: silence means stuck, not idle.
+                _ = tokio::time::sleep(IDLE_BEAT) => {}
             }
         }
         // Whatever else has arrived meanwhile joins this batch.
