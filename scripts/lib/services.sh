@@ -122,10 +122,11 @@ services_start_one() {
   local instance=$1 bin=${2:-target/release}
   local svc=${instance%-[0-9]*} db
   mapfile -t db < <(services_db_env "$svc")
-  # Static group membership: a replica that comes back under the same
-  # group.instance.id takes its partitions back without a rebalance.
-  if [[ ${CHORUS_STATIC_MEMBERSHIP:-false} == true && $instance != gateway ]]; then
-    db+=("CHORUS_KAFKA_PROPERTY_GROUP_INSTANCE_ID=chorus-$instance")
+  # Each worker replica keeps its identity across restarts (static group
+  # membership, on unless CHORUS_STATIC_MEMBERSHIP=false): restarted, it
+  # takes its partitions back without a rebalance.
+  if [[ $instance != gateway ]]; then
+    db+=("CHORUS_INSTANCE_ID=$instance")
   fi
   env "${db[@]}" CHORUS_HTTP_ADDR="127.0.0.1:$(services_port "$instance")" \
     "$bin/chorus-$svc" >>"$(services_log "$instance")" 2>&1 &
