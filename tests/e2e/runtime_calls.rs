@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use chorus_platform::testing::TestDb;
 use chorus_runtime::calls::{CallExecutor, CallRequest, DeadLetters, REQUEST_QUEUE};
-use chorus_runtime::delivery::OutboxPublisher;
 use chorus_runtime::emit::Emitter;
 use chorus_runtime::metrics::Metrics;
+use chorus_runtime::outbox_publisher::OutboxPublisher;
 use chorus_runtime::progress::Progress;
 use chorus_runtime::retry::RetryPolicy;
 use chorus_runtime::{CallOutcome, Calls, Fallback, HandleError, Settling, Verdict};
@@ -42,12 +42,10 @@ struct FakeCalls {
 }
 
 async fn create_intents(pool: &PgPool) {
-    sqlx::query(
-        "CREATE TABLE intents (id TEXT PRIMARY KEY, answer TEXT, lease_until TIMESTAMPTZ)",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
+    sqlx::query("CREATE TABLE intents (id TEXT PRIMARY KEY, answer TEXT, lease_until TIMESTAMPTZ)")
+        .execute(pool)
+        .await
+        .unwrap();
 }
 
 /// An intent as the consumer loop commits it: leased to its process.
@@ -83,10 +81,7 @@ impl Calls for FakeCalls {
     }
 
     async fn call(&self, call: &String, _attempt: u32) -> CallOutcome<String> {
-        self.log
-            .lock()
-            .unwrap()
-            .push((self.executor, call.clone()));
+        self.log.lock().unwrap().push((self.executor, call.clone()));
         let behaviour = self
             .behaviour
             .lock()
@@ -214,7 +209,9 @@ impl Bench {
 
     fn calls_of(&self, executor: &str, id: &str) -> usize {
         let log = self.log.lock().unwrap();
-        log.iter().filter(|(e, c)| *e == executor && c == id).count()
+        log.iter()
+            .filter(|(e, c)| *e == executor && c == id)
+            .count()
     }
 
     fn start(&self, executor: &'static str, max_attempts: u32) -> Replica {
@@ -336,7 +333,11 @@ async fn a_retried_call_keeps_its_lease_and_a_clean_stop_hands_it_over_at_once()
     bench.set("slow", Behaviour::Answer);
     let stopped = Instant::now();
     first.stop().await;
-    assert_eq!(bench.lease_secs("slow").await, None, "the lease is given up");
+    assert_eq!(
+        bench.lease_secs("slow").await,
+        None,
+        "the lease is given up"
+    );
     let answer = bench.answered("slow", Duration::from_secs(5)).await;
     assert_eq!(answer, "answered by second");
     assert!(stopped.elapsed() < Duration::from_secs(5));
@@ -400,7 +401,10 @@ async fn calls_that_keep_failing_are_parked_and_never_starve_the_others() {
         let lease = bench.lease_secs(id).await.unwrap();
         assert!(lease > 15.0, "{id} is parked: lease {lease} s ahead");
     }
-    assert!(replica.progress.check().is_ok(), "the executor never stalled");
+    assert!(
+        replica.progress.check().is_ok(),
+        "the executor never stalled"
+    );
     replica.stop().await;
 }
 
@@ -429,6 +433,9 @@ async fn an_answer_the_database_refuses_is_replaced_by_the_fallback_and_a_panic_
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(bench.answer("panicking").await, None);
     assert!(bench.lease_secs("panicking").await.unwrap() > 15.0);
-    assert!(!replica.task.is_finished(), "a panicking call does not end the executor");
+    assert!(
+        !replica.task.is_finished(),
+        "a panicking call does not end the executor"
+    );
     replica.stop().await;
 }

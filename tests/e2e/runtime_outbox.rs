@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use chorus_avro::Topic;
 use chorus_platform::testing::TestDb;
-use chorus_runtime::delivery::OutboxPublisher;
 use chorus_runtime::outbox::{self, NewOutboxRow};
-use chorus_runtime::relay::relay_once;
+use chorus_runtime::outbox_publisher::OutboxPublisher;
+use chorus_runtime::outbox_republisher::republish_once;
 use chorus_tests::Stack;
 use rdkafka::message::Message;
 
@@ -77,7 +77,7 @@ async fn the_tracker_publishes_committed_rows_in_order_and_marks_them_sent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_relay_republishes_what_was_left_unsent_once() {
+async fn the_republisher_publishes_what_was_left_unsent_once() {
     let stack = Stack::get().await;
     let topics = stack.fresh_topics().await;
     let topic = topics.name(Topic::Payments);
@@ -93,14 +93,18 @@ async fn the_relay_republishes_what_was_left_unsent_once() {
     .unwrap();
     tx.commit().await.unwrap();
     // Too young: their own publisher may still be at it.
-    assert_eq!(relay_once(&db.pool, &producer).await.unwrap(), 0);
+    assert_eq!(republish_once(&db.pool, &producer).await.unwrap(), 0);
     sqlx::query("UPDATE outbox SET created_at = now() - interval '10 seconds'")
         .execute(&db.pool)
         .await
         .unwrap();
-    assert_eq!(relay_once(&db.pool, &producer).await.unwrap(), 5);
+    assert_eq!(republish_once(&db.pool, &producer).await.unwrap(), 5);
     assert_eq!(unsent(&db).await, 0);
-    assert_eq!(relay_once(&db.pool, &producer).await.unwrap(), 0, "once");
+    assert_eq!(
+        republish_once(&db.pool, &producer).await.unwrap(),
+        0,
+        "once"
+    );
     let messages = stack.read(&topic, 5, Duration::from_secs(30)).await;
     assert_eq!(messages.len(), 5);
 
@@ -117,5 +121,5 @@ async fn the_relay_republishes_what_was_left_unsent_once() {
     .execute(&db.pool)
     .await
     .unwrap();
-    assert_eq!(relay_once(&db.pool, &producer).await.unwrap(), 0);
+    assert_eq!(republish_once(&db.pool, &producer).await.unwrap(), 0);
 }

@@ -1,7 +1,7 @@
 //! Starting and stopping a worker process: configuration, telemetry,
 //! database and migrations, Kafka clients, then the consumer loop, the
-//! outbox relay, the external-call executor, the periodic work and the
-//! health server, until SIGINT/SIGTERM.
+//! outbox publisher and republisher, pruning, the external-call executor,
+//! the periodic work and the health server, until SIGINT/SIGTERM.
 //!
 //! Exit: after a signal, the loop finishes the batch in hand, commits its
 //! offsets, the outbox is flushed, and the process exits 0 ("stopped
@@ -31,13 +31,14 @@ use crate::apply::Applier;
 use crate::calls::{CallExecutor, DeadLetters, REQUEST_QUEUE};
 use crate::config::WorkerConfig;
 use crate::consumer::{self, LoopContext, LoopSettings, WorkerConsumer};
-use crate::delivery::OutboxPublisher;
 use crate::emit::Emitter;
 use crate::handler::Handler;
 use crate::http;
 use crate::metrics::Metrics;
+use crate::outbox_publisher::OutboxPublisher;
+use crate::outbox_republisher::Republisher;
 use crate::progress::Progress;
-use crate::relay::Relay;
+use crate::pruning::Pruner;
 use crate::ticks::Ticker;
 
 static RUNTIME_MIGRATOR: Migrator = sqlx::migrate!();
@@ -157,13 +158,21 @@ where
             .context("serving health and metrics")
     });
     tasks.spawn(
-        "outbox relay",
-        Relay {
+        "outbox republisher",
+        Republisher {
             pool: pool.clone(),
             producer: kafka.producer.clone(),
             metrics: metrics.clone(),
             interval: Duration::from_millis(500),
+        }
+        .run(shutdown.clone()),
+    );
+    tasks.spawn(
+        "pruning",
+        Pruner {
+            pool: pool.clone(),
             inbox_retention: config.inbox_retention,
+            interval: Duration::from_secs(60),
         }
         .run(shutdown.clone()),
     );

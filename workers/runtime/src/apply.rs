@@ -24,7 +24,6 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 
 use crate::consumer::queues::{Queued, TopicPartition};
-use crate::delivery::OutboxPublisher;
 use crate::dlq::{DeadLetter, dead_letter};
 use crate::emit::Emitter;
 use crate::failure::{Failure, FailureClass};
@@ -32,6 +31,7 @@ use crate::handler::{Calls, Handler, Incoming, Verdict};
 use crate::inbox::{self, InboxEntry};
 use crate::metrics::Metrics;
 use crate::outbox;
+use crate::outbox_publisher::OutboxPublisher;
 
 /// What became of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]

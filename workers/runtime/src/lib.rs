@@ -1,7 +1,7 @@
 //! The worker runtime: the machinery every chorus worker shares. Its
 //! configuration; the consumer loop (batches across partitions, per-partition
-//! order, pause while retrying) with its inbox/outbox, relay,
-//! dead-lettering, failure classes and retry; external calls made outside
+//! order, pause while retrying) with its inbox and outbox (published
+//! after commit, republished when left over, pruned), dead-lettering, failure classes and retry; external calls made outside
 //! any transaction; periodic work; the worker's HTTP side (health, metrics).
 //! What the gateway and the CLI share with the workers (environment, Kafka
 //! settings, probes, telemetry) is `chorus-platform`.
@@ -11,7 +11,6 @@ pub mod apply;
 pub mod calls;
 pub mod config;
 pub mod consumer;
-pub mod delivery;
 pub mod dlq;
 pub mod emit;
 pub mod failure;
@@ -20,8 +19,10 @@ pub mod http;
 pub mod inbox;
 pub mod metrics;
 pub mod outbox;
+pub mod outbox_publisher;
+pub mod outbox_republisher;
 pub mod progress;
-pub mod relay;
+pub mod pruning;
 pub mod retry;
 mod span;
 pub mod ticks;

@@ -1,6 +1,6 @@
 //! The outbox: emitted events are written, already encoded, in the
 //! transaction that caused them, and leave for Kafka only after it commits.
-//! A row is marked sent after its delivery report; the relay re-publishes
+//! A row is marked sent after its delivery report; the republisher publishes again
 //! whatever a crash left unsent. Event ids are deterministic, so a re-publish
 //! is a duplicate downstream, never a second effect.
 
@@ -92,7 +92,7 @@ pub async fn publish(
 ) -> anyhow::Result<()> {
     let deliveries: Vec<_> = rows
         .iter()
-        .map(|row| producer.send(crate::delivery::record(row), timeout))
+        .map(|row| producer.send(crate::outbox_publisher::record(row), timeout))
         .collect();
     for delivery in futures::future::join_all(deliveries).await {
         delivery.map_err(|(e, _)| anyhow::anyhow!("publishing from the outbox: {e}"))?;
@@ -100,12 +100,14 @@ pub async fn publish(
     Ok(())
 }
 
-/// Marks published rows sent.
-pub async fn mark_sent(conn: &PgPool, rows: &[OutboxRow]) -> Result<(), sqlx::Error> {
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+/// Marks published rows sent, by id.
+pub async fn mark_sent(pool: &PgPool, ids: &[i64]) -> Result<(), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     sqlx::query("UPDATE outbox SET sent_at = now() WHERE id = ANY($1)")
-        .bind(&ids)
-        .execute(conn)
+        .bind(ids)
+        .execute(pool)
         .await?;
     Ok(())
 }

@@ -12,12 +12,12 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::delivery::OutboxPublisher;
 use crate::emit::Emitter;
 use crate::failure::Failure;
 use crate::handler::Handler;
 use crate::metrics::Metrics;
 use crate::outbox;
+use crate::outbox_publisher::OutboxPublisher;
 
 pub struct Ticker<H: Handler> {
     pub handler: Arc<H>,

@@ -39,10 +39,10 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::delivery::OutboxPublisher;
 use crate::emit::Emitter;
 use crate::handler::Calls;
 use crate::metrics::Metrics;
+use crate::outbox_publisher::OutboxPublisher;
 use crate::progress::Progress;
 use crate::retry::RetryPolicy;
 

@@ -3,7 +3,7 @@
 //! order (which keeps per-key order), and a tracker awaits their delivery
 //! reports and marks them sent in batches, at most every [`MARK_EVERY`]: one
 //! `UPDATE` for many rows instead of one per row. A row whose delivery fails
-//! stays unsent and the relay publishes it again.
+//! stays unsent and the republisher publishes it again.
 
 use std::time::Duration;
 
@@ -22,9 +22,9 @@ use crate::outbox::OutboxRow;
 const IN_FLIGHT: usize = 20_000;
 /// How many delivered rows one `UPDATE … sent_at` marks at most.
 const MARK_BATCH: usize = 1_000;
-/// How long delivered rows wait to be marked together. Far below the relay's
-/// staleness threshold, so the relay does not republish them meanwhile; a
-/// crash in between only means the relay publishes them again (duplicates,
+/// How long delivered rows wait to be marked together. Far below the
+/// republisher's staleness threshold, so it does not publish them again
+/// meanwhile; a crash in between only means they are published again (duplicates,
 /// which consumers' inboxes drop, never losses).
 const MARK_EVERY: Duration = Duration::from_millis(100);
 
@@ -68,9 +68,9 @@ impl OutboxPublisher {
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
-                    // Leave this row and the rest for the relay, in order.
+                    // Leave this row and the rest for the republisher, in order.
                     Err((e, _)) => {
-                        tracing::warn!(error = %e, outbox_id = row.id, "outbox row not enqueued; the relay will publish it");
+                        tracing::warn!(error = %e, outbox_id = row.id, "outbox row not enqueued; the republisher will publish it");
                         return;
                     }
                 }
@@ -112,8 +112,8 @@ async fn track(mut receiver: mpsc::Receiver<(i64, DeliveryFuture)>, pool: PgPool
             },
             Some((id, result)) = pending.next(), if !pending.is_empty() => match result {
                 Ok(Ok(_)) => delivered.push(id),
-                Ok(Err((e, _))) => tracing::warn!(error = %e, outbox_id = id, "delivery failed; the relay will publish the row again"),
-                Err(_) => tracing::warn!(outbox_id = id, "delivery report lost; the relay will publish the row again"),
+                Ok(Err((e, _))) => tracing::warn!(error = %e, outbox_id = id, "delivery failed; the republisher will publish the row again"),
+                Err(_) => tracing::warn!(outbox_id = id, "delivery report lost; the republisher will publish the row again"),
             },
             _ = tick.tick() => due = true,
         }
@@ -127,12 +127,8 @@ async fn track(mut receiver: mpsc::Receiver<(i64, DeliveryFuture)>, pool: PgPool
 }
 
 async fn mark_sent(pool: &PgPool, ids: Vec<i64>) {
-    let result = sqlx::query("UPDATE outbox SET sent_at = now() WHERE id = ANY($1)")
-        .bind(&ids)
-        .execute(pool)
-        .await;
-    if let Err(e) = result {
-        // Unmarked rows are republished by the relay: duplicates, never losses.
+    if let Err(e) = crate::outbox::mark_sent(pool, &ids).await {
+        // Unmarked rows are republished: duplicates, never losses.
         tracing::warn!(error = %e, rows = ids.len(), "marking outbox rows sent failed");
     }
 }
