@@ -17,6 +17,7 @@ mod otlp;
 mod runtime_calls;
 mod runtime_loop;
 mod runtime_outbox;
+mod runtime_supervision;
 mod saga_ends;
 mod saga_faults;
 mod saga_paths;
