@@ -29,3 +29,4 @@ mod trace;
 mod trace_scale;
 mod traces;
 mod webhook_receiver;
+mod webhook_redrive;

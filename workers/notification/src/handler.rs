@@ -13,7 +13,10 @@
 //! runs out), always with the same deterministic `webhook-id` / `Message-ID`,
 //! so receivers drop the repeat. A receiver's refusal for good (a 4xx other
 //! than 408/429, an SMTP 5xx) is recorded on the delivery (`failed`) and the
-//! final-state event is dead-lettered, so it can be redriven once fixed.
+//! final-state event is dead-lettered (the runtime's inbox forgets it), so
+//! once the receiver is fixed, `chorus dlq redrive` sends it again: the
+//! redriven event claims the failed delivery anew. A delivered one is never
+//! claimed again, however often its event is redriven.
 
 use std::time::Duration;
 
@@ -129,9 +132,9 @@ impl Handler for NotificationHandler {
         for ((claim, index), new) in claims.iter().zip(owners).zip(new) {
             let incoming = &events[index];
             if !new {
-                incoming
-                    .span
-                    .in_scope(|| tracing::debug!(channel = %claim.channel, "already notified"));
+                incoming.span.in_scope(
+                    || tracing::debug!(channel = %claim.channel, "already notified, or under way"),
+                );
                 continue;
             }
             let Verdict::Applied { emit, calls } = &mut verdicts[index] else {

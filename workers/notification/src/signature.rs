@@ -1,29 +1,32 @@
-//! Webhook signatures per the Standard Webhooks specification: every attempt
-//! carries `webhook-id` (the delivery id, the same on every resend),
-//! `webhook-timestamp` (Unix seconds of that attempt) and `webhook-signature`
-//! (`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`), keyed with the bytes of
-//! a `whsec_<base64>` secret, so any Standard Webhooks library verifies them
-//! and rejects replays by their timestamp.
+//! Webhook signatures per the Standard Webhooks specification, made by the
+//! `standardwebhooks` crate (the reference implementation receivers verify
+//! with): every attempt carries `webhook-id` (the delivery id, the same on
+//! every resend), `webhook-timestamp` (Unix seconds of that attempt) and
+//! `webhook-signature` (`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`),
+//! keyed with the bytes of a `whsec_<base64>` secret.
+//!
+//! Guarantee: a secret is accepted only in the `whsec_<base64>` form with a
+//! non-empty key (the library alone would take any base64, prefix or not,
+//! and an empty key), and is never shown.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-type HmacSha256 = Hmac<Sha256>;
+use standardwebhooks::{Webhook, WebhookError};
 
 /// The header carrying the delivery id receivers dedupe on.
-pub const ID_HEADER: &str = "webhook-id";
+pub const ID_HEADER: &str = standardwebhooks::HEADER_WEBHOOK_ID;
 /// The header carrying the attempt's time, Unix seconds.
-pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
+pub const TIMESTAMP_HEADER: &str = standardwebhooks::HEADER_WEBHOOK_TIMESTAMP;
 /// The header carrying `v1,<signature>`.
-pub const SIGNATURE_HEADER: &str = "webhook-signature";
+pub const SIGNATURE_HEADER: &str = standardwebhooks::HEADER_WEBHOOK_SIGNATURE;
 
 const PREFIX: &str = "whsec_";
 
 /// The HMAC key of a `whsec_<base64>` secret. Never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookSecret {
+    // The key's bytes, not a `standardwebhooks::Webhook`: that type can be
+    // neither cloned nor compared, which the configuration needs.
     key: Vec<u8>,
 }
 
@@ -44,6 +47,12 @@ pub enum SecretError {
     EmptyKey,
 }
 
+/// Why a body could not be signed (the library refuses a body that is not
+/// UTF-8 text; a JSON body always is).
+#[derive(Debug, thiserror::Error)]
+#[error("the webhook cannot be signed: {0}")]
+pub struct SignError(#[from] pub WebhookError);
+
 impl WebhookSecret {
     /// Parses `whsec_<base64>`: the key is the decoded bytes.
     pub fn parse(text: &str) -> Result<WebhookSecret, SecretError> {
@@ -61,14 +70,8 @@ impl WebhookSecret {
 
     /// The `webhook-signature` value of `body` sent as delivery `id` at
     /// `timestamp` (Unix seconds).
-    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
-        mac.update(id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> Result<String, SignError> {
+        Ok(Webhook::from_bytes(self.key.clone())?.sign(id, timestamp, body)?)
     }
 }
 
@@ -81,11 +84,13 @@ mod tests {
         // The example of the Standard Webhooks reference implementations.
         let secret = WebhookSecret::parse("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
         assert_eq!(
-            secret.sign(
-                "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
-                1649367553,
-                br#"{"email":"test@example.com","username":"test_user"}"#
-            ),
+            secret
+                .sign(
+                    "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+                    1649367553,
+                    br#"{"email":"test@example.com","username":"test_user"}"#
+                )
+                .unwrap(),
             "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
         );
     }
@@ -93,10 +98,22 @@ mod tests {
     #[test]
     fn the_signature_covers_id_timestamp_and_body() {
         let secret = WebhookSecret::parse("whsec_c2VjcmV0LWtleQ==").unwrap();
-        let signed = secret.sign("d-1", 1_700_000_000, b"{}");
-        assert_ne!(signed, secret.sign("d-2", 1_700_000_000, b"{}"));
-        assert_ne!(signed, secret.sign("d-1", 1_700_000_001, b"{}"));
-        assert_ne!(signed, secret.sign("d-1", 1_700_000_000, b"[]"));
+        let sign = |id, timestamp, body| secret.sign(id, timestamp, body).unwrap();
+        let signed = sign("d-1", 1_700_000_000, b"{}");
+        assert_ne!(signed, sign("d-2", 1_700_000_000, b"{}"));
+        assert_ne!(signed, sign("d-1", 1_700_000_001, b"{}"));
+        assert_ne!(signed, sign("d-1", 1_700_000_000, b"[]"));
+        let other = WebhookSecret::parse("whsec_b3RoZXIta2V5").unwrap();
+        assert_ne!(signed, other.sign("d-1", 1_700_000_000, b"{}").unwrap());
+    }
+
+    #[test]
+    fn a_body_that_is_not_text_is_not_signed() {
+        let secret = WebhookSecret::parse("whsec_c2VjcmV0LWtleQ==").unwrap();
+        assert!(matches!(
+            secret.sign("d-1", 0, &[0xff, 0xfe]),
+            Err(SignError(WebhookError::InvalidPayload))
+        ));
     }
 
     #[test]

@@ -4,7 +4,13 @@
 //! transaction; the result is recorded in a transaction of its own after the
 //! send. Claiming the row also serialises two handlers racing for the same
 //! delivery: the second waits on the key, then finds it taken.
+//!
+//! Guarantee: a `delivered` row is never claimed again, so nobody is told
+//! twice. A `failed` row (the receiver refused for good, and the final-state
+//! event was dead-lettered) is claimed again — back to `pending` — only by
+//! that same event coming back, which is what `chorus dlq redrive` does.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -26,8 +32,10 @@ pub struct Claim<'a> {
     pub traceparent: Option<&'a str>,
 }
 
-/// Claims deliveries in one statement; returns, for each, whether it was
-/// new (`false`: recorded before, so it is not sent again).
+/// Claims deliveries in one statement; returns, for each, whether it is to
+/// be sent: new, or `failed` and claimed again by the event it failed for (a
+/// redrive). `false`: delivered, pending, or failed for another event, so it
+/// is not sent. Of several claims of one delivery, only the first can be true.
 pub async fn claim(
     conn: &mut PgConnection,
     claims: &[Claim<'_>],
@@ -55,15 +63,24 @@ pub async fn claim(
         "INSERT INTO deliveries (order_id, final_status, channel, delivery_id, attempts, status,
                                  delivered_at, outcome, cause_event_id, correlation_id,
                                  traceparent, lease_until)
-         SELECT o, f, c, d, CASE WHEN done THEN 1 ELSE 0 END,
+         SELECT DISTINCT ON (o, f, c) o, f, c, d, CASE WHEN done THEN 1 ELSE 0 END,
                 CASE WHEN done THEN 'delivered' ELSE 'pending' END,
                 CASE WHEN done THEN now() END, oc::jsonb, cause, corr, tp,
                 CASE WHEN done THEN NULL ELSE now() + make_interval(secs => $10) END
          FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::bool[], $6::text[],
                      $7::text[], $8::text[], $9::text[])
-              AS u(o, f, c, d, done, oc, cause, corr, tp)
-         ORDER BY o, f, c
-         ON CONFLICT (order_id, final_status, channel) DO NOTHING
+              WITH ORDINALITY AS u(o, f, c, d, done, oc, cause, corr, tp, n)
+         ORDER BY o, f, c, n
+         -- A refused delivery is retried when the event it was refused for
+         -- comes back (redriven from its dead letter); its last error stays
+         -- until the new answer replaces it. DISTINCT ON above: an upsert
+         -- may not touch one row twice in a statement.
+         ON CONFLICT (order_id, final_status, channel) DO UPDATE
+             SET status = 'pending', lease_until = EXCLUDED.lease_until,
+                 outcome = EXCLUDED.outcome, correlation_id = EXCLUDED.correlation_id,
+                 traceparent = EXCLUDED.traceparent
+             WHERE deliveries.status = 'failed'
+               AND deliveries.cause_event_id = EXCLUDED.cause_event_id
          RETURNING delivery_id",
     )
     .bind(order_ids)
@@ -78,7 +95,8 @@ pub async fn claim(
     .bind(lease.as_secs_f64())
     .fetch_all(conn)
     .await?;
-    Ok(ids.iter().map(|id| new.contains(id)).collect())
+    let mut new: HashSet<Uuid> = new.into_iter().collect();
+    Ok(ids.iter().map(|id| new.remove(id)).collect())
 }
 
 /// A pending delivery, as its intent was recorded.

@@ -94,7 +94,11 @@ impl WebhookChannel {
         // with its own time rather than the first attempt's.
         let id = delivery_id.to_string();
         let timestamp = chrono::Utc::now().timestamp();
-        let signature = self.secret.sign(&id, timestamp, body);
+        let signature = match self.secret.sign(&id, timestamp, body) {
+            Ok(signature) => signature,
+            // Signing again would fail again: nothing a receiver could take.
+            Err(e) => return Attempt::Refused(e.to_string()),
+        };
         let sent = self
             .client
             .post(&self.url)

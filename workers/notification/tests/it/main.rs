@@ -1,8 +1,11 @@
 //! Notification tests against stub receivers (axum webhook and a tiny SMTP
-//! server on 127.0.0.1:0) and real PostgreSQL (started by `make up`; each test
-//! gets its own database).
+//! server on 127.0.0.1:0) and the real stack (`make up`): the worker runs in
+//! the test's process through the runtime's own entry point, with its own
+//! topics and database.
 
-mod handler;
+mod deliveries;
+mod redrive;
 mod smtp;
 mod stubs;
 mod webhook;
+mod worker;

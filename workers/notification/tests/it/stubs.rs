@@ -1,6 +1,9 @@
 //! Stub receivers on 127.0.0.1:0: a webhook endpoint (axum) and a minimal
 //! SMTP server, both recording what they received.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -16,6 +19,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 pub struct Hook {
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// What the receiver's witness saw while the request was open.
+    pub seen: Option<String>,
 }
 
 impl Hook {
@@ -32,19 +37,27 @@ impl Hook {
 }
 
 type HookScript = dyn Fn(usize) -> u16 + Send + Sync;
+/// Looks at something (e.g. the database) while a request is open.
+pub type Witness = dyn Fn() -> Pin<Box<dyn Future<Output = String> + Send>> + Send + Sync;
 
 #[derive(Clone)]
 struct HookState {
     received: Arc<Mutex<Vec<Hook>>>,
     status_of_call: Arc<HookScript>,
+    witness: Option<Arc<Witness>>,
 }
 
 async fn receive(State(state): State<HookState>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let seen = match &state.witness {
+        Some(witness) => Some(witness().await),
+        None => None,
+    };
     let n = {
         let mut received = state.received.lock().unwrap();
         received.push(Hook {
             headers,
             body: body.to_vec(),
+            seen,
         });
         received.len() - 1
     };
@@ -55,9 +68,30 @@ async fn receive(State(state): State<HookState>, headers: HeaderMap, body: Bytes
 pub async fn webhook_receiver(
     status_of_call: impl Fn(usize) -> u16 + Send + Sync + 'static,
 ) -> (String, Arc<Mutex<Vec<Hook>>>) {
+    webhook_receiver_watching(status_of_call, None).await
+}
+
+/// A webhook receiver answering whatever `status` holds at the time: a
+/// receiver that is broken, then fixed.
+pub async fn switchable_webhook_receiver(
+    status: u16,
+) -> (String, Arc<Mutex<Vec<Hook>>>, Arc<AtomicU16>) {
+    let switch = Arc::new(AtomicU16::new(status));
+    let answer = switch.clone();
+    let (url, received) = webhook_receiver(move |_| answer.load(Ordering::SeqCst)).await;
+    (url, received, switch)
+}
+
+/// As [`webhook_receiver`], recording in each [`Hook`] what `witness` saw
+/// while the request was open.
+pub async fn webhook_receiver_watching(
+    status_of_call: impl Fn(usize) -> u16 + Send + Sync + 'static,
+    witness: Option<Arc<Witness>>,
+) -> (String, Arc<Mutex<Vec<Hook>>>) {
     let state = HookState {
         received: Arc::default(),
         status_of_call: Arc::new(status_of_call),
+        witness,
     };
     let received = state.received.clone();
     let app = Router::new()
