@@ -181,6 +181,7 @@ async fn json_logs_of_whole_sagas_name_each_message_and_never_a_secret() {
         }
     };
     let mut message_lines: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut answers_recorded = 0;
     for service in ["gateway", "order", "inventory", "payment", "notification"] {
         let path = saga.log_file(service);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -212,6 +213,24 @@ async fn json_logs_of_whole_sagas_name_each_message_and_never_a_secret() {
                     continue;
                 }
             };
+            // The call path keeps the saga's trace: an answer recorded names
+            // the order, the trace and the event that asked for the call.
+            if fields_of(&json).get("message").and_then(Value::as_str)
+                == Some("provider answer recorded")
+            {
+                answers_recorded += 1;
+                let fields = fields_of(&json);
+                let missing: Vec<&str> = ["order_id", "event_id", "trace_id"]
+                    .into_iter()
+                    .filter(|f| fields.get(*f).is_none_or(|v| v.is_null() || v == ""))
+                    .collect();
+                if !missing.is_empty() {
+                    note(
+                        format!("{service}: a recorded provider answer lacks {missing:?}"),
+                        at.clone(),
+                    );
+                }
+            }
             if is_about_a_message(&json) {
                 let fields = fields_of(&json);
                 let missing: Vec<&str> = MESSAGE_FIELDS
@@ -237,6 +256,12 @@ async fn json_logs_of_whole_sagas_name_each_message_and_never_a_secret() {
                 format!("message lines per service: {message_lines:?}"),
             );
         }
+    }
+    if answers_recorded < 2 {
+        note(
+            "the payment worker logged fewer than two recorded provider answers".into(),
+            format!("{answers_recorded}"),
+        );
     }
     let report: Vec<String> = problems
         .iter()
