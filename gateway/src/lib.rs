@@ -98,7 +98,7 @@ impl AppState {
     /// [`Store::with_probes`]). Starts the state's tasks (the order batcher,
     /// the status poller, the key expiry), so it must run within a Tokio
     /// runtime; they run under the returned supervisor, whose owner stops
-    /// the process when one of them fails (see [`startup::serve`]). They
+    /// the process when one of them fails (see [`serve`]). They
     /// stop at shutdown (the batcher once every clone of the state is gone).
     pub fn new(
         store: Store,
