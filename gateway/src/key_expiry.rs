@@ -4,8 +4,10 @@
 //! statement holds many locks or runs long, at start-up and then every
 //! `every`. Within the window a retried POST answers the order it placed;
 //! after it, the same key places a new order. A failed pass is logged and
-//! retried at the next one; a closed pool, which never reopens, ends the
-//! task with an error, so the process stops instead of growing the table.
+//! retried at the next one; an error no retry can mend (a closed pool, a
+//! role that may not delete, a missing table) ends the task with an error,
+//! so the process stops, at start-up already, instead of growing the table
+//! without bound.
 
 use std::time::Duration;
 
@@ -46,7 +48,7 @@ impl KeyExpiry {
                             break;
                         }
                     }
-                    Err(e @ sqlx::Error::PoolClosed) if !shutdown.is_cancelled() => {
+                    Err(e) if never_succeeds(&e) && !shutdown.is_cancelled() => {
                         return Err(e).context("deleting expired accepted_orders");
                     }
                     Err(e) => {
@@ -63,5 +65,21 @@ impl KeyExpiry {
                 () = shutdown.cancelled() => return Ok(()),
             }
         }
+    }
+}
+
+/// Errors that every later pass would meet again: the pool was closed (it
+/// never reopens), or the database refuses the statement itself
+/// (`insufficient_privilege`, `undefined_table`) until an operator acts.
+fn never_succeeds(e: &sqlx::Error) -> bool {
+    const INSUFFICIENT_PRIVILEGE: &str = "42501";
+    const UNDEFINED_TABLE: &str = "42P01";
+    match e {
+        sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            Some(INSUFFICIENT_PRIVILEGE | UNDEFINED_TABLE)
+        ),
+        _ => false,
     }
 }

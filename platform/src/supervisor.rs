@@ -197,11 +197,7 @@ mod tests {
         let shutdown = CancellationToken::new();
         let mut tasks = Supervisor::new();
         tasks.spawn("waiting", forever());
-        tasks.spawn("batcher", async {
-            let n: Option<u8> = None;
-            n.expect("a batch");
-            Ok(())
-        });
+        tasks.spawn("batcher", async { panic!("a batch") });
         let failure = tasks.first_to_end(&shutdown).await.expect("a failure");
         match failure {
             TaskFailure::Panicked { task, message } => {

@@ -8,6 +8,7 @@ mod cancel;
 mod databases;
 mod docs_and_health;
 mod errors;
+mod exit;
 mod group_commit;
 mod helpers;
 mod inventory;
