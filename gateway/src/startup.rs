@@ -143,17 +143,25 @@ pub async fn serve(
     listener: TcpListener,
     admin_listener: Option<TcpListener>,
 ) -> anyhow::Result<()> {
+    // Nothing returns early once the first task is spawned below.
+    let addr = listener.local_addr()?;
+    let admin_addr = admin_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     let shutdown = state.shutdown_token();
     let signals = shutdown.clone();
     tasks.spawn(tasks::SIGNAL_LISTENER, async move {
         cancel_on_signal(signals).await;
         Ok(())
     });
-    tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+    tracing::info!(%addr, "gateway listening");
     let api = match admin_listener {
         None => app(state.clone()),
         Some(admin) => {
-            tracing::info!(addr = %admin.local_addr()?, "readiness and metrics listening");
+            if let Some(addr) = admin_addr {
+                tracing::info!(%addr, "readiness and metrics listening");
+            }
             let router = admin_app(state.clone());
             tasks.spawn(
                 tasks::ADMIN_SERVER,
