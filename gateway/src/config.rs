@@ -11,6 +11,10 @@ use chorus_platform::payment_token::PaymentTokenKeys;
 use chorus_platform::{ConfigError, Env, KafkaSettings, check_scheme, redact, registry_from_env};
 
 use crate::auth::AuthSettings;
+use crate::key_expiry::KeyExpiry;
+
+/// The longest idempotency window accepted (a year), in hours.
+const MAX_IDEMPOTENCY_WINDOW_HOURS: u64 = 24 * 366;
 
 /// Everything the gateway process needs to connect and serve.
 #[derive(Clone)]
@@ -44,6 +48,8 @@ pub struct GatewayConfig {
     pub publish_timeout: Duration,
     /// OTLP gRPC endpoint the spans go to (`CHORUS_OTLP_ENDPOINT`); none: not exported.
     pub otlp_endpoint: Option<String>,
+    /// How long idempotency keys are kept (`CHORUS_IDEMPOTENCY_WINDOW_HOURS`, 24).
+    pub key_expiry: KeyExpiry,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -67,6 +73,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("rate_limit_burst", &self.rate_limit_burst)
             .field("publish_timeout", &self.publish_timeout)
             .field("otlp_endpoint", &self.otlp_endpoint.as_deref().map(redact))
+            .field("key_expiry", &self.key_expiry)
             .finish()
     }
 }
@@ -82,6 +89,14 @@ impl GatewayConfig {
         )?;
         let partitions = env.positive("CHORUS_TOPIC_PARTITIONS", DEFAULT_PARTITIONS)?;
         let publish_timeout = env.positive_duration_ms("CHORUS_PUBLISH_TIMEOUT_MS", 5_000)?;
+        let window_hours: u64 = env.positive("CHORUS_IDEMPOTENCY_WINDOW_HOURS", 24)?;
+        if window_hours > MAX_IDEMPOTENCY_WINDOW_HOURS {
+            return Err(ConfigError::new(
+                "CHORUS_IDEMPOTENCY_WINDOW_HOURS",
+                &window_hours.to_string(),
+                &format!("must be at most {MAX_IDEMPOTENCY_WINDOW_HOURS} (a year)"),
+            ));
+        }
         Ok(GatewayConfig {
             http_addr: env.parse("CHORUS_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
             admin_addr: env
@@ -116,6 +131,10 @@ impl GatewayConfig {
             rate_limit_burst,
             publish_timeout,
             otlp_endpoint: env.optional_url("CHORUS_OTLP_ENDPOINT")?,
+            key_expiry: KeyExpiry {
+                window: Duration::from_secs(window_hours * 3600),
+                ..KeyExpiry::default()
+            },
         })
     }
 
@@ -175,6 +194,7 @@ mod tests {
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:8000");
         assert_eq!(config.admin_addr, None);
         assert_eq!(config.rate_limit_per_sec, 100);
+        assert_eq!(config.key_expiry.window, Duration::from_secs(24 * 3600));
         assert!(
             config.payment_tokens.is_none(),
             "development sends tokens unsealed"
@@ -201,6 +221,16 @@ mod tests {
     }
 
     #[test]
+    fn the_idempotency_window_is_given_in_hours() {
+        let env = Env::from_pairs(&[
+            ("CHORUS_DEV", "true"),
+            ("CHORUS_IDEMPOTENCY_WINDOW_HOURS", "48"),
+        ]);
+        let config = GatewayConfig::from_env(&env).unwrap();
+        assert_eq!(config.key_expiry.window, Duration::from_secs(48 * 3600));
+    }
+
+    #[test]
     fn bad_values_name_their_variable() {
         for (variable, value) in [
             ("CHORUS_RATE_LIMIT_PER_SEC", "0"),
@@ -213,6 +243,9 @@ mod tests {
             ("CHORUS_JWT_SECRET", " "),
             ("CHORUS_JWT_SECRET", "shorter-than-32-bytes"),
             ("CHORUS_PAYMENT_TOKEN_KEY", "c2hvcnQ="),
+            ("CHORUS_IDEMPOTENCY_WINDOW_HOURS", "0"),
+            ("CHORUS_IDEMPOTENCY_WINDOW_HOURS", "1.5"),
+            ("CHORUS_IDEMPOTENCY_WINDOW_HOURS", "8785"),
         ] {
             let env = Env::from_pairs(&[("CHORUS_DEV", "true"), (variable, value)]);
             let err = GatewayConfig::from_env(&env).unwrap_err();

@@ -10,6 +10,7 @@
 //! 202 finds the order.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 
 use chorus_avro::{Event, OrderLine, OrderPlaced};
@@ -67,13 +68,17 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the batcher task (on the current Tokio runtime).
-    pub fn spawn(
+    /// The handle, and the batcher to run as a supervised task: it ends
+    /// (`Ok`) once every handle is gone, which is only at shutdown.
+    pub fn new(
         store: Store,
         publisher: Arc<dyn Publisher>,
         payment_tokens: Option<Arc<PaymentTokenKeys>>,
         metrics: BatchMetrics,
-    ) -> GroupCommit {
+    ) -> (
+        GroupCommit,
+        impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) {
         // Bounded: a POST waits for room instead of piling up without limit.
         let (queue, mut arrivals) = mpsc::channel(4 * MAX_BATCH);
         let batcher = Batcher {
@@ -82,13 +87,14 @@ impl GroupCommit {
             payment_tokens,
             metrics,
         };
-        tokio::spawn(async move {
+        let run = async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while arrivals.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 batcher.commit(std::mem::take(&mut batch)).await;
             }
-        });
-        GroupCommit { queue }
+            Ok(())
+        };
+        (GroupCommit { queue }, run)
     }
 
     /// Accepts the order with the next batch; answers once that is done.

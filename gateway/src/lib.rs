@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod group_commit;
 pub mod kafka_login;
+pub mod key_expiry;
 pub mod metrics;
 pub mod publish;
 pub mod rate_limit;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use chorus_platform::Supervisor;
 use chorus_platform::health::Readiness;
 use chorus_platform::payment_token::PaymentTokenKeys;
 use tokio_util::sync::CancellationToken;
@@ -36,11 +38,22 @@ pub use config::GatewayConfig;
 /// The gateway database's migrations (its idempotency records).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
-pub use startup::Application;
+pub use startup::{Application, serve};
+
+/// The names of the gateway's supervised tasks, as failures name them.
+pub mod tasks {
+    pub const ORDER_BATCHER: &str = "order batcher";
+    pub const STATUS_POLLER: &str = "status poller";
+    pub const KEY_EXPIRY: &str = "idempotency-key expiry";
+    pub const HTTP_SERVER: &str = "HTTP server";
+    pub const ADMIN_SERVER: &str = "admin server";
+    pub const SIGNAL_LISTENER: &str = "signal listener";
+}
 
 use auth::{AuthSettings, TokenVerifier};
 use error::BODY_LIMIT_BYTES;
 use group_commit::GroupCommit;
+use key_expiry::KeyExpiry;
 use metrics::Metrics;
 use publish::Publisher;
 use rate_limit::RateLimiter;
@@ -76,26 +89,43 @@ pub struct Settings {
     pub rate_limit_burst: u32,
     /// Seals payment tokens; `None` sends them in plaintext (development only).
     pub payment_tokens: Option<Arc<PaymentTokenKeys>>,
+    /// How long idempotency keys are kept (`CHORUS_IDEMPOTENCY_WINDOW_HOURS`).
+    pub key_expiry: KeyExpiry,
 }
 
 impl AppState {
     /// `readiness` holds the probes of every dependency (see
-    /// [`Store::with_probes`]). Starts the order batcher, so it must run
-    /// within a Tokio runtime.
+    /// [`Store::with_probes`]). Starts the state's tasks (the order batcher,
+    /// the status poller, the key expiry), so it must run within a Tokio
+    /// runtime; they run under the returned supervisor, whose owner stops
+    /// the process when one of them fails (see [`serve`]). They
+    /// stop at shutdown (the batcher once every clone of the state is gone).
     pub fn new(
         store: Store,
         publisher: Arc<dyn Publisher>,
         readiness: Readiness,
         settings: &Settings,
-    ) -> anyhow::Result<AppState> {
+    ) -> anyhow::Result<(AppState, Supervisor)> {
         let metrics = Metrics::new();
-        let orders = GroupCommit::spawn(
+        let shutdown = CancellationToken::new();
+        let mut tasks = Supervisor::new();
+        let (orders, batcher) = GroupCommit::new(
             store.clone(),
             publisher.clone(),
             settings.payment_tokens.clone(),
             metrics.batch_metrics(),
         );
-        Ok(AppState {
+        tasks.spawn(tasks::ORDER_BATCHER, batcher);
+        let status_watch = Arc::new(StatusWatch::default());
+        tasks.spawn(
+            tasks::STATUS_POLLER,
+            status_watch::poll(status_watch.clone(), store.clone(), shutdown.clone()),
+        );
+        tasks.spawn(
+            tasks::KEY_EXPIRY,
+            settings.key_expiry.run(store.clone(), shutdown.clone()),
+        );
+        let state = AppState {
             inner: Arc::new(Inner {
                 store,
                 publisher,
@@ -107,10 +137,11 @@ impl AppState {
                     settings.rate_limit_burst,
                 ),
                 metrics,
-                status_watch: Arc::default(),
-                shutdown: CancellationToken::new(),
+                status_watch,
+                shutdown,
             }),
-        })
+        };
+        Ok((state, tasks))
     }
 
     /// Cancel it to make long-polls answer now (graceful shutdown).

@@ -1,5 +1,6 @@
 //! `chorus-gateway`: loads the configuration, starts logging and tracing,
-//! builds the application and serves until SIGINT/SIGTERM.
+//! builds the application and serves until SIGINT/SIGTERM (exit 0), or
+//! until one of its tasks fails (exit 1, naming the task).
 
 use std::process::ExitCode;
 
@@ -29,8 +30,10 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A failed task is named here, e.g. "the order batcher task panicked: …".
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "gateway failed");
+            eprintln!("chorus-gateway: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -2,6 +2,13 @@
 //! Kafka producer, readiness probes, listeners) and runs it until SIGINT or
 //! SIGTERM, then stops taking connections, lets in-flight requests finish
 //! and flushes Kafka.
+//!
+//! Every task the gateway spawns (listeners, order batcher, status poller,
+//! key expiry, signal listener) runs under one [`Supervisor`]: if any of
+//! them ends before shutdown, fails or panics, the application stops and
+//! the run ends with that [`TaskFailure`](chorus_platform::TaskFailure),
+//! which names the task (the binary then exits 1). After shutdown the tasks
+//! get [`STOP_WITHIN`] to stop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chorus_avro::{Codec, RegistryClient, Topic};
 use chorus_platform::health::{KafkaProbe, Readiness};
-use chorus_platform::redact;
+use chorus_platform::{Supervisor, redact};
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -18,12 +25,18 @@ use tokio_util::sync::CancellationToken;
 use crate::config::GatewayConfig;
 use crate::publish::KafkaPublisher;
 use crate::store::Store;
-use crate::{AppState, Settings, admin_app, app, public_app};
+use crate::{AppState, Settings, admin_app, app, public_app, tasks};
+
+/// How long the tasks have, all together, to stop after shutdown: in-flight
+/// requests finish (a POST waits at most `CHORUS_PUBLISH_TIMEOUT_MS` for
+/// Kafka; long-polls answer at once), then the batcher ends.
+pub const STOP_WITHIN: Duration = Duration::from_secs(20);
 
 pub struct Application {
     listener: TcpListener,
     admin_listener: Option<TcpListener>,
     state: AppState,
+    tasks: Supervisor,
     publisher: Arc<KafkaPublisher>,
 }
 
@@ -64,7 +77,7 @@ impl Application {
             config.publish_timeout,
         )?);
         let readiness = readiness(&config, &store)?;
-        let state = AppState::new(
+        let (state, tasks) = AppState::new(
             store,
             publisher.clone(),
             readiness,
@@ -73,6 +86,7 @@ impl Application {
                 rate_limit_per_sec: config.rate_limit_per_sec,
                 rate_limit_burst: config.rate_limit_burst,
                 payment_tokens: config.payment_tokens.clone(),
+                key_expiry: config.key_expiry,
             },
         )?;
         let listener = bind(config.http_addr, "CHORUS_HTTP_ADDR").await?;
@@ -84,6 +98,7 @@ impl Application {
             listener,
             admin_listener,
             state,
+            tasks,
             publisher,
         })
     }
@@ -103,37 +118,91 @@ impl Application {
         self.state.shutdown_token()
     }
 
+    /// Serves until SIGINT/SIGTERM or the shutdown token (`Ok`), or until
+    /// a task fails (that failure); flushes Kafka either way.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let shutdown = self.state.shutdown_token();
-        tokio::spawn(cancel_on_signal(shutdown.clone()));
-        tracing::info!(addr = %self.listener.local_addr()?, "gateway listening");
-        let (api, admin) = match self.admin_listener {
-            None => (app(self.state.clone()), None),
-            Some(listener) => {
-                tracing::info!(addr = %listener.local_addr()?, "readiness and metrics listening");
-                let router = admin_app(self.state.clone());
-                let stopped = shutdown.clone();
-                let admin = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { stopped.cancelled().await });
-                (
-                    public_app(self.state.clone()),
-                    Some(tokio::spawn(admin.into_future())),
-                )
-            }
-        };
-        let stopped = shutdown.clone();
-        axum::serve(self.listener, api)
-            .with_graceful_shutdown(async move { stopped.cancelled().await })
-            .await
-            .context("serving HTTP")?;
-        if let Some(admin) = admin {
-            admin.await?.context("serving readiness and metrics")?;
-        }
+        let result = serve(self.state, self.tasks, self.listener, self.admin_listener).await;
         let publisher = self.publisher;
         tokio::task::spawn_blocking(move || publisher.flush(Duration::from_secs(5))).await?;
-        tracing::info!("gateway stopped");
-        Ok(())
+        if result.is_ok() {
+            tracing::info!("gateway stopped");
+        }
+        result
     }
+}
+
+/// Serves `state` on `listener` (the public API, and readiness and metrics
+/// unless `admin_listener` takes those) with `tasks` (those of
+/// [`AppState::new`]) until its shutdown token is cancelled (by SIGINT or
+/// SIGTERM too), then lets in-flight requests finish: `Ok` for a clean
+/// stop. If a task ends first, fails or panics, everything is stopped and
+/// that failure returned (a [`chorus_platform::TaskFailure`] naming it).
+pub async fn serve(
+    state: AppState,
+    mut tasks: Supervisor,
+    listener: TcpListener,
+    admin_listener: Option<TcpListener>,
+) -> anyhow::Result<()> {
+    // Nothing returns early once the first task is spawned below.
+    let addr = listener.local_addr()?;
+    let admin_addr = admin_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    let shutdown = state.shutdown_token();
+    let signals = shutdown.clone();
+    tasks.spawn(tasks::SIGNAL_LISTENER, async move {
+        cancel_on_signal(signals).await;
+        Ok(())
+    });
+    tracing::info!(%addr, "gateway listening");
+    let api = match admin_listener {
+        None => app(state.clone()),
+        Some(admin) => {
+            if let Some(addr) = admin_addr {
+                tracing::info!(%addr, "readiness and metrics listening");
+            }
+            let router = admin_app(state.clone());
+            tasks.spawn(
+                tasks::ADMIN_SERVER,
+                serve_http(admin, router, shutdown.clone()),
+            );
+            public_app(state.clone())
+        }
+    };
+    tasks.spawn(
+        tasks::HTTP_SERVER,
+        serve_http(listener, api, shutdown.clone()),
+    );
+    // The routers hold the state from here on: when they are gone the
+    // batcher sees no more orders coming and ends.
+    drop(state);
+    let failure = tasks.first_to_end(&shutdown).await;
+    if let Some(failure) = &failure {
+        tracing::error!(
+            error = chorus_platform::error_chain(failure),
+            "a task of the gateway failed; stopping"
+        );
+    }
+    shutdown.cancel();
+    let stopped = tasks.join(STOP_WITHIN).await;
+    match failure {
+        Some(failure) => Err(failure.into()),
+        None => stopped.map_err(Into::into),
+    }
+}
+
+/// One listener served until `shutdown`, then drained.
+async fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .with_context(|| format!("serving HTTP on {addr}"))
 }
 
 /// Probes of Kafka (the orders topic exists), the schema registry and each

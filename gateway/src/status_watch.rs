@@ -4,13 +4,17 @@
 //! hands each changed row to its waiters, who answer with it (no second read
 //! per waiter). The read model is another service's view, so there is
 //! nothing to LISTEN to; this keeps the load one query per tick however
-//! many clients wait.
+//! many clients wait. The poller is a supervised task that runs from
+//! start-up to shutdown (idle while nobody waits): a failed read is logged
+//! and retried at the next tick, but a closed pool, which never reopens,
+//! ends it with an error, so the process stops instead of long-polls
+//! silently answering only at their deadline.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +26,6 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(25);
 pub struct StatusWatch {
     entries: Mutex<HashMap<String, Entry>>,
     wake: Notify,
-    started: AtomicBool,
 }
 
 struct Entry {
@@ -42,17 +45,8 @@ impl StatusWatch {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Watches `order_id` until the subscription drops. The poller starts
-    /// with the first subscription (inside the runtime) and stops at shutdown.
-    pub fn subscribe(
-        self: &Arc<Self>,
-        order_id: &str,
-        store: &Store,
-        shutdown: &CancellationToken,
-    ) -> Subscription {
-        if !self.started.swap(true, Ordering::SeqCst) {
-            tokio::spawn(poll(self.clone(), store.clone(), shutdown.clone()));
-        }
+    /// Watches `order_id` until the subscription drops.
+    pub fn subscribe(self: &Arc<Self>, order_id: &str) -> Subscription {
         let row = {
             let mut entries = self.entries();
             let entry = entries
@@ -85,7 +79,13 @@ impl Drop for Subscription {
     }
 }
 
-async fn poll(hub: Arc<StatusWatch>, store: Store, shutdown: CancellationToken) {
+/// The poller: runs until `shutdown` (`Ok`), or fails when the order
+/// database's pool is closed.
+pub async fn poll(
+    hub: Arc<StatusWatch>,
+    store: Store,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     loop {
         let (ids, seen_at): (Vec<String>, Vec<_>) = hub
             .entries()
@@ -100,7 +100,7 @@ async fn poll(hub: Arc<StatusWatch>, store: Store, shutdown: CancellationToken) 
         if ids.is_empty() {
             tokio::select! {
                 () = hub.wake.notified() => continue,
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return Ok(()),
             }
         }
         match store.changed_orders(&ids, &seen_at).await {
@@ -112,13 +112,16 @@ async fn poll(hub: Arc<StatusWatch>, store: Store, shutdown: CancellationToken) 
                     }
                 }
             }
+            Err(e @ sqlx::Error::PoolClosed) if !shutdown.is_cancelled() => {
+                return Err(e).context("reading the order_status of watched orders");
+            }
             // Waiters then answer at their deadline; the read itself reports
             // the error to each client.
             Err(e) => tracing::warn!(error = %e, "long-poll status read failed"),
         }
         tokio::select! {
             () = tokio::time::sleep(POLL_INTERVAL) => {}
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return Ok(()),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! What every chorus process stands on, workers, gateway and CLI alike:
 //! configuration from the environment, Kafka and schema-registry client
 //! settings (security included), topic administration, readiness probes,
-//! logs and traces, shutdown on signal, bearer-token claims, and redaction of
-//! credentials. The worker machinery itself lives in `chorus-runtime`.
+//! logs and traces, shutdown on signal, supervision of background tasks,
+//! bearer-token claims, and redaction of credentials. The worker machinery
+//! itself lives in `chorus-runtime`.
 
 pub mod config;
 pub mod health;
@@ -13,6 +14,7 @@ pub mod redact;
 pub mod registry;
 pub mod secret;
 pub mod shutdown;
+pub mod supervisor;
 pub mod telemetry;
 /// Test support: a throwaway, migrated PostgreSQL database per test.
 #[cfg(feature = "testing")]
@@ -29,3 +31,4 @@ pub use kafka_auth::is_authentication_failure;
 pub use redact::redact;
 pub use registry::registry_from_env;
 pub use secret::Secret;
+pub use supervisor::{Supervisor, TaskFailure};

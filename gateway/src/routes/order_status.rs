@@ -142,9 +142,7 @@ pub async fn get_order(
     };
     let deadline = Instant::now() + Duration::from_secs(wait);
     let inner = &state.inner;
-    let mut watch = inner
-        .status_watch
-        .subscribe(&view.order_id, &inner.store, &inner.shutdown);
+    let mut watch = inner.status_watch.subscribe(&view.order_id);
     loop {
         // A shutdown answers the current state at once instead of holding
         // the graceful drain for up to 30 s.

@@ -1,9 +1,12 @@
 //! `accepted_orders`, written in batches (group commit): one multi-row
 //! insert for every attempt that arrived together, a lookup of the rows
 //! earlier attempts wrote for the keys that conflicted, and one update that
-//! marks a whole batch published once Kafka acknowledged its events.
+//! marks a whole batch published once Kafka acknowledged its events. Rows
+//! older than the idempotency window are deleted in small batches (see
+//! [`crate::key_expiry`]).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -111,5 +114,30 @@ impl Store {
         .fetch_optional(&self.gateway)
         .await
         .map_err(database_error(GATEWAY_DB))
+    }
+}
+
+impl Store {
+    /// Deletes at most `limit` rows accepted more than `window` ago (oldest
+    /// first, through `accepted_orders_created_at`); how many it deleted.
+    /// Rows another transaction holds are left for the next call, so
+    /// replicas expiring at once never wait on each other.
+    pub async fn expire_accepted_orders(
+        &self,
+        window: Duration,
+        limit: i64,
+    ) -> Result<u64, sqlx::Error> {
+        let deleted = sqlx::query(
+            "DELETE FROM accepted_orders WHERE order_id IN ( \
+                 SELECT order_id FROM accepted_orders \
+                 WHERE created_at < now() - make_interval(secs => $1) \
+                 ORDER BY created_at LIMIT $2 \
+                 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(window.as_secs_f64())
+        .bind(limit)
+        .execute(&self.gateway)
+        .await?;
+        Ok(deleted.rows_affected())
     }
 }

@@ -118,12 +118,13 @@ impl Store {
     }
 
     /// The rows of these orders that changed since `seen_at` (their
-    /// `updated_at` as last read; `None` when not read yet), in one query.
+    /// `updated_at` as last read; `None` when not read yet), in one query;
+    /// the poller's, which tells a closed pool from other errors.
     pub async fn changed_orders(
         &self,
         order_ids: &[String],
         seen_at: &[Option<chrono::DateTime<chrono::Utc>>],
-    ) -> Result<Vec<OrderStatusRow>, AppError> {
+    ) -> Result<Vec<OrderStatusRow>, sqlx::Error> {
         sqlx::query_as::<_, OrderStatusRow>(
             "SELECT s.order_id::text AS order_id, s.customer_id::text AS customer_id, \
                     s.status::text AS status, s.reason::text AS reason, \
@@ -138,7 +139,6 @@ impl Store {
         .bind(seen_at)
         .fetch_all(&self.orders)
         .await
-        .map_err(database_error(ORDER_DB))
     }
 
     pub async fn stock_level(&self, sku: &str) -> Result<Option<StockLevelRow>, AppError> {

@@ -14,6 +14,7 @@ use chorus_gateway::auth::{AuthSettings, Role, issue_token};
 use chorus_gateway::store::Store;
 use chorus_gateway::testing::MemoryPublisher;
 use chorus_gateway::{AppState, Settings, app};
+use chorus_platform::Supervisor;
 use chorus_platform::health::Readiness;
 use chorus_platform::payment_token::PaymentTokenKeys;
 use serde_json::Value;
@@ -75,6 +76,7 @@ pub fn settings(per_sec: u32, burst: u32) -> Settings {
         rate_limit_per_sec: per_sec,
         rate_limit_burst: burst,
         payment_tokens: Some(payment_keys()),
+        key_expiry: Default::default(),
     }
 }
 
@@ -111,8 +113,10 @@ impl TestApp {
         TestApp::from_state(state, publisher, db)
     }
 
+    /// The router driven in process; the state's tasks (batcher, poller,
+    /// key expiry) run unsupervised (`supervision` tests the supervised run).
     pub fn from_state(
-        state: AppState,
+        (state, _tasks): (AppState, Supervisor),
         publisher: Arc<MemoryPublisher>,
         db: Option<TestDbs>,
     ) -> TestApp {

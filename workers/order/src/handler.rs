@@ -89,8 +89,9 @@ impl OrderHandler {
             return Ok(());
         }
         gauge.reset();
+        // Kept by triggers on `orders`: no count of every order (see
+        // `store::status_counts`).
         for (status, count) in store::status_counts(tx).await? {
-            let status = status.unwrap_or_else(|| "none".to_string());
             gauge.with_label_values(&[status.as_str()]).set(count);
         }
         Ok(())
@@ -227,5 +228,123 @@ impl Handler for OrderHandler {
             cancelled.iter().map(|order| (order, Some(&last))).collect();
         store::save_orders(tx, &rows).await?;
         Ok(emitted)
+    }
+}
+
+#[cfg(test)]
+mod census_tests {
+    //! The census against a real PostgreSQL: what the gauge shows equals a
+    //! count of every order, after inserts, status changes, updates that
+    //! change no status, deletes and a truncate.
+
+    use chorus_avro::Event;
+    use chorus_platform::testing::TestDb;
+    use chorus_runtime::apply_one;
+
+    use super::*;
+    use crate::testing::{authorized, placed, stock_reserved};
+
+    async fn apply(handler: &OrderHandler, db: &TestDb, event: impl Into<Event>) {
+        let mut tx = db.pool.begin().await.unwrap();
+        apply_one(handler, &mut tx, &event.into()).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    /// The gauge after a census, and a count of every order, both sorted.
+    async fn census_and_count(
+        handler: &OrderHandler,
+        registry: &prometheus::Registry,
+        db: &TestDb,
+    ) -> (Vec<(String, i64)>, Vec<(String, i64)>) {
+        // Every CENSUS_EVERY-th tick takes the census: make this one it.
+        let tick = handler.ticks.load(std::sync::atomic::Ordering::Relaxed);
+        handler.ticks.store(
+            tick.next_multiple_of(CENSUS_EVERY),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let mut tx = db.pool.begin().await.unwrap();
+        handler.tick(&mut tx).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut gauge: Vec<(String, i64)> = registry
+            .gather()
+            .iter()
+            .filter(|family| family.name() == "orders")
+            .flat_map(|family| family.get_metric().to_vec())
+            .map(|m| {
+                let status = m.get_label()[0].value().to_string();
+                (status, m.get_gauge().get_value() as i64)
+            })
+            .filter(|(_, count)| *count != 0)
+            .collect();
+        gauge.sort();
+        let counted: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT COALESCE(status, 'none'), count(*) FROM orders GROUP BY 1 ORDER BY 1",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        (gauge, counted)
+    }
+
+    #[tokio::test]
+    async fn the_census_equals_a_count_of_every_order() {
+        let db = TestDb::create(&[&crate::MIGRATOR]).await;
+        let registry = prometheus::Registry::new();
+        // No deadline passes during the test: the tick only takes the census.
+        let handler = OrderHandler::new(Duration::from_secs(100 * 365 * 24 * 3600))
+            .with_census(&registry)
+            .unwrap();
+        let ids: Vec<String> = (0..6).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+        for id in &ids[..5] {
+            apply(&handler, &db, placed(id, &[("SKU-1", 1)])).await;
+        }
+        for id in &ids[..3] {
+            apply(&handler, &db, stock_reserved(id, &[("SKU-1", 1, "2.50")])).await;
+        }
+        apply(&handler, &db, authorized(&ids[0], "2.50")).await;
+        // Events before their OrderPlaced: an order with no status yet.
+        apply(
+            &handler,
+            &db,
+            stock_reserved(&ids[5], &[("SKU-1", 1, "2.50")]),
+        )
+        .await;
+        let (gauge, counted) = census_and_count(&handler, &registry, &db).await;
+        assert_eq!(gauge, counted);
+        let expected = [
+            ("CONFIRMED", 1),
+            ("PENDING", 2),
+            ("RESERVED", 2),
+            ("none", 1),
+        ];
+        let expected: Vec<(String, i64)> =
+            expected.iter().map(|(s, n)| (s.to_string(), *n)).collect();
+        assert_eq!(gauge, expected);
+
+        // A second census folds only what changed since the first.
+        apply(&handler, &db, authorized(&ids[1], "2.50")).await;
+        sqlx::query("UPDATE orders SET last_event = 'touched'")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM orders WHERE order_id = $1")
+            .bind(&ids[3])
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let (gauge, counted) = census_and_count(&handler, &registry, &db).await;
+        assert_eq!(gauge, counted);
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM order_census_changes")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(pending, 0, "every change folded");
+
+        sqlx::query("TRUNCATE orders")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let (gauge, counted) = census_and_count(&handler, &registry, &db).await;
+        assert_eq!((gauge.len(), counted.len()), (0, 0));
     }
 }
