@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chorus_avro::{Codec, RegistryClient};
+use chorus_avro::Codec;
 use chorus_platform::health::Readiness;
 use chorus_platform::{redact, shutdown, telemetry};
 use rdkafka::consumer::Consumer;
@@ -135,10 +135,8 @@ where
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs).context("subscribing")?;
 
-    let registry = Arc::new(RegistryClient::new(
-        &config.registry,
-        Duration::from_secs(2),
-    )?);
+    // One registry client: the codec's, for encoding, decoding and readiness.
+    let registry = codec.registry().clone();
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding CHORUS_HTTP_ADDR={}", config.http_addr))?;
