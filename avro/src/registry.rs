@@ -4,8 +4,9 @@
 //!
 //! A 404 is believed only from a registry that proves itself one: before
 //! "no such schema" or "no such subject" is answered, the subject list must
-//! answer as a registry's does. A base URL that answers 404 for that too (a
-//! wrong prefix, a proxy routing elsewhere) is [`RegistryError::Misrouted`],
+//! answer as a registry's does. A base URL that answers 404 for that too, or
+//! answers what no registry would (a wrong prefix, a proxy routing
+//! elsewhere), is [`RegistryError::Misrouted`],
 //! a transient fault of the deployment, logged once until it answers again,
 //! so good messages wait instead of being dead-lettered as unknown schemas.
 
@@ -159,7 +160,7 @@ impl RegistryClient {
     pub async fn latest(&self, subject: &str) -> Result<Option<RegisteredVersion>, RegistryError> {
         let url = self.url(&format!("/subjects/{subject}/versions/latest"));
         match self.send(self.http.get(&url)).await {
-            Ok(body) => parse(&url, &body).map(Some),
+            Ok(body) => self.believed(parse(&url, &body)).await.map(Some),
             Err(RegistryError::Status { status: 404, .. }) => {
                 self.confirm_not_found().await?;
                 Ok(None)
@@ -213,7 +214,10 @@ impl RegistryClient {
         }
         let url = self.url(&format!("/schemas/ids/{id}"));
         match self.send(self.http.get(&url)).await {
-            Ok(body) => parse::<Schema>(&url, &body).map(|s| Some(s.schema)),
+            Ok(body) => self
+                .believed(parse::<Schema>(&url, &body))
+                .await
+                .map(|s| Some(s.schema)),
             Err(RegistryError::Status { status: 404, .. }) => {
                 self.confirm_not_found().await?;
                 Ok(None)
@@ -257,6 +261,17 @@ impl RegistryClient {
         self.probe().await?;
         *self.proven_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         Ok(())
+    }
+
+    /// An answer that did not parse as a registry's is believed to be the
+    /// registry's own fault only if it proves itself one; a server that
+    /// answers every path with a page (a wrong host behind a proxy) is
+    /// misrouted.
+    async fn believed<T>(&self, parsed: Result<T, RegistryError>) -> Result<T, RegistryError> {
+        if parsed.is_err() {
+            self.probe().await?;
+        }
+        parsed
     }
 
     /// Logs a misrouting when it starts and when it ends.
@@ -404,6 +419,16 @@ pub(crate) mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("CHORUS_SCHEMA_REGISTRY_URL")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_answering_every_path_with_a_page_is_misrouted() {
+        let registry = client(&stub(|_| (200, "<html>Welcome</html>")).await);
+        let by_id = registry.schema_by_id(7).await;
+        assert!(
+            matches!(by_id, Err(RegistryError::Misrouted { .. })),
+            "{by_id:?}"
         );
     }
 
