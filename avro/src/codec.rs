@@ -1,16 +1,23 @@
 //! Encodes events to the Confluent wire format and decodes them back, with the
 //! schema of each event type registered under `<topic>-<record full name>`
-//! (TopicRecordNameStrategy).
+//! (TopicRecordNameStrategy), through one [`RegistryClient`] for both ways
+//! (and for whoever else asks, e.g. a readiness probe: [`Codec::registry`]).
 //!
 //! Registration posts the `.avsc` text as written (defaults kept). Whether a
 //! producer registers a missing schema itself is [`CodecConfig::auto_register`],
-//! as Confluent's `auto.register.schemas`: on for development runs, off otherwise.
+//! as Confluent's `auto.register.schemas`: on for development runs, off otherwise;
+//! with it off, an event is written with the subject's latest registered schema.
 //!
 //! Decoding fetches the writer's schema by id and resolves the body against
 //! our own schema of that event type (so data written with an older or newer
 //! compatible version decodes). Only schemas the registry returned are cached:
 //! a registry that was down, or refused us, is asked again for the next
-//! message, and only its 404 makes an id unknown.
+//! message, and only its 404 — from a registry that proves itself one, see
+//! [`crate::registry`] — makes an id unknown.
+//!
+//! Every error is typed where it arises: an event the schema does not take
+//! ([`EncodeError::Invalid`]), the registry's own answers by status, a body
+//! cut short by the reader's end-of-file.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, RwLock};
@@ -18,14 +25,9 @@ use std::time::Duration;
 
 use apache_avro::Schema;
 use apache_avro::types::Value;
-use schema_registry_converter::async_impl::avro::AvroEncoder;
-use schema_registry_converter::async_impl::schema_registry::SrSettings;
-use schema_registry_converter::error::SRCError;
-use schema_registry_converter::schema_registry_common::{
-    SchemaType, SubjectNameStrategy, SuppliedSchema,
-};
+use apache_avro::writer::datum::GenericDatumWriter;
 
-use crate::error::{DecodeError, EncodeError};
+use crate::error::{DecodeError, EncodeError, RegistryError};
 use crate::events::{Event, EventPayload, EventType};
 use crate::registry::{RegistryClient, RegistrySettings, subject_name};
 use crate::topics::TopicCatalogue;
@@ -46,11 +48,19 @@ struct WriterSchema {
     name: String,
 }
 
-/// Encoder and decoder sharing one registry.
+/// The schema events of one subject are written with, and its id.
+struct SubjectSchema {
+    id: u32,
+    schema: Schema,
+}
+
+/// Encoder and decoder sharing one registry client.
 pub struct Codec {
-    encoder: AvroEncoder,
-    registry: RegistryClient,
+    registry: Arc<RegistryClient>,
+    /// Decoding: writer schemas by id.
     writers: RwLock<HashMap<u32, Arc<WriterSchema>>>,
+    /// Encoding: the schema of each subject written so far.
+    subjects: RwLock<HashMap<String, Arc<SubjectSchema>>>,
     catalogue: TopicCatalogue,
     auto_register: bool,
 }
@@ -69,23 +79,33 @@ static READERS: LazyLock<HashMap<EventType, Schema>> = LazyLock::new(|| {
 
 impl Codec {
     pub fn new(config: &CodecConfig, catalogue: TopicCatalogue) -> Result<Codec, EncodeError> {
-        let mut builder = SrSettings::new_builder(config.registry.url.clone());
-        builder.set_timeout(config.timeout).no_proxy();
-        if let Some((username, password)) = &config.registry.basic_auth {
-            builder.set_basic_authorization(username, Some(password));
-        }
-        let settings = builder
-            .build()
-            .map_err(|e| EncodeError::RegistryUnavailable(describe(&e)))?;
         let registry = RegistryClient::new(&config.registry, config.timeout)
             .map_err(|e| EncodeError::RegistryUnavailable(e.to_string()))?;
-        Ok(Codec {
-            encoder: AvroEncoder::new(settings),
+        Ok(Codec::with_registry(
+            Arc::new(registry),
+            catalogue,
+            config.auto_register,
+        ))
+    }
+
+    /// A codec over a registry client the caller shares.
+    pub fn with_registry(
+        registry: Arc<RegistryClient>,
+        catalogue: TopicCatalogue,
+        auto_register: bool,
+    ) -> Codec {
+        Codec {
             registry,
             writers: RwLock::new(HashMap::new()),
+            subjects: RwLock::new(HashMap::new()),
             catalogue,
-            auto_register: config.auto_register,
-        })
+            auto_register,
+        }
+    }
+
+    /// The one registry client this codec encodes and decodes through.
+    pub fn registry(&self) -> &Arc<RegistryClient> {
+        &self.registry
     }
 
     pub fn catalogue(&self) -> &TopicCatalogue {
@@ -95,27 +115,69 @@ impl Codec {
     /// Encodes an event for its catalogue topic.
     pub async fn encode(&self, event: &Event) -> Result<Vec<u8>, EncodeError> {
         let event_type = event.event_type();
-        let topic = self.catalogue.topic_of(event_type);
-        let subject = subject_name(&topic, event_type);
-        let strategy = if self.auto_register {
-            SubjectNameStrategy::TopicRecordNameStrategyWithSchema(
-                topic,
-                SuppliedSchema::new(
-                    Some(event_type.full_name()),
-                    SchemaType::Avro,
-                    event_type.schema_text().to_string(),
-                ),
-            )
+        let subject = subject_name(&self.catalogue.topic_of(event_type), event_type);
+        let writer = self.subject_schema(subject, event_type).await?;
+        let body = GenericDatumWriter::builder(&writer.schema)
+            .build()
+            .and_then(|w| w.write_ser_to_vec(event))
+            .map_err(|e| EncodeError::Invalid(crate::error_chain(&e)))?;
+        let mut bytes = Vec::with_capacity(5 + body.len());
+        bytes.push(0);
+        bytes.extend_from_slice(&writer.id.to_be_bytes());
+        bytes.extend_from_slice(&body);
+        Ok(bytes)
+    }
+
+    /// The schema and id events of `subject` are written with: from the
+    /// cache, else registered (auto-registration) or the latest version.
+    async fn subject_schema(
+        &self,
+        subject: String,
+        event_type: EventType,
+    ) -> Result<Arc<SubjectSchema>, EncodeError> {
+        if let Some(found) = self
+            .subjects
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&subject)
+        {
+            return Ok(found.clone());
+        }
+        let found = if self.auto_register {
+            let id = self
+                .registry
+                .register(&subject, event_type.schema_text())
+                .await
+                .map_err(|e| registry_refusal(e, &subject))?;
+            SubjectSchema {
+                id,
+                schema: READERS[&event_type].clone(),
+            }
         } else {
-            SubjectNameStrategy::TopicRecordNameStrategy(topic, event_type.full_name())
+            let latest = self
+                .registry
+                .latest(&subject)
+                .await
+                .map_err(|e| registry_refusal(e, &subject))?
+                .ok_or_else(|| EncodeError::NotRegistered {
+                    subject: subject.clone(),
+                    cause: "the registry has no version of it".to_string(),
+                })?;
+            let schema = Schema::parse_str(&latest.schema).map_err(|e| EncodeError::Rejected {
+                subject: subject.clone(),
+                cause: format!("its latest version (id {}) does not parse: {e}", latest.id),
+            })?;
+            SubjectSchema {
+                id: latest.id,
+                schema,
+            }
         };
-        self.encoder
-            .encode_struct(event, &strategy)
-            .await
-            .map_err(|e| {
-                self.encoder.remove_errors_from_cache();
-                classify_encode_error(e, subject, self.auto_register)
-            })
+        let found = Arc::new(found);
+        self.subjects
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(subject, found.clone());
+        Ok(found)
     }
 
     /// Decodes bytes into whichever event they hold.
@@ -215,7 +277,8 @@ impl Codec {
     }
 }
 
-/// Whether the body ended before its record did.
+/// Whether the body ended before its record did: the reader hit the end of
+/// its input (an I/O `UnexpectedEof` somewhere in the cause chain).
 fn caused_by_eof(e: &apache_avro::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
@@ -224,45 +287,22 @@ fn caused_by_eof(e: &apache_avro::Error) -> bool {
         {
             return true;
         }
-        let text = s.to_string().to_lowercase();
-        if text.contains("end of file") || text.contains("unexpectedeof") {
-            return true;
-        }
         source = s.source();
     }
     false
 }
 
-fn classify_encode_error(e: SRCError, subject: String, auto_register: bool) -> EncodeError {
-    let cause = describe(&e);
-    if e.error.contains("Could not get Avro bytes") {
-        EncodeError::Invalid(cause)
-    } else if e.retriable || cause.contains("error sending request") {
-        EncodeError::RegistryUnavailable(cause)
-    } else if !auto_register && cause.contains("404") {
-        EncodeError::NotRegistered { subject, cause }
+/// A registry call made for encoding that failed: the registry down, busy or
+/// misrouted is transient; anything else it answered is a refusal.
+fn registry_refusal(e: RegistryError, subject: &str) -> EncodeError {
+    if e.is_transient() {
+        EncodeError::RegistryUnavailable(e.to_string())
     } else {
-        EncodeError::Rejected { subject, cause }
-    }
-}
-
-/// The error with its whole cause chain on one line.
-fn describe(e: &SRCError) -> String {
-    let mut text = e.error.clone();
-    if let Some(cause) = &e.cause {
-        text.push_str(": ");
-        text.push_str(cause);
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
+        EncodeError::Rejected {
+            subject: subject.to_string(),
+            cause: e.to_string(),
         }
-        source = s.source();
     }
-    text
 }
 
 #[cfg(test)]
@@ -299,5 +339,28 @@ mod tests {
             Err(DecodeError::Truncated(_))
         ));
         assert_eq!(Codec::schema_id(Some(&[0, 0, 0, 1, 2, 9])), Ok(258));
+    }
+
+    #[tokio::test]
+    async fn a_misrouted_registry_makes_messages_wait_not_dead_letter() {
+        let url = crate::registry::tests::stub(|_| (404, "Not Found")).await;
+        let config = CodecConfig {
+            registry: RegistrySettings::new(url),
+            auto_register: false,
+            timeout: Duration::from_secs(5),
+        };
+        let codec = Codec::new(&config, TopicCatalogue::default()).unwrap();
+        let err = codec.decode(Some(&[0, 0, 0, 0, 7, 2])).await.unwrap_err();
+        assert!(
+            matches!(err, DecodeError::RegistryUnavailable(_)) && err.is_transient(),
+            "{err:?}"
+        );
+        let err = codec
+            .encode(&EventType::OrderPlaced.example("o-1"))
+            .await
+            .unwrap_err();
+        assert!(err.is_transient(), "{err:?}");
+        // Encoding and decoding ask through one client.
+        assert!(codec.registry().is_misrouted());
     }
 }

@@ -94,16 +94,26 @@ pub enum RegistryError {
     },
     #[error("schema registry at {url} answered something unexpected: {cause}")]
     Unexpected { url: String, cause: String },
+    /// What answers at the base URL is not a registry: it answers 404 (or
+    /// not as a registry does) even for its subject list, so its 404 for a
+    /// schema says nothing about the schema. A wrong URL or prefix, or a
+    /// proxy routing elsewhere.
+    #[error(
+        "the schema registry at {url} answers 404 for everything, its subject list included: \
+         check CHORUS_SCHEMA_REGISTRY_URL (for Apicurio it ends in /apis/ccompat/v7)"
+    )]
+    Misrouted { url: String },
 }
 
 impl RegistryError {
     /// True when the registry is down or busy (no connection, a timeout, 408,
     /// 429, 5xx) and asking again later may succeed. A refused login (401,
-    /// 403) counts too: it is the deployment that is wrong, not the message,
-    /// and fixing the credentials must not find the messages dead-lettered.
+    /// 403) and a misrouted URL count too: it is the deployment that is
+    /// wrong, not the message, and fixing it must not find the messages
+    /// dead-lettered.
     pub fn is_transient(&self) -> bool {
         match self {
-            RegistryError::Unreachable { .. } => true,
+            RegistryError::Unreachable { .. } | RegistryError::Misrouted { .. } => true,
             RegistryError::Status { status, .. } => {
                 matches!(status, 401 | 403 | 408 | 429) || *status >= 500
             }

@@ -14,6 +14,7 @@ mod dlq;
 mod gateway_process;
 mod logs;
 mod otlp;
+mod registry_misrouted;
 mod runtime_calls;
 mod runtime_loop;
 mod runtime_outbox;

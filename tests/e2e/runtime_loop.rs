@@ -89,14 +89,14 @@ impl Handler for Commands {
 static NO_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate::Migrator::DEFAULT;
 
 /// One worker running the test's handler in this process.
-struct Worker {
-    http: String,
+pub(crate) struct Worker {
+    pub(crate) http: String,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Worker {
-    async fn start(
+    pub(crate) async fn start(
         stack: &Stack,
         topics: &TopicCatalogue,
         db: Arc<TestDb>,
@@ -146,7 +146,7 @@ impl Worker {
         panic!("the worker did not start within 30 s");
     }
 
-    async fn metrics(&self) -> String {
+    pub(crate) async fn metrics(&self) -> String {
         reqwest::get(format!("http://{}/metrics", self.http))
             .await
             .unwrap()
@@ -155,13 +155,13 @@ impl Worker {
             .unwrap()
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.cancel();
         self.task.await.unwrap().expect("the worker stops cleanly");
     }
 }
 
-async fn database() -> Arc<TestDb> {
+pub(crate) async fn database() -> Arc<TestDb> {
     let db = TestDb::create(&[chorus_runtime::app::runtime_migrator()]).await;
     sqlx::raw_sql(
         "CREATE TABLE applied (seq BIGSERIAL PRIMARY KEY, sku TEXT NOT NULL, name TEXT NOT NULL);
@@ -173,7 +173,7 @@ async fn database() -> Arc<TestDb> {
     Arc::new(db)
 }
 
-fn command(sku: &str, name: &str) -> Event {
+pub(crate) fn command(sku: &str, name: &str) -> Event {
     StockAdjusted {
         event_id: uuid::Uuid::new_v4().to_string(),
         sku: sku.into(),
@@ -188,7 +188,7 @@ fn command(sku: &str, name: &str) -> Event {
 }
 
 /// Produces `events` (encoded) or raw bytes to a partition of the commands topic, in order.
-async fn send(
+pub(crate) async fn send(
     stack: &Stack,
     topics: &TopicCatalogue,
     partition: i32,
@@ -211,7 +211,7 @@ async fn send(
     }
 }
 
-async fn encoded(
+pub(crate) async fn encoded(
     stack: &Stack,
     topics: &TopicCatalogue,
     events: &[Event],
@@ -224,7 +224,7 @@ async fn encoded(
     out
 }
 
-async fn applied(db: &TestDb) -> Vec<(String, String)> {
+pub(crate) async fn applied(db: &TestDb) -> Vec<(String, String)> {
     sqlx::query_as("SELECT sku, name FROM applied ORDER BY seq")
         .fetch_all(&db.pool)
         .await
@@ -232,7 +232,7 @@ async fn applied(db: &TestDb) -> Vec<(String, String)> {
 }
 
 /// Waits until `done` holds on the applied rows, or fails after 60 s.
-async fn until_applied(
+pub(crate) async fn until_applied(
     db: &TestDb,
     done: impl Fn(&[(String, String)]) -> bool,
 ) -> Vec<(String, String)> {
@@ -254,7 +254,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+pub(crate) fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
     text.lines()
         .filter(|l| l.starts_with(name) && labels.iter().all(|label| l.contains(label)))
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())

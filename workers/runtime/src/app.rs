@@ -15,16 +15,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chorus_avro::{Codec, RegistryClient};
+use chorus_avro::Codec;
 use chorus_platform::health::Readiness;
-use chorus_platform::{redact, shutdown, telemetry};
+use chorus_platform::{Supervisor, redact, shutdown, telemetry};
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::Producer;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::Applier;
@@ -140,7 +139,8 @@ where
         group_instance_id = config.group_instance_id.as_deref(),
         "worker started"
     );
-    let readiness = readiness(&config, &pool, &loops)?;
+    // One registry client: the codec's, for encoding, decoding and readiness.
+    let readiness = readiness(&config, &pool, kafka.codec.registry().clone(), &loops);
     let router = http::router(readiness, metrics.clone());
 
     let (publisher, tracker) = OutboxPublisher::start(kafka.producer.clone(), pool.clone());
@@ -149,7 +149,7 @@ where
         producer: handler.name(),
     });
     let (calls, call_requests) = mpsc::channel(REQUEST_QUEUE);
-    let mut tasks = Tasks::default();
+    let mut tasks = Supervisor::new();
     let http_shutdown = shutdown.clone();
     tasks.spawn("health server", async move {
         axum::serve(listener, router)
@@ -241,7 +241,7 @@ where
         shutdown.clone(),
     );
     let outcome = run_until_stopped(consuming, &mut tasks, &shutdown).await;
-    let stopped = tasks.join().await;
+    let stopped = tasks.join(Duration::from_secs(30)).await;
     let flushed = kafka
         .producer
         .flush(Duration::from_secs(10))
@@ -258,7 +258,7 @@ where
 /// finish its batch and commit its offsets.
 async fn run_until_stopped(
     consuming: impl Future<Output = anyhow::Result<()>>,
-    tasks: &mut Tasks,
+    tasks: &mut Supervisor,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let mut consuming = std::pin::pin!(consuming);
@@ -268,7 +268,7 @@ async fn run_until_stopped(
                 .then(|| anyhow::anyhow!("the consumer loop ended on its own"));
             (failure, Some(result))
         }
-        ended = tasks.first_to_end(shutdown) => (ended, None),
+        ended = tasks.first_to_end(shutdown) => (ended.map(anyhow::Error::from), None),
     };
     shutdown.cancel();
     let consumed = match consumed {
@@ -348,13 +348,14 @@ impl Loops {
 
 /// `/readyz`: the database, Kafka and the registry answer, and no loop is
 /// stalled.
-fn readiness(config: &WorkerConfig, pool: &PgPool, loops: &Loops) -> anyhow::Result<Readiness> {
-    let registry = Arc::new(RegistryClient::new(
-        &config.registry,
-        Duration::from_secs(2),
-    )?);
+fn readiness(
+    config: &WorkerConfig,
+    pool: &PgPool,
+    registry: Arc<chorus_avro::RegistryClient>,
+    loops: &Loops,
+) -> Readiness {
     let loops = loops.clone();
-    Ok(Readiness::new()
+    Readiness::new()
         .with_database("database", pool.clone(), "SELECT 1")
         .with_kafka(&config.kafka)
         .with_registry(registry)
@@ -366,7 +367,7 @@ fn readiness(config: &WorkerConfig, pool: &PgPool, loops: &Loops) -> anyhow::Res
                 }
                 Ok(())
             }
-        }))
+        })
 }
 
 /// The handler's external calls, as the executor sees them.
@@ -441,56 +442,6 @@ impl<H: Handler> crate::handler::Calls for CallsOf<H> {
         calls: &[&Self::Call],
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
         self.0.calls().release(conn, calls)
-    }
-}
-
-/// The runtime's background tasks, each named for the error that ends it.
-#[derive(Default)]
-struct Tasks {
-    handles: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
-}
-
-impl Tasks {
-    fn spawn(
-        &mut self,
-        name: &'static str,
-        task: impl Future<Output = anyhow::Result<()>> + Send + 'static,
-    ) {
-        self.handles.push((name, tokio::spawn(task)));
-    }
-
-    /// Waits for the first task to end and says how it ended: `None` when it
-    /// stopped because `shutdown` asked it to; otherwise the failure (an
-    /// error, a panic, or ending before it was asked to).
-    async fn first_to_end(&mut self, shutdown: &CancellationToken) -> Option<anyhow::Error> {
-        if self.handles.is_empty() {
-            return std::future::pending().await;
-        }
-        let (result, index, _) =
-            futures::future::select_all(self.handles.iter_mut().map(|(_, handle)| handle)).await;
-        let name = self.handles.remove(index).0;
-        match result {
-            Ok(Ok(())) if shutdown.is_cancelled() => None,
-            Ok(Ok(())) => Some(anyhow::anyhow!("the {name} task ended on its own")),
-            Ok(Err(e)) => Some(e.context(format!("the {name} task failed"))),
-            Err(e) => Some(anyhow::anyhow!("the {name} task panicked: {e}")),
-        }
-    }
-
-    /// Waits for every task after shutdown; the first failure, if any.
-    async fn join(self) -> anyhow::Result<()> {
-        let mut first = Ok(());
-        for (name, handle) in self.handles {
-            let result = match tokio::time::timeout(Duration::from_secs(30), handle).await {
-                Err(_) => Err(anyhow::anyhow!("the {name} task did not stop within 30 s")),
-                Ok(Ok(result)) => result.with_context(|| format!("the {name} task failed")),
-                Ok(Err(e)) => Err(anyhow::anyhow!("the {name} task panicked: {e}")),
-            };
-            if first.is_ok() {
-                first = result;
-            }
-        }
-        first
     }
 }
 

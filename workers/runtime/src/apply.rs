@@ -6,8 +6,9 @@
 //! A batch that fails is classified (see [`crate::failure`]): a transient
 //! failure puts the whole batch back to be retried; any other failure splits
 //! it in halves until the one message that causes it is found, which is then
-//! dead-lettered (permanent, panic, or unknown after `CHORUS_MAX_ATTEMPTS`)
-//! or retried (unknown, attempts left). A message is never applied before an
+//! dead-lettered (permanent, panic, or unknown after `CHORUS_MAX_ATTEMPTS`
+//! attempts that count: transient failures do not) or retried (unknown,
+//! attempts left). A message is never applied before an
 //! earlier message of its partition: once one is put back, the rest of its
 //! partition in the batch waits too.
 
@@ -26,7 +27,7 @@ use tokio::sync::mpsc;
 use crate::consumer::queues::{Queued, TopicPartition};
 use crate::dlq::{DeadLetter, dead_letter};
 use crate::emit::Emitter;
-use crate::failure::{Failure, FailureClass};
+use crate::failure::{Failure, FailureClass, Settlement};
 use crate::handler::{Calls, Handler, Incoming, Verdict};
 use crate::inbox::{self, InboxEntry};
 use crate::metrics::Metrics;
@@ -377,18 +378,17 @@ impl<H: Handler> Applier<H> {
         failure: Failure,
         span: &tracing::Span,
     ) -> Outcome {
-        let attempts = queued.attempts + 1;
-        let class = match failure.class {
-            FailureClass::Transient => return Outcome::Retry(failure),
-            FailureClass::Unknown if attempts < self.max_attempts => {
-                span.in_scope(|| {
-                    tracing::warn!(error = %failure, attempts, max_attempts = self.max_attempts, "unknown failure; retrying")
-                });
+        let (class, attempts) = match failure.settle(queued.attempts, self.max_attempts) {
+            Settlement::Retry => {
+                if failure.class == FailureClass::Unknown {
+                    let attempts = queued.attempts + 1;
+                    span.in_scope(|| {
+                        tracing::warn!(error = %failure, attempts, max_attempts = self.max_attempts, "unknown failure; retrying")
+                    });
+                }
                 return Outcome::Retry(failure);
             }
-            FailureClass::Unknown => "exhausted",
-            FailureClass::Panic => "panic",
-            FailureClass::Permanent => failure.kind,
+            Settlement::DeadLetter { class, attempts } => (class, attempts),
         };
         let topic = self.dead_letter_topic(queued.message.topic());
         let why = DeadLetter {

@@ -179,7 +179,7 @@ impl<H: Handler> Loop<'_, H> {
                 match outcome {
                     Outcome::Done(_) => done_up_to = Some(queued.message.offset()),
                     Outcome::Retry(failure) => {
-                        queued.attempts += 1;
+                        queued.failed(&failure);
                         tracing::warn!(
                             topic = %partition.0, partition = partition.1,
                             offset = queued.message.offset(), attempts = queued.attempts,

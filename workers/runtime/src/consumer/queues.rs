@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::message::{Message, OwnedMessage};
 
+use crate::failure::Failure;
 use crate::retry::{Pauses, RetryPolicy};
 
 /// A topic and partition.
@@ -24,13 +25,21 @@ pub struct Queued {
     /// Arrival order across all partitions.
     pub seq: u64,
     pub message: OwnedMessage,
-    /// Failed attempts so far.
+    /// Failed attempts so far that count against `CHORUS_MAX_ATTEMPTS`
+    /// (transient failures do not: see [`Failure::counts_as_attempt`]).
     pub attempts: u32,
 }
 
 impl Queued {
     pub fn partition(&self) -> TopicPartition {
         (self.message.topic().to_string(), self.message.partition())
+    }
+
+    /// The message failed and goes back for a retry.
+    pub fn failed(&mut self, failure: &Failure) {
+        if failure.counts_as_attempt() {
+            self.attempts += 1;
+        }
     }
 }
 
@@ -294,6 +303,45 @@ mod tests {
         assert_eq!(q.to_pause(), HashSet::from([("t".to_string(), 0)]));
         q.take_ready(Instant::now(), 1);
         assert!(q.to_pause().is_empty());
+    }
+
+    #[test]
+    fn an_outage_then_one_unknown_failure_is_retried_not_exhausted() {
+        use crate::failure::Settlement;
+        let max_attempts = 3;
+        let mut q = queues(10);
+        q.push(message("t", 0, 1));
+        let mut queued = q.take_ready(Instant::now(), 1).remove(0);
+        // The database was down for a long while: many transient failures.
+        let outage = Failure::transient("connection", "PostgreSQL is restarting");
+        for _ in 0..50 {
+            assert_eq!(
+                outage.settle(queued.attempts, max_attempts),
+                Settlement::Retry
+            );
+            queued.failed(&outage);
+        }
+        assert_eq!(queued.attempts, 0);
+        // Then the message fails for an unknown reason: attempt 1 of 3.
+        let unknown = Failure::unknown("database", "nobody knows this one");
+        assert_eq!(
+            unknown.settle(queued.attempts, max_attempts),
+            Settlement::Retry
+        );
+        queued.failed(&unknown);
+        queued.failed(&outage);
+        assert_eq!(
+            unknown.settle(queued.attempts, max_attempts),
+            Settlement::Retry
+        );
+        queued.failed(&unknown);
+        assert_eq!(
+            unknown.settle(queued.attempts, max_attempts),
+            Settlement::DeadLetter {
+                class: "exhausted",
+                attempts: 3
+            }
+        );
     }
 
     #[test]
