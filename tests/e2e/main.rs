@@ -26,4 +26,5 @@ mod stack;
 mod trace;
 mod trace_scale;
 mod traces;
+mod validation;
 mod webhook_receiver;
