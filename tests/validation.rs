@@ -51,7 +51,8 @@ fn workers() -> Vec<Worker> {
         chorus_payment::RetryPolicy::default(),
     );
     let config = chorus_notification::NotificationConfig::from_env(&Env::from_pairs(&[])).unwrap();
-    let notification_handler = chorus_notification::NotificationHandler::from_config(&config).unwrap();
+    let notification_handler =
+        chorus_notification::NotificationHandler::from_config(&config).unwrap();
     vec![
         Worker {
             name: "order",
@@ -112,7 +113,12 @@ async fn every_worker_accepts_the_valid_example_of_every_type_it_handles() {
     for &event_type in EventType::ALL {
         let example = event_type.example("order-valid");
         for worker in consumers(&workers, event_type) {
-            assert_eq!((worker.check)(&example), Ok(()), "{} {event_type}", worker.name);
+            assert_eq!(
+                (worker.check)(&example),
+                Ok(()),
+                "{} {event_type}",
+                worker.name
+            );
         }
     }
 }

@@ -189,7 +189,10 @@ pub fn notification_sent(e: &NotificationSent) -> Result<(), Invalid> {
     let at = At::envelope(e, &e.order_id, &e.correlation_id, &e.causation_id)?;
     at.field("order_id", identifier(&e.order_id))?;
     at.field("customer_id", identifier(&e.customer_id))?;
-    at.field("final_status", one_of(&e.final_status, &["CONFIRMED", "CANCELLED"]))?;
+    at.field(
+        "final_status",
+        one_of(&e.final_status, &["CONFIRMED", "CANCELLED"]),
+    )?;
     at.field("channel", one_of(&e.channel, &["log", "webhook", "smtp"]))
 }
 

@@ -64,7 +64,10 @@ async fn an_order_for_a_customer_the_workers_refuse_reserves_no_stock() {
     let namespace = saga.topics.namespace();
     assert_eq!(
         groups,
-        [format!("{namespace}.inventory"), format!("{namespace}.order")]
+        [
+            format!("{namespace}.inventory"),
+            format!("{namespace}.order")
+        ]
     );
 
     // The stock is untouched by it: the next order takes its unit, and

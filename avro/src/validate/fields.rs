@@ -177,8 +177,8 @@ pub fn product_name(value: &str) -> Rule {
 /// A payment token as it travels (sealed or not): 1 to 4096 bytes, no
 /// control characters. Never shown: it is a secret.
 pub fn payment_token(value: &str) -> Rule {
-    let valid = (1..=MAX_TOKEN_BYTES).contains(&value.len())
-        && !value.chars().any(char::is_control);
+    let valid =
+        (1..=MAX_TOKEN_BYTES).contains(&value.len()) && !value.chars().any(char::is_control);
     if valid {
         Ok(())
     } else {
@@ -205,15 +205,11 @@ pub fn code(value: &str) -> Rule {
 /// Free text (a provider's answer, the SKUs that failed): at most 4096
 /// characters, no control characters. [`fit_detail`] makes any text one.
 pub fn detail(value: &str) -> Rule {
-    let valid =
-        value.chars().count() <= MAX_DETAIL_CHARS && !value.chars().any(char::is_control);
+    let valid = value.chars().count() <= MAX_DETAIL_CHARS && !value.chars().any(char::is_control);
     if valid {
         Ok(())
     } else {
-        refuse(
-            "at most 4096 characters without control characters",
-            value,
-        )
+        refuse("at most 4096 characters without control characters", value)
     }
 }
 

@@ -66,9 +66,12 @@ fn order_events() -> Vec<RefusedExample> {
         refused!(OrderPlaced, "items[1].sku", |e| e
             .items
             .push(line("sku-1", 1))),
-        refused!(OrderPlaced, "items[0].sku", |e| e.items[0].sku = "S".repeat(33)),
-        refused!(OrderPlaced, "items[0].quantity", |e| e.items[0].quantity = 0),
-        refused!(OrderPlaced, "items[0].quantity", |e| e.items[0].quantity = -5),
+        refused!(OrderPlaced, "items[0].sku", |e| e.items[0].sku =
+            "S".repeat(33)),
+        refused!(OrderPlaced, "items[0].quantity", |e| e.items[0].quantity =
+            0),
+        refused!(OrderPlaced, "items[0].quantity", |e| e.items[0].quantity =
+            -5),
         refused!(OrderPlaced, "items[0].quantity", |e| e.items[0].quantity =
             1001),
         refused!(OrderPlaced, "currency", |e| e.currency = "eur".into()),
@@ -84,9 +87,11 @@ fn order_events() -> Vec<RefusedExample> {
         refused!(OrderConfirmed, "currency", |e| e.currency = "EURO".into()),
         refused!(OrderCancelled, "customer_id", |e| e.customer_id =
             String::new()),
-        refused!(OrderCancelled, "reason", |e| e.reason = "Out of stock".into()),
+        refused!(OrderCancelled, "reason", |e| e.reason =
+            "Out of stock".into()),
         refused!(OrderCancelled, "detail", |e| e.detail = Some("a\0b".into())),
-        refused!(OrderCancelled, "detail", |e| e.detail = Some("d".repeat(4097))),
+        refused!(OrderCancelled, "detail", |e| e.detail =
+            Some("d".repeat(4097))),
         refused!(OrderCancellationRequested, "requested_by", |e| e
             .requested_by =
             String::new()),
@@ -107,11 +112,14 @@ fn stock_events() -> Vec<RefusedExample> {
         refused!(StockAdjusted, "name", |e| e.name = "mug\0".into()),
         refused!(StockAdjusted, "available", |e| e.available = -1),
         refused!(StockAdjusted, "available", |e| e.available = 1_000_000_001),
-        refused!(StockAdjusted, "unit_price", |e| e.unit_price = price("-0.01")),
+        refused!(StockAdjusted, "unit_price", |e| e.unit_price =
+            price("-0.01")),
         refused!(StockAdjusted, "unit_price", |e| e.unit_price =
             price("1000000000")),
-        refused!(StockAdjusted, "unit_price", |e| e.unit_price = price("0.00001")),
-        refused!(StockReserved, "customer_id", |e| e.customer_id = "c\0".into()),
+        refused!(StockAdjusted, "unit_price", |e| e.unit_price =
+            price("0.00001")),
+        refused!(StockReserved, "customer_id", |e| e.customer_id =
+            "c\0".into()),
         refused!(StockReserved, "order_id", |e| e.order_id = " ".into()),
         refused!(StockReserved, "lines", |e| {
             e.lines.clear();
@@ -119,7 +127,8 @@ fn stock_events() -> Vec<RefusedExample> {
         }),
         refused!(StockReserved, "lines[0].sku", |e| e.lines[0].sku =
             "S".repeat(10_000)),
-        refused!(StockReserved, "lines[0].quantity", |e| e.lines[0].quantity = 0),
+        refused!(StockReserved, "lines[0].quantity", |e| e.lines[0]
+            .quantity = 0),
         refused!(StockReserved, "lines[0].unit_price", |e| e.lines[0]
             .unit_price =
             price("-1")),
@@ -128,14 +137,16 @@ fn stock_events() -> Vec<RefusedExample> {
         refused!(StockReserved, "currency", |e| e.currency = String::new()),
         refused!(StockReserved, "payment_token", |e| e.payment_token =
             "t".repeat(4097)),
-        refused!(StockReservationFailed, "reason", |e| e.reason = String::new()),
+        refused!(StockReservationFailed, "reason", |e| e.reason =
+            String::new()),
         refused!(StockReservationFailed, "skus[0]", |e| e.skus[0] =
             "sku 404".into()),
         refused!(StockReservationFailed, "order_id", |e| e.order_id =
             "o\u{7}".into()),
-        refused!(StockReleased, "lines[0].quantity", |e| e.lines[0].quantity =
-            -2),
-        refused!(StockReleased, "reason", |e| e.reason = "payment-declined".into()),
+        refused!(StockReleased, "lines[0].quantity", |e| e.lines[0]
+            .quantity = -2),
+        refused!(StockReleased, "reason", |e| e.reason =
+            "payment-declined".into()),
     ]
 }
 

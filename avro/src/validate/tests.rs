@@ -127,7 +127,10 @@ fn every_refused_example_is_refused_naming_its_field() {
         assert_eq!(invalid.event_type, refused.event.event_type());
         let message = invalid.to_string();
         assert!(message.contains(refused.field), "{message}");
-        assert!(!message.contains('\0') && !message.contains('\n'), "{message:?}");
+        assert!(
+            !message.contains('\0') && !message.contains('\n'),
+            "{message:?}"
+        );
     }
 }
 
@@ -150,7 +153,10 @@ fn a_reservation_whose_total_is_not_its_lines_is_refused_at_the_total() {
     assert_eq!(stock_reserved(&reserved).unwrap_err().field, "total");
     reserved.lines[0].unit_price = Decimal::MAX;
     reserved.lines[0].quantity = 2;
-    assert_eq!(stock_reserved(&reserved).unwrap_err().field, "lines[0].unit_price");
+    assert_eq!(
+        stock_reserved(&reserved).unwrap_err().field,
+        "lines[0].unit_price"
+    );
 }
 
 #[test]

@@ -106,7 +106,10 @@ fn empty_orders_and_non_positive_quantities_are_invalid() {
     assert!(check(&placed("o1", &[]).into()).is_err());
     assert!(check(&placed("o1", &[("A", 0)]).into()).is_err());
     assert!(check(&placed("o1", &[("A", 1), ("B", -2)]).into()).is_err());
-    assert_eq!(check(&placed("o1", &[("A", 1), ("A", 1000)]).into()), Ok(()));
+    assert_eq!(
+        check(&placed("o1", &[("A", 1), ("A", 1000)]).into()),
+        Ok(())
+    );
 }
 
 #[test]
