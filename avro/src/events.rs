@@ -232,40 +232,6 @@ impl Envelope {
     }
 }
 
-/// What is wrong with `sku` as a catalogue SKU (`[A-Z0-9-]{1,32}`, as the
-/// gateway accepts them), or `None` when it is one.
-pub fn sku_problem(sku: &str) -> Option<String> {
-    let valid = (1..=32).contains(&sku.len())
-        && sku
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
-    (!valid).then(|| {
-        let shown: String = sku.chars().take(40).collect();
-        format!("{shown:?} is not a SKU ([A-Z0-9-], 1 to 32 characters)")
-    })
-}
-
-/// What is wrong with `customer_id` as a customer (a token's subject: 1 to
-/// 128 bytes, not blank, no control characters), or `None` when it is one.
-pub fn customer_problem(customer_id: &str) -> Option<String> {
-    let valid = !customer_id.trim().is_empty()
-        && customer_id.len() <= 128
-        && !customer_id.chars().any(char::is_control);
-    (!valid).then(|| {
-        let shown: String = customer_id.chars().take(40).collect();
-        format!("{shown:?} is not a customer id (1 to 128 bytes, no control characters)")
-    })
-}
-
-/// What is wrong with `currency` as an ISO 4217 code, or `None`.
-pub fn currency_problem(currency: &str) -> Option<String> {
-    let valid = currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase());
-    (!valid).then(|| {
-        let shown: String = currency.chars().take(10).collect();
-        format!("{shown:?} is not a currency code")
-    })
-}
-
 /// Decimal amounts travel as strings, e.g. `"19.99"`.
 mod money {
     pub use rust_decimal::serde::str::{deserialize, serialize};

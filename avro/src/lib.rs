@@ -1,6 +1,8 @@
 //! The chorus event contract: one Avro schema per event type, the Rust type of
 //! each event, the topic catalogue, and a codec that speaks the Confluent wire
-//! format (magic byte, 4-byte schema id, Avro body) against a schema registry.
+//! format (magic byte, 4-byte schema id, Avro body) against a schema registry,
+//! and the one validation of each event's content every consumer applies
+//! ([`validate`]).
 //!
 //! Nothing here panics on bad bytes: every way a payload can be wrong comes
 //! back as a [`DecodeError`] variant the caller can dead-letter or retry.
@@ -14,6 +16,7 @@ pub mod headers;
 mod json;
 mod registry;
 mod topics;
+pub mod validate;
 
 pub use codec::{Codec, CodecConfig};
 pub use compat::{SchemaDiff, backward_incompatibilities};

@@ -1,7 +1,12 @@
 //! Domain newtypes that parse client input into valid values. A value of one
 //! of these types is valid by construction; parsing fails with a message fit
 //! for the client, and the caller names the field.
+//!
+//! Where a value goes into an event, the rule deciding it is the one every
+//! worker applies to that event ([`chorus_avro::validate::fields`]), so
+//! nothing accepted here is refused downstream.
 
+use chorus_avro::validate::fields;
 use rust_decimal::Decimal;
 
 /// A stock keeping unit: `[A-Z0-9-]{1,32}`.
@@ -10,10 +15,7 @@ pub struct Sku(String);
 
 impl Sku {
     pub fn parse(s: &str) -> Result<Sku, String> {
-        let valid_chars = s
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
-        if (1..=32).contains(&s.len()) && valid_chars {
+        if fields::sku(s).is_ok() {
             Ok(Sku(s.to_string()))
         } else {
             Err("must be 1 to 32 characters of A-Z, 0-9 and '-'".to_string())
@@ -30,13 +32,12 @@ impl Sku {
 pub struct Quantity(i32);
 
 impl Quantity {
-    pub const MAX: i64 = 1000;
+    pub const MAX: i64 = fields::MAX_QUANTITY as i64;
 
     pub fn parse(n: i64) -> Result<Quantity, String> {
-        if (1..=Self::MAX).contains(&n) {
-            Ok(Quantity(n as i32))
-        } else {
-            Err(format!("must be an integer from 1 to {}", Self::MAX))
+        match i32::try_from(n) {
+            Ok(units) if fields::quantity(units).is_ok() => Ok(Quantity(units)),
+            _ => Err(format!("must be an integer from 1 to {}", Self::MAX)),
         }
     }
 
@@ -51,7 +52,7 @@ pub struct Currency(String);
 
 impl Currency {
     pub fn parse(s: &str) -> Result<Currency, String> {
-        if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+        if fields::currency(s).is_ok() {
             Ok(Currency(s.to_string()))
         } else {
             Err("must be a 3-letter uppercase currency code such as EUR".to_string())
@@ -123,9 +124,7 @@ impl UnitPrice {
             return Err(problem());
         }
         let price: Decimal = s.parse().map_err(|_| problem())?;
-        if price.scale() > 4 || price >= Decimal::from(1_000_000_000) {
-            return Err(problem());
-        }
+        fields::unit_price(price).map_err(|_| problem())?;
         Ok(UnitPrice(price))
     }
 
@@ -140,10 +139,9 @@ pub struct Available(i32);
 
 impl Available {
     pub fn parse(n: i64) -> Result<Available, String> {
-        if (0..=1_000_000_000).contains(&n) {
-            Ok(Available(n as i32))
-        } else {
-            Err("must be an integer from 0 to 1000000000".to_string())
+        match i32::try_from(n) {
+            Ok(units) if fields::available(units).is_ok() => Ok(Available(units)),
+            _ => Err("must be an integer from 0 to 1000000000".to_string()),
         }
     }
 
@@ -159,7 +157,7 @@ pub struct ProductName(String);
 impl ProductName {
     pub fn parse(s: &str) -> Result<ProductName, String> {
         let trimmed = s.trim();
-        if (1..=200).contains(&trimmed.chars().count()) && !trimmed.chars().any(char::is_control) {
+        if fields::product_name(trimmed).is_ok() {
             Ok(ProductName(trimmed.to_string()))
         } else {
             Err("must be 1 to 200 characters without control characters".to_string())

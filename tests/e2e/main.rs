@@ -29,5 +29,6 @@ mod stack;
 mod trace;
 mod trace_scale;
 mod traces;
+mod validation;
 mod webhook_receiver;
 mod webhook_redrive;

@@ -1,8 +1,9 @@
-//! The inventory worker as the consumer loop sees it: lock the batch's
-//! reservations, then its catalogue rows (each set in key order) → the rules,
-//! event by event, on the locked state in memory → write back, all inside
-//! the loop's transaction, so an event's stock moves, its reservation and the
-//! events it emits commit together or not at all.
+//! The inventory worker as the consumer loop sees it: refuse what the shared
+//! validation refuses → lock the batch's reservations, then its catalogue
+//! rows (each set in key order) → the rules, event by event, on the locked
+//! state in memory → write back, all inside the loop's transaction, so an
+//! event's stock moves, its reservation and the events it emits commit
+//! together or not at all.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -52,16 +53,25 @@ impl Handler for InventoryHandler {
         tx: &mut PgConnection,
         events: &[Incoming<'_>],
     ) -> Result<Vec<Verdict<NoCall>>, HandleError> {
-        let order_ids: Vec<&str> = events
+        // Refused content is dead-lettered before any row is locked: its ids
+        // may be what PostgreSQL cannot even compare (a NUL).
+        let checked: Vec<Result<(), Invalid>> =
+            events.iter().map(|e| rules::check(e.event)).collect();
+        let valid: Vec<&Event> = events
             .iter()
-            .filter(|e| !matches!(e.event, Event::StockAdjusted(_)))
-            .map(|e| e.event.key())
+            .zip(&checked)
+            .filter(|(_, checked)| checked.is_ok())
+            .map(|(e, _)| e.event)
             .collect();
-        let mut order_ids = order_ids;
+        let mut order_ids: Vec<&str> = valid
+            .iter()
+            .filter(|e| !matches!(e, Event::StockAdjusted(_)))
+            .map(|e| e.key())
+            .collect();
         order_ids.sort_unstable();
         order_ids.dedup();
         let reservations = store::lock_reservations(tx, &order_ids).await?;
-        let skus = skus_of(events, &reservations);
+        let skus = skus_of(&valid, &reservations);
         let skus: Vec<&str> = skus.iter().map(String::as_str).collect();
         let catalogue = store::lock_catalogue(tx, &skus).await?;
 
@@ -72,7 +82,14 @@ impl Handler for InventoryHandler {
             reservations,
             catalogue,
         };
-        let verdicts: Vec<Verdict<NoCall>> = events.iter().map(|e| state.apply(e)).collect();
+        let verdicts: Vec<Verdict<NoCall>> = events
+            .iter()
+            .zip(checked)
+            .map(|(e, checked)| match checked {
+                Ok(()) => state.apply(e),
+                Err(Invalid(reason)) => Verdict::Rejected(reason),
+            })
+            .collect();
 
         let inserted = reservation_rows(&state.new_reservations, &state.reservations);
         if !store::insert_reservations(tx, &inserted).await? {
@@ -104,13 +121,10 @@ fn reservation_rows<'a>(
 }
 
 /// Every SKU the batch may touch: ordered, adjusted, or held by a reservation.
-fn skus_of(
-    events: &[Incoming<'_>],
-    reservations: &HashMap<String, Reservation>,
-) -> BTreeSet<String> {
+fn skus_of(events: &[&Event], reservations: &HashMap<String, Reservation>) -> BTreeSet<String> {
     let mut skus = BTreeSet::new();
-    for incoming in events {
-        match incoming.event {
+    for event in events {
+        match event {
             Event::StockAdjusted(a) => {
                 skus.insert(a.sku.clone());
             }
@@ -140,9 +154,6 @@ impl State {
         let envelope = |event_type: EventType| Envelope::caused_by(event, event_type);
         let transition = match event {
             Event::StockAdjusted(adjusted) => {
-                if let Err(invalid) = rules::check_adjustment(adjusted) {
-                    return Verdict::Rejected(invalid.0);
-                }
                 let row = self
                     .catalogue
                     .entry(adjusted.sku.clone())
@@ -160,9 +171,6 @@ impl State {
                 return Verdict::emit(vec![]);
             }
             Event::OrderPlaced(placed) => {
-                if let Err(invalid) = rules::requested_lines(placed) {
-                    return Verdict::Rejected(invalid.0);
-                }
                 if self.reservations.contains_key(&placed.order_id) {
                     // A re-send under a new event id: the order was answered already.
                     incoming.span.in_scope(|| {

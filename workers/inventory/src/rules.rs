@@ -4,7 +4,7 @@
 //! No I/O and no clock: the caller loads (and locks) the state, passes the
 //! envelope of anything emitted, and writes back what comes out.
 
-use chorus_avro::{Event, StockAdjusted};
+use chorus_avro::Event;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -110,28 +110,9 @@ pub struct Transition {
     pub events: Vec<Event>,
 }
 
-/// A catalogue adjustment sets absolute values, so only its own content can be wrong.
-pub fn check_adjustment(adjusted: &StockAdjusted) -> Result<(), Invalid> {
-    if let Some(problem) = chorus_avro::sku_problem(&adjusted.sku) {
-        return Err(Invalid(format!("StockAdjusted: {problem}")));
-    }
-    if adjusted.name.chars().count() > 200 {
-        return Err(Invalid(format!(
-            "StockAdjusted {}: the name is longer than 200 characters",
-            adjusted.sku
-        )));
-    }
-    if adjusted.available < 0 {
-        return Err(Invalid(format!(
-            "StockAdjusted {}: available {} is negative",
-            adjusted.sku, adjusted.available
-        )));
-    }
-    if adjusted.unit_price < Decimal::ZERO {
-        return Err(Invalid(format!(
-            "StockAdjusted {}: unit_price {} is negative",
-            adjusted.sku, adjusted.unit_price
-        )));
-    }
-    Ok(())
+/// The validation every consumer shares ([`chorus_avro::validate`]),
+/// applied to every event before it touches any row: the inventory reserves
+/// no stock for an order the order and payment workers refuse.
+pub fn check(event: &Event) -> Result<(), Invalid> {
+    chorus_avro::validate::event(event).map_err(|invalid| Invalid(invalid.to_string()))
 }

@@ -104,6 +104,10 @@ impl Handler for NotificationHandler {
                 verdicts.push(Verdict::emit(vec![]));
                 continue;
             };
+            if let Err(reason) = rules::check(incoming.event) {
+                verdicts.push(Verdict::Rejected(reason));
+                continue;
+            }
             if let Err(DeliveryError::Invalid(problem) | DeliveryError::Failed(problem)) =
                 self.channels.check(outcome)
             {

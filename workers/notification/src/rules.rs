@@ -72,6 +72,13 @@ pub struct OrderOutcome {
     pub event_id: String,
 }
 
+/// The validation every consumer shares ([`chorus_avro::validate`]),
+/// applied to a final state before anything is claimed or sent: the
+/// customer is told only of what every worker accepts.
+pub fn check(event: &Event) -> Result<(), String> {
+    chorus_avro::validate::event(event).map_err(|invalid| invalid.to_string())
+}
+
 /// The final state `event` announces, if it announces one.
 pub fn order_outcome(event: &Event) -> Option<OrderOutcome> {
     match event {
@@ -342,5 +349,26 @@ mod tests {
             (sent.final_status.as_str(), sent.channel.as_str()),
             ("CONFIRMED", "webhook")
         );
+    }
+
+    #[test]
+    fn final_states_no_worker_accepts_are_refused_and_the_ones_it_emits_accepted() {
+        assert_eq!(check(&confirmed()), Ok(()));
+        assert_eq!(check(&cancelled("out_of_stock")), Ok(()));
+        let Event::OrderConfirmed(mut bad) = confirmed() else {
+            unreachable!()
+        };
+        bad.customer_id = "alice\u{7}".into();
+        assert!(check(&bad.into()).is_err());
+        let Event::OrderCancelled(mut bad) = cancelled("Out of stock") else {
+            unreachable!()
+        };
+        assert!(check(&bad.clone().into()).is_err());
+        bad.reason = "out_of_stock".into();
+        let outcome = order_outcome(&bad.into()).unwrap();
+        for channel in Channel::ALL {
+            let sent = notification_sent("e-2", "o-2", &outcome, channel);
+            assert_eq!(check(&sent), Ok(()), "{channel}");
+        }
     }
 }

@@ -187,7 +187,16 @@ impl<P: PaymentProvider> Handler for PaymentHandler<P> {
         tx: &mut PgConnection,
         events: &[Incoming<'_>],
     ) -> Result<Vec<Verdict<PaymentCall>>, HandleError> {
-        let ids: Vec<&str> = events.iter().map(|e| e.event.key()).collect();
+        // Refused content (the validation every consumer shares) is
+        // dead-lettered before any payment row is locked.
+        let checked: Vec<Result<(), String>> =
+            events.iter().map(|e| rules::check(e.event)).collect();
+        let ids: Vec<&str> = events
+            .iter()
+            .zip(&checked)
+            .filter(|(_, checked)| checked.is_ok())
+            .map(|(e, _)| e.event.key())
+            .collect();
         let mut ids = ids;
         ids.sort_unstable();
         ids.dedup();
@@ -197,7 +206,11 @@ impl<P: PaymentProvider> Handler for PaymentHandler<P> {
         let mut confirmed = Vec::new();
         let mut partitions = HashMap::new();
         let mut verdicts = Vec::with_capacity(events.len());
-        for incoming in events {
+        for (incoming, checked) in events.iter().zip(checked) {
+            if let Err(reason) = checked {
+                verdicts.push(Verdict::Rejected(reason));
+                continue;
+            }
             let traceparent = chorus_runtime::traceparent(incoming.span);
             let step = match incoming.event {
                 Event::OrderConfirmed(order) => {

@@ -10,6 +10,7 @@
 //! `cancelled` tombstone so a late `StockReserved` is never charged. No
 //! charge stands for a cancelled order.
 
+use chorus_avro::validate;
 use chorus_avro::{
     Envelope, Event, EventType, PaymentAuthorized, PaymentFailed, PaymentVoided, StockReserved,
 };
@@ -176,18 +177,27 @@ impl Step {
     }
 }
 
+/// The validation every consumer shares ([`validate`]), applied to every
+/// event before any payment row is locked: the payment worker refuses
+/// exactly what the order and inventory workers refuse.
+pub fn check(event: &Event) -> Result<(), String> {
+    validate::event(event).map_err(|invalid| invalid.to_string())
+}
+
 /// `StockReserved`: ask for the authorization, unless the order already has
 /// a payment (answered, asked, or cancelled: then nothing happens). `Err`
-/// when the event can never be charged.
+/// when the event can never be charged: it fails the shared validation
+/// (checked here too, as the charge depends on it: its total is what its
+/// lines add up to, in a currency, for a customer, with catalogue SKUs).
 pub fn on_stock_reserved(
     current: Option<&Payment>,
     reserved: &StockReserved,
     traceparent: Option<String>,
 ) -> Result<Option<Step>, String> {
+    validate::stock_reserved(reserved).map_err(|invalid| invalid.to_string())?;
     if current.is_some() {
         return Ok(None);
     }
-    check_reservation(reserved)?;
     Ok(Some(Step::to(Payment {
         order_id: reserved.order_id.clone(),
         amount: reserved.total,
@@ -204,53 +214,6 @@ pub fn on_stock_reserved(
         correlation_id: Some(reserved.correlation_id.clone()),
         traceparent,
     })))
-}
-
-/// A reservation can be charged only if its total is what its lines add up
-/// to, in a currency, for a customer, with catalogue SKUs and no line of
-/// nothing.
-fn check_reservation(reserved: &StockReserved) -> Result<(), String> {
-    let order = &reserved.order_id;
-    if reserved.total < Decimal::ZERO {
-        return Err(format!(
-            "order {order} has a negative total {}",
-            reserved.total
-        ));
-    }
-    if let Some(problem) = chorus_avro::currency_problem(&reserved.currency)
-        .or_else(|| chorus_avro::customer_problem(&reserved.customer_id))
-        .or_else(|| (reserved.lines.iter()).find_map(|line| chorus_avro::sku_problem(&line.sku)))
-    {
-        return Err(format!("order {order}: {problem}"));
-    }
-    if reserved.lines.is_empty() {
-        return Err(format!("order {order} has no lines"));
-    }
-    let mut sum = Decimal::ZERO;
-    for line in &reserved.lines {
-        if line.quantity <= 0 || line.unit_price < Decimal::ZERO {
-            return Err(format!(
-                "order {order}: line {} has quantity {} at {}",
-                line.sku.chars().take(40).collect::<String>(),
-                line.quantity,
-                line.unit_price
-            ));
-        }
-        sum = Decimal::from(line.quantity)
-            .checked_mul(line.unit_price)
-            .and_then(|amount| sum.checked_add(amount))
-            .ok_or_else(|| format!("order {order}: the lines' total overflows"))?;
-    }
-    if sum != reserved.total {
-        return Err(format!(
-            "order {order}: the total {} is not the lines' {sum}",
-            reserved.total
-        ));
-    }
-    if reserved.payment_token.is_empty() || reserved.payment_token.len() > 4096 {
-        return Err(format!("order {order} has no usable payment token"));
-    }
-    Ok(())
 }
 
 /// `OrderCancelled`: no charge may stand for the order.
@@ -320,6 +283,16 @@ pub fn on_authorize_answer(
     };
     Some(match answer {
         AuthorizeAnswer::Authorized { authorization_id } => {
+            if let Err(problem) = validate::fields::authorization_id(authorization_id) {
+                // No consumer would accept it in a PaymentAuthorized: the
+                // charge is voided by key, as for an answer that never came.
+                return Some(Step::to(Payment {
+                    status: Status::Voiding,
+                    reason: Some(format!("the provider's authorization id {problem}")),
+                    void_reason: Some(PAYMENT_UNAVAILABLE.to_string()),
+                    ..answered
+                }));
+            }
             let event = authorized_event(current, authorization_id);
             let next = match &current.cancel_reason {
                 // The order was cancelled meanwhile: void what was just granted.
@@ -428,7 +401,8 @@ fn failed_event(payment: &Payment, reason: &str, detail: &str) -> Event {
         amount: payment.amount,
         currency: payment.currency.clone(),
         reason: reason.to_string(),
-        detail: Some(detail.to_string()),
+        // What the provider said, made a detail every consumer accepts.
+        detail: Some(validate::fit_detail(detail)),
     }
     .into()
 }

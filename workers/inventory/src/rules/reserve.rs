@@ -12,33 +12,17 @@ use super::{
     Transition,
 };
 
-/// The order's lines, one per SKU in SKU order (the order in which catalogue rows are locked):
-/// duplicate SKU lines are merged. The gateway validates orders, so a bad one
-/// here was injected by hand and can never be reserved.
+/// The order's lines, one per SKU in SKU order (the order in which catalogue
+/// rows are locked): duplicate SKU lines are merged. `placed` passed
+/// [`check`](super::check), so its lines are SKUs with positive quantities.
 pub fn requested_lines(placed: &OrderPlaced) -> Result<Vec<OrderLine>, Invalid> {
-    let order = &placed.order_id;
-    if placed.items.is_empty() {
-        return Err(Invalid(format!("OrderPlaced {order} has no items")));
-    }
-    if let Some(problem) = chorus_avro::currency_problem(&placed.currency) {
-        return Err(Invalid(format!("OrderPlaced {order}: {problem}")));
-    }
     let mut merged: BTreeMap<&str, i32> = BTreeMap::new();
     for line in &placed.items {
-        if let Some(problem) = chorus_avro::sku_problem(&line.sku) {
-            return Err(Invalid(format!("OrderPlaced {order}: {problem}")));
-        }
-        if line.quantity <= 0 {
-            return Err(Invalid(format!(
-                "OrderPlaced {order}: sku {} has quantity {}; quantities must be positive",
-                line.sku, line.quantity
-            )));
-        }
         let total = merged.entry(&line.sku).or_insert(0);
         *total = total.checked_add(line.quantity).ok_or_else(|| {
             Invalid(format!(
-                "OrderPlaced {order}: sku {} quantity overflows",
-                line.sku
+                "OrderPlaced {}: sku {} quantity overflows",
+                placed.order_id, line.sku
             ))
         })?;
     }
@@ -51,7 +35,8 @@ pub fn requested_lines(placed: &OrderPlaced) -> Result<Vec<OrderLine>, Invalid> 
         .collect())
 }
 
-/// Reserves every line of `placed` or none. `stock` holds the catalogue rows
+/// Reserves every line of `placed` (which passed [`check`](super::check))
+/// or none. `stock` holds the catalogue rows
 /// of the order's SKUs that exist, locked by the caller.
 pub fn reserve(
     placed: &OrderPlaced,

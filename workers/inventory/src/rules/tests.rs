@@ -70,15 +70,15 @@ fn only_event(t: &Transition) -> &Event {
 
 #[test]
 fn an_adjustment_with_non_negative_values_is_accepted() {
-    assert_eq!(check_adjustment(&adjusted("SKU-1", 0, "0")), Ok(()));
-    assert_eq!(check_adjustment(&adjusted("SKU-1", 10, "19.99")), Ok(()));
+    assert_eq!(check(&adjusted("SKU-1", 0, "0").into()), Ok(()));
+    assert_eq!(check(&adjusted("SKU-1", 10, "19.99").into()), Ok(()));
 }
 
 #[test]
 fn negative_available_or_price_or_an_empty_sku_can_never_be_applied() {
-    assert!(check_adjustment(&adjusted("SKU-1", -1, "1")).is_err());
-    assert!(check_adjustment(&adjusted("SKU-1", 1, "-0.01")).is_err());
-    assert!(check_adjustment(&adjusted(" ", 1, "1")).is_err());
+    assert!(check(&adjusted("SKU-1", -1, "1").into()).is_err());
+    assert!(check(&adjusted("SKU-1", 1, "-0.01").into()).is_err());
+    assert!(check(&adjusted(" ", 1, "1").into()).is_err());
 }
 
 // ---- OrderPlaced: validation ----
@@ -103,13 +103,20 @@ fn duplicate_sku_lines_are_merged_in_sku_order() {
 
 #[test]
 fn empty_orders_and_non_positive_quantities_are_invalid() {
-    assert!(requested_lines(&placed("o1", &[])).is_err());
-    assert!(requested_lines(&placed("o1", &[("A", 0)])).is_err());
-    assert!(requested_lines(&placed("o1", &[("A", 1), ("B", -2)])).is_err());
-    assert!(requested_lines(&placed("o1", &[("A", i32::MAX), ("A", 1)])).is_err());
-    let stock = Catalogue::given(&[("A", "1", 10)]);
-    let order = placed("o1", &[("A", 0)]);
-    assert!(reserve(&order, &stock.levels(&order), envelope).is_err());
+    assert!(check(&placed("o1", &[]).into()).is_err());
+    assert!(check(&placed("o1", &[("A", 0)]).into()).is_err());
+    assert!(check(&placed("o1", &[("A", 1), ("B", -2)]).into()).is_err());
+    assert_eq!(
+        check(&placed("o1", &[("A", 1), ("A", 1000)]).into()),
+        Ok(())
+    );
+}
+
+#[test]
+fn an_order_whose_customer_the_other_workers_refuse_is_invalid() {
+    let mut order = placed("o1", &[("A", 1)]);
+    order.customer_id = "mallory\u{7}".into();
+    assert!(check(&order.into()).is_err());
 }
 
 // ---- OrderPlaced: decision ----

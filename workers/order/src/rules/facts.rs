@@ -74,32 +74,12 @@ pub struct Facts {
 }
 
 /// The order and fact an event states; `None` for events the order ignores
-/// (its own output and informational ones).
+/// (its own output and informational ones). An event it acts on is first
+/// checked by the validation every consumer shares, so the order refuses
+/// exactly what the inventory and payment workers refuse.
 pub fn fact_of(event: &Event) -> Result<Option<(&str, Fact)>, Invalid> {
-    Ok(Some(match event {
+    let fact = match event {
         Event::OrderPlaced(e) => {
-            if e.items.is_empty() {
-                return Err(Invalid(format!("OrderPlaced {} has no items", e.order_id)));
-            }
-            if let Some(problem) = chorus_avro::customer_problem(&e.customer_id) {
-                return Err(Invalid(format!("OrderPlaced {}: {problem}", e.order_id)));
-            }
-            if let Some(problem) = chorus_avro::currency_problem(&e.currency) {
-                return Err(Invalid(format!("OrderPlaced {}: {problem}", e.order_id)));
-            }
-            if let Some(problem) = e
-                .items
-                .iter()
-                .find_map(|l| chorus_avro::sku_problem(&l.sku))
-            {
-                return Err(Invalid(format!("OrderPlaced {}: {problem}", e.order_id)));
-            }
-            if let Some(line) = e.items.iter().find(|l| l.quantity <= 0) {
-                return Err(Invalid(format!(
-                    "OrderPlaced {}: sku {} has quantity {}; quantities must be positive",
-                    e.order_id, line.sku, line.quantity
-                )));
-            }
             let placed = Placed {
                 customer_id: e.customer_id.clone(),
                 items: e.items.clone(),
@@ -108,19 +88,6 @@ pub fn fact_of(event: &Event) -> Result<Option<(&str, Fact)>, Invalid> {
             (e.order_id.as_str(), Fact::Placed(placed))
         }
         Event::StockReserved(e) => {
-            if e.total < Decimal::ZERO || e.lines.iter().any(|l| l.quantity <= 0) {
-                return Err(Invalid(format!(
-                    "StockReserved {}: a negative total or an empty line",
-                    e.order_id
-                )));
-            }
-            if let Some(problem) = chorus_avro::customer_problem(&e.customer_id).or_else(|| {
-                e.lines
-                    .iter()
-                    .find_map(|l| chorus_avro::sku_problem(&l.sku))
-            }) {
-                return Err(Invalid(format!("StockReserved {}: {problem}", e.order_id)));
-            }
             let reserved = Reserved {
                 lines: e.lines.clone(),
                 total: e.total,
@@ -135,15 +102,6 @@ pub fn fact_of(event: &Event) -> Result<Option<(&str, Fact)>, Invalid> {
             (e.order_id.as_str(), Fact::ReservationFailed(failed))
         }
         Event::PaymentAuthorized(e) => {
-            if e.amount < Decimal::ZERO
-                || e.authorization_id.is_empty()
-                || e.authorization_id.len() > 256
-            {
-                return Err(Invalid(format!(
-                    "PaymentAuthorized {}: a negative amount or no usable authorization id",
-                    e.order_id
-                )));
-            }
             let authorized = Authorized {
                 authorization_id: e.authorization_id.clone(),
                 amount: e.amount,
@@ -164,5 +122,7 @@ pub fn fact_of(event: &Event) -> Result<Option<(&str, Fact)>, Invalid> {
             (e.order_id.as_str(), Fact::CancellationRequested(requested))
         }
         _ => return Ok(None),
-    }))
+    };
+    chorus_avro::validate::event(event).map_err(|invalid| Invalid(invalid.to_string()))?;
+    Ok(Some(fact))
 }

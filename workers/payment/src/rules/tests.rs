@@ -83,10 +83,18 @@ fn given_a_sku_or_customer_no_order_can_have_then_it_is_never_charged() {
     huge_sku.lines[0].sku = "A".repeat(10_000);
     let mut nul_customer = stock_reserved("1.00");
     nul_customer.customer_id = "c\0-1".into();
-    for (what, reserved) in [("SKU", huge_sku), ("customer id", nul_customer)] {
+    for (field, reserved) in [("lines[0].sku", huge_sku), ("customer_id", nul_customer)] {
         let refused = on_stock_reserved(None, &reserved, None).unwrap_err();
-        assert!(refused.contains(what), "{what}: {refused}");
+        assert!(refused.contains(field), "{field}: {refused}");
+        assert_eq!(check(&reserved.into()), Err(refused));
     }
+}
+
+#[test]
+fn given_any_payment_then_a_reservation_no_order_can_have_is_still_refused() {
+    let mut wrong_total = stock_reserved("1.00");
+    wrong_total.total = "2.00".parse().unwrap();
+    assert!(on_stock_reserved(Some(&asked()), &wrong_total, None).is_err());
 }
 
 #[test]
@@ -109,6 +117,47 @@ fn when_authorized_then_payment_authorized_for_the_total_and_the_token_is_droppe
     assert_eq!(e.causation_id.as_deref(), Some("e-1"));
     // The same answer again (a call made twice) changes nothing.
     assert_eq!(on_authorize_answer(&step.payment, &answer, 1), None);
+}
+
+#[test]
+fn when_authorized_with_an_id_no_consumer_accepts_then_it_is_voided_by_key_and_never_announced() {
+    for id in [String::new(), "auth\0".to_string(), "a".repeat(257)] {
+        let answer = AuthorizeAnswer::Authorized {
+            authorization_id: id.clone(),
+        };
+        let step = on_authorize_answer(&asked(), &answer, 1).unwrap();
+        assert_eq!(step.payment.status, Status::Voiding, "{id:?}");
+        assert!(step.events.is_empty(), "{:?}", step.events);
+        assert_eq!(
+            step.call,
+            Some(PaymentCall::Void {
+                order_id: "o-1".into(),
+                authorization_id: None,
+                traceparent: Some("tp".into()),
+            })
+        );
+        let done = on_void_answer(&step.payment, VoidAnswer::Voided).unwrap();
+        assert_eq!(done.payment.status, Status::Unavailable);
+        for event in &done.events {
+            assert_eq!(chorus_avro::validate::event(event), Ok(()), "{event:?}");
+        }
+    }
+}
+
+#[test]
+fn a_providers_answer_of_any_length_or_with_control_characters_fails_with_a_valid_detail() {
+    let step = on_authorize_answer(
+        &asked(),
+        &AuthorizeAnswer::Declined {
+            detail: format!("declined:\n{}", "x".repeat(10_000)),
+        },
+        1,
+    )
+    .unwrap();
+    let [failed] = step.events.as_slice() else {
+        panic!("{:?}", step.events)
+    };
+    assert_eq!(chorus_avro::validate::event(failed), Ok(()));
 }
 
 #[test]
