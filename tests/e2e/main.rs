@@ -14,6 +14,7 @@ mod dlq;
 mod gateway_process;
 mod logs;
 mod otlp;
+mod rolling_restart;
 mod runtime_loop;
 mod runtime_outbox;
 mod saga_ends;
