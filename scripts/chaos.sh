@@ -20,19 +20,27 @@
 #      - one PostgreSQL restart
 #      - one schema-registry outage of CHORUS_CHAOS_REGISTRY_OUTAGE (20) s,
 #        during which a worker is restarted (its schema cache starts cold)
+#      - a rolling restart, once the faults above are over and at least
+#        CHORUS_CHAOS_ROLLING_AT (100) s into the load: each worker replica,
+#        then the gateway, stopped with SIGTERM (a clean exit is required),
+#        started again and waited ready, CHORUS_CHAOS_ROLLING_EVERY (8) s of
+#        orders between two. Every order accepted from its start on must end
+#        with the fate its input designed: no `timeout`, no
+#        `payment_unavailable` (the check's --designed-fates-from)
 #   4. waits until every consumer group has caught up, every outbox is empty
 #      and the calls a SIGKILL interrupted have been taken up again (their
-#      lease, CHORUS_CHAOS_CALL_LEASE = chorus_runtime::calls::LEASE, 300 s,
+#      lease, CHORUS_CHAOS_CALL_LEASE = chorus_runtime::calls::LEASE, 10 s,
 #      has run out); at most CHORUS_CHAOS_SETTLE_MAX (420) s
 #   5. `chorus chaos check --poison …`: the invariants, read from topics and
 #      databases
 #   6. whether any service process exited without the driver killing it
-# Exit status 0 only when the check passed, everything settled and no process
-# exited on its own. A worker's log stays in .stack/logs/chorus-<worker>-<i>.log.
-# Each worker replica runs with a group.instance.id (CHORUS_STATIC_MEMBERSHIP,
-# default true here; scripts/lib/services.sh), as a deployment whose crashed
-# replicas are restarted should: one restarted after a SIGKILL takes its
-# partitions back without a rebalance. CHORUS_STATIC_MEMBERSHIP=false runs the
+# Exit status 0 only when the check passed, everything settled, no process
+# exited on its own and every SIGTERM ended its process cleanly. A worker's
+# log stays in .stack/logs/chorus-<worker>-<i>.log.
+# Each replica runs under a stable CHORUS_INSTANCE_ID (<instance>) and health
+# port across its restarts, as a deployment gives it, so its group.instance.id
+# (static membership, the workers' default; scripts/lib/services.sh) is kept:
+# one restarted after a SIGKILL takes its partitions back without a rebalance. CHORUS_STATIC_MEMBERSHIP=false runs the
 # campaign with dynamic membership, where every SIGKILL stalls its consumer
 # group until the dead member's session times out (BENCHMARKS.md).
 set -euo pipefail
@@ -53,14 +61,16 @@ REGISTRY_OUTAGE=${CHORUS_CHAOS_REGISTRY_OUTAGE:-20}
 SETTLE_MAX=${CHORUS_CHAOS_SETTLE_MAX:-420}
 # chorus_runtime::calls::LEASE: a provider call or webhook a SIGKILL left
 # unanswered is made again (or voided) once its lease has run out.
-CALL_LEASE=${CHORUS_CHAOS_CALL_LEASE:-300}
+CALL_LEASE=${CHORUS_CHAOS_CALL_LEASE:-10}
 MIX=${CHORUS_CHAOS_MIX:-decline=0.1,out-of-stock=0.1}
 # Seconds after the load starts at which each one-off fault begins.
 POISON_AT=${CHORUS_CHAOS_POISON_AT:-5}
 KAFKA_AT=${CHORUS_CHAOS_KAFKA_AT:-15}
 POSTGRES_AT=${CHORUS_CHAOS_POSTGRES_AT:-45}
 REGISTRY_AT=${CHORUS_CHAOS_REGISTRY_AT:-70}
-for var in ORDERS POISON RATE ORDER_TIMEOUT KILL_EVERY REGISTRY_OUTAGE SETTLE_MAX CALL_LEASE POISON_AT KAFKA_AT POSTGRES_AT REGISTRY_AT; do
+ROLLING_AT=${CHORUS_CHAOS_ROLLING_AT:-100}
+ROLLING_EVERY=${CHORUS_CHAOS_ROLLING_EVERY:-8}
+for var in ORDERS POISON RATE ORDER_TIMEOUT KILL_EVERY REGISTRY_OUTAGE SETTLE_MAX CALL_LEASE POISON_AT KAFKA_AT POSTGRES_AT REGISTRY_AT ROLLING_AT ROLLING_EVERY; do
   [[ ${!var} =~ ^[0-9]+$ ]] || { echo "CHORUS_CHAOS_$var=${!var} must be a whole number" >&2; exit 2; }
 done
 ((REGISTRY_OUTAGE >= 15)) || { echo "CHORUS_CHAOS_REGISTRY_OUTAGE=$REGISTRY_OUTAGE: the campaign needs at least 15 s" >&2; exit 2; }
@@ -174,6 +184,39 @@ restart() {
 
 random_worker() { echo "${workers[RANDOM % ${#workers[@]}]}"; }
 
+# The rolling restart, one instance a step: workers replica by replica, the
+# gateway last (services_instances' order).
+mapfile -t rolling < <(services_instances)
+rolling_next=0 rolling_done=0 next_rolling=0 rolling_restarts=0 unclean_stops=0
+designed_from_ms=""
+rolling_step() {
+  local instance=${rolling[rolling_next]} status=0
+  if ((rolling_next == 0)); then
+    # From here on only services stop and start: every order accepted from
+    # now must end with its designed fate (the check's --designed-fates-from).
+    designed_from_ms=$(date +%s%3N)
+    event rolling_restart_began
+  fi
+  services_term "$instance" || status=$?
+  if ((status != 0)); then
+    unclean_stops=$((unclean_stops + 1))
+    event unclean_stop "\"instance\": \"$instance\", \"status\": $status"
+    tail -n 5 "$(services_log "$instance")" | sed 's/^/      | /'
+  fi
+  services_start_one "$instance" "$bin"
+  services_wait_ready "$instance" || event not_ready_after_restart "\"instance\": \"$instance\""
+  event sigterm_restart "\"instance\": \"$instance\", \"exit_status\": $status"
+  rolling_restarts=$((rolling_restarts + 1))
+  # Calls a stop left unfinished are taken up again like a SIGKILL's.
+  last_kill_at=$(date +%s)
+  rolling_next=$((rolling_next + 1))
+  next_rolling=$(($(elapsed) + ROLLING_EVERY))
+  if ((rolling_next >= ${#rolling[@]})); then
+    rolling_done=1
+    event rolling_restart_done
+  fi
+}
+
 # sleep_supervised SECONDS: wait, looking after the services every second.
 sleep_supervised() {
   local until=$(($(date +%s) + $1))
@@ -246,13 +289,15 @@ while true; do
     registry_down_secs=$(($(date +%s) - down))
     event registry_back "\"down_secs\": $registry_down_secs"
     registry_done=1
+  elif ((!rolling_done && kafka_done && postgres_done && registry_done && t >= ROLLING_AT && t >= next_rolling)); then
+    rolling_step
   elif ((t >= next_kill && t < ${OFFER_SECS%.*})); then
     victim=$(random_worker)
     restart "$victim"
     event worker_sigkill "\"instance\": \"$victim\""
     next_kill=$((t + KILL_EVERY))
   fi
-  if [[ -z $load_pid && -z $poison_pid ]] && ((poisoned && kafka_done && postgres_done && registry_done)); then
+  if [[ -z $load_pid && -z $poison_pid ]] && ((poisoned && kafka_done && postgres_done && registry_done && rolling_done)); then
     break
   fi
   sleep 1
@@ -302,14 +347,17 @@ dbs=()
 for svc in gateway order inventory payment notification; do
   dbs+=(--"$svc"-db "postgres://chorus_$svc:chorus_$svc@$pg/chorus_$svc")
 done
+check_args=(--poison "$work/poison.json" "${dbs[@]}")
+[[ -n $designed_from_ms ]] && check_args+=(--designed-fates-from "$designed_from_ms")
 check_rc=0
-$chorus chaos check --poison "$work/poison.json" "${dbs[@]}" --json >"$work/check.json" 2>"$work/check.err" || check_rc=$?
-$chorus chaos check --poison "$work/poison.json" "${dbs[@]}" 2>&1 | sed 's/^/    /' || true
+$chorus chaos check "${check_args[@]}" --json >"$work/check.json" 2>"$work/check.err" || check_rc=$?
+$chorus chaos check "${check_args[@]}" 2>&1 | sed 's/^/    /' || true
 
 # ----------------------------------------------------------------- report
 
 passed=false
-[[ $check_rc == 0 && $settled == true && $own_exit_total == 0 && ${poison_rc:-1} == 0 ]] && passed=true
+[[ $check_rc == 0 && $settled == true && $own_exit_total == 0 && ${poison_rc:-1} == 0 &&
+  $rolling_done == 1 && $unclean_stops == 0 ]] && passed=true
 total=$(($(date +%s) - began))
 cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 chaos_write_json

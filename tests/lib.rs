@@ -2,7 +2,9 @@
 //! to start it), give each test its own topics, run the `chorus` binary, and
 //! (`saga`) run a whole deployment of the services for one test.
 
+pub mod designed;
 pub mod saga;
+pub mod storefront;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -11,7 +13,7 @@ use std::time::Duration;
 use chorus_avro::{Codec, CodecConfig, RegistrySettings, TopicCatalogue};
 use chorus_platform::KafkaSettings;
 use chorus_platform::topics::ensure_topics;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -105,6 +107,42 @@ impl Stack {
                 catalogue.partitions().to_string(),
             );
         command
+    }
+
+    /// The offset consumer group `group` has committed for
+    /// `topic`/`partition`, if any: a worker commits an offset once the
+    /// messages before it are applied.
+    pub fn committed(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
+        let consumer: BaseConsumer = self
+            .kafka()
+            .client_config()
+            .set("group.id", group)
+            .create()
+            .expect("consumer");
+        let mut query = TopicPartitionList::new();
+        query.add_partition(topic, partition);
+        let found = consumer
+            .committed_offsets(query, Duration::from_secs(10))
+            .expect("committed offsets");
+        match found.elements()[0].offset() {
+            Offset::Offset(offset) => Some(offset),
+            _ => None,
+        }
+    }
+
+    /// Waits (up to 30 s) until `group` has committed past `offset` of
+    /// `topic`/`partition`, i.e. has applied the message there.
+    pub async fn wait_committed_past(&self, group: &str, topic: &str, partition: i32, offset: i64) {
+        for _ in 0..300 {
+            if self
+                .committed(group, topic, partition)
+                .is_some_and(|o| o > offset)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{group} never committed past {topic} {partition}:{offset}");
     }
 
     /// Reads `count` messages of a topic from the beginning, or fails after `timeout`.

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::Stack;
+use crate::storefront::Storefront;
 
 pub const WORKERS: [&str; 4] = ["order", "inventory", "payment", "notification"];
 /// `CHORUS_PAYMENT_TOKEN_KEY` of every deployment a test starts (base64 of 32 bytes).
@@ -96,6 +97,7 @@ impl Saga {
         let mut env = HashMap::new();
         for worker in WORKERS {
             let mut vars = common.clone();
+            vars.push(("CHORUS_INSTANCE_ID".into(), instance_id(worker)));
             vars.push(("CHORUS_DATABASE_URL".into(), databases[worker].url.clone()));
             vars.push((
                 "CHORUS_HTTP_ADDR".into(),
@@ -120,6 +122,7 @@ impl Saga {
             ),
             ("CHORUS_JWT_SECRET".into(), JWT_SECRET.into()),
             ("CHORUS_RATE_LIMIT_PER_SEC".into(), "100000".into()),
+            ("CHORUS_INSTANCE_ID".into(), instance_id("gateway")),
         ]);
         env.insert("gateway", gateway);
 
@@ -249,17 +252,16 @@ impl Saga {
 
     /// A signed token for `sub` with `role`.
     pub fn token(&self, sub: &str, role: &str) -> String {
-        let claims = json!({
-            "sub": sub,
-            "role": role,
-            "exp": chrono::Utc::now().timestamp() + 3600,
-        });
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::default(),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-        )
-        .unwrap()
+        self.storefront().token(sub, role)
+    }
+
+    /// The gateway as a storefront sees it, for placing orders from tasks of
+    /// their own while the test stops and starts services.
+    pub fn storefront(&self) -> Storefront {
+        Storefront {
+            gateway_url: self.gateway_url.clone(),
+            http: self.http.clone(),
+        }
     }
 
     /// Sets a SKU's stock and price through the admin API and waits until the
@@ -344,34 +346,17 @@ impl Saga {
 
     /// Places an order as `customer`; returns (status code, body).
     pub async fn place(&self, customer: &str, key: &str, body: &Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}/v1/orders", self.gateway_url))
-            .bearer_auth(self.token(customer, "customer"))
-            .header("Idempotency-Key", key)
-            .json(body)
-            .send()
+        self.storefront()
+            .try_place(customer, key, body)
             .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+            .unwrap_or_else(|e| panic!("POST /v1/orders: {e}"))
     }
 
     /// Places an order that must be accepted; returns its id. Like a
-    /// storefront, it retries a 503 (a busy dependency) with the same
-    /// Idempotency-Key after the advertised `Retry-After`.
+    /// storefront, it asks again with the same Idempotency-Key after a 503 (a
+    /// busy dependency) or no answer (see [`Storefront::place_ok`]).
     pub async fn place_ok(&self, customer: &str, items: &[(&str, i64)], token: &str) -> String {
-        let body = order_body(items, token);
-        let key = uuid::Uuid::new_v4().to_string();
-        for _ in 0..30 {
-            let (status, answer) = self.place(customer, &key, &body).await;
-            match status {
-                202 => return answer["order_id"].as_str().unwrap().to_string(),
-                503 => tokio::time::sleep(Duration::from_secs(1)).await,
-                _ => panic!("POST /v1/orders answered {status}: {answer}"),
-            }
-        }
-        panic!("POST /v1/orders stayed unavailable for 30 attempts");
+        self.storefront().place_ok(customer, items, token).await
     }
 
     /// `POST /v1/orders/{id}/cancel` as `customer`; returns (status code,
@@ -489,6 +474,13 @@ fn retry_after(response: &reqwest::Response) -> Duration {
         .get("retry-after")
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .map_or(Duration::from_secs(1), Duration::from_secs)
+}
+
+/// The stable identity of a service's one replica, kept across its restarts
+/// as a deployment keeps a pod's (its health port stays the same too): a
+/// worker that comes back under it takes its partitions back at once.
+pub fn instance_id(service: &str) -> String {
+    format!("{service}-1")
 }
 
 /// `{"items":[…],"currency":"EUR","payment_token":token}`.

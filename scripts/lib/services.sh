@@ -23,6 +23,7 @@
 #   services_port / services_log / services_label INSTANCE   its port, log file, name in reports
 #   services_pid INSTANCE               the PID of a started instance
 #   services_kill INSTANCE              SIGKILL, and reap it
+#   services_term INSTANCE              SIGTERM, and wait for it to exit (at most 30 s); its exit status
 #   services_stop                       TERM, then wait for each
 
 WORKER_SERVICES=(order inventory payment notification)
@@ -120,15 +121,16 @@ services_ports_free() {
 
 services_start_one() {
   local instance=$1 bin=${2:-target/release}
-  local svc=${instance%-[0-9]*} db
-  mapfile -t db < <(services_db_env "$svc")
-  # Each worker replica keeps its identity across restarts (static group
-  # membership, on unless CHORUS_STATIC_MEMBERSHIP=false): restarted, it
-  # takes its partitions back without a rebalance.
+  local svc=${instance%-[0-9]*} vars
+  mapfile -t vars < <(services_db_env "$svc")
+  # Each worker replica keeps its identity across restarts, as a deployment
+  # gives each (and the same health port, services_port): static group
+  # membership (on unless CHORUS_STATIC_MEMBERSHIP=false) then takes its
+  # partitions back without a rebalance.
   if [[ $instance != gateway ]]; then
-    db+=("CHORUS_INSTANCE_ID=$instance")
+    vars+=("CHORUS_INSTANCE_ID=$instance")
   fi
-  env "${db[@]}" CHORUS_HTTP_ADDR="127.0.0.1:$(services_port "$instance")" \
+  env "${vars[@]}" CHORUS_HTTP_ADDR="127.0.0.1:$(services_port "$instance")" \
     "$bin/chorus-$svc" >>"$(services_log "$instance")" 2>&1 &
   SERVICE_PID[$instance]=$!
 }
@@ -188,6 +190,26 @@ services_kill() {
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   unset "SERVICE_PID[$1]"
+}
+
+# A clean stop: SIGTERM, then its exit status once it has exited; 124 (after
+# a SIGKILL) when it is still running 30 s later.
+services_term() {
+  local pid=${SERVICE_PID[$1]:-} status=0 waited=0 exited=0
+  [[ -n $pid ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null && ((waited < 300)); do
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null || true
+    status=124
+  fi
+  wait "$pid" 2>/dev/null || exited=$?
+  ((status == 124)) || status=$exited
+  unset "SERVICE_PID[$1]"
+  return "$status"
 }
 
 services_stop() {

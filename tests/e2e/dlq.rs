@@ -11,7 +11,6 @@ use chorus_tests::{Stack, describe, run, stdout};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 /// Produces `payload` to `topic` keyed `key` with `headers`; returns (partition, offset).
@@ -195,25 +194,6 @@ fn watermarks(stack: &Stack, topic: &str) -> (i64, i64) {
     total
 }
 
-/// The offset `group` has committed for `topic`/`partition`, if any.
-fn committed(stack: &Stack, group: &str, topic: &str, partition: i32) -> Option<i64> {
-    let consumer: BaseConsumer = stack
-        .kafka()
-        .client_config()
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut query = TopicPartitionList::new();
-    query.add_partition(topic, partition);
-    let found = consumer
-        .committed_offsets(query, Duration::from_secs(10))
-        .unwrap();
-    match found.elements()[0].offset() {
-        Offset::Offset(offset) => Some(offset),
-        _ => None,
-    }
-}
-
 #[tokio::test]
 async fn a_redriven_dead_letter_takes_effect_once() {
     let saga = Saga::start().await;
@@ -329,18 +309,9 @@ async fn a_redriven_dead_letter_takes_effect_once() {
     );
     // Wait until the inventory worker has processed past the second copy.
     let group = format!("{}.inventory", saga.topics.namespace());
-    let mut passed = false;
-    for _ in 0..300 {
-        if committed(&saga.stack, &group, &commands, partition).is_some_and(|o| o > offset) {
-            passed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        passed,
-        "the inventory worker never committed past {partition}:{offset}"
-    );
+    saga.stack
+        .wait_committed_past(&group, &commands, partition, offset)
+        .await;
     assert_eq!(saga.stock(&lamp).await.unwrap()["available"], 20);
     let dead = saga.topics.dead_letter(Topic::InventoryCommands);
     assert_eq!(

@@ -15,6 +15,7 @@ mod gateway_process;
 mod logs;
 mod otlp;
 mod registry_misrouted;
+mod rolling_restart;
 mod runtime_calls;
 mod runtime_loop;
 mod runtime_outbox;

@@ -35,6 +35,11 @@ pub struct CheckArgs {
     /// One JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// UTC milliseconds from which the campaign only stopped and restarted
+    /// services: every order accepted from then on must end as its input
+    /// designed (no `timeout`, no `payment_unavailable`).
+    #[arg(long)]
+    pub designed_fates_from: Option<i64>,
     /// The gateway's database (`accepted_orders`).
     #[arg(id = "chaos_gateway_db", long = "gateway-db", env = "CHORUS_GATEWAY_DB_URL",
           default_value_t = admin_url("chorus_gateway"), hide_env_values = true, hide_default_value = true)]
@@ -47,7 +52,7 @@ pub struct CheckArgs {
     #[arg(id = "chaos_inventory_db", long = "inventory-db", env = "CHORUS_INVENTORY_DB_URL",
           default_value_t = admin_url("chorus_inventory"), hide_env_values = true, hide_default_value = true)]
     pub inventory_db: String,
-    /// The payment worker's database (`sandbox_charges`).
+    /// The payment worker's database (`sandbox_charges`, `sandbox_calls`).
     #[arg(id = "chaos_payment_db", long = "payment-db", env = "CHORUS_PAYMENT_DB_URL",
           default_value_t = admin_url("chorus_payment"), hide_env_values = true, hide_default_value = true)]
     pub payment_db: String,

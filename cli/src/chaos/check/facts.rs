@@ -13,6 +13,8 @@ pub struct Accepted {
     pub order_id: String,
     /// Kafka acknowledged its OrderPlaced (the client got its 202).
     pub published: bool,
+    /// When the gateway accepted it, UTC milliseconds.
+    pub created_at: i64,
 }
 
 /// A row of the order read model.
@@ -56,6 +58,23 @@ pub struct ChargeFact {
     pub voided: bool,
 }
 
+/// A call the sandbox provider received (`sandbox_calls`): its own log,
+/// written whether or not the call charged anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallFact {
+    /// The idempotency key: the order id.
+    pub key: String,
+    pub kind: CallKind,
+    /// UTC milliseconds.
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    Authorize,
+    Void,
+}
+
 /// A row of the notification worker's `deliveries`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryFact {
@@ -96,9 +115,15 @@ pub struct Facts {
     /// The sandbox marks voided charges (`sandbox_charges.voided_at`); without
     /// it every charge counts as standing.
     pub void_marker: bool,
+    /// The sandbox's call log, in the order the calls came.
+    pub calls: Vec<CallFact>,
     pub deliveries: Vec<DeliveryFact>,
     pub sent: Vec<SentFact>,
     pub dead_letters: Vec<DeadLetterFact>,
     /// What `chaos poison` sent, when given.
     pub poison: Option<Vec<PoisonRecord>>,
+    /// When given (`--designed-fates-from`), UTC milliseconds from which the
+    /// campaign only stopped and restarted services: an order the gateway
+    /// accepted from then on must end with the fate its input designed.
+    pub designed_from: Option<i64>,
 }

@@ -32,11 +32,13 @@ pub async fn facts(global: &Global, args: &CheckArgs) -> anyhow::Result<Facts> {
         stock: stock(&inventory).await?,
         charges,
         void_marker,
+        calls: calls(&payment).await?,
         deliveries: deliveries(&notification).await?,
         poison: match &args.poison {
             Some(path) => Some(PoisonFile::read(path)?.messages),
             None => None,
         },
+        designed_from: args.designed_fates_from,
         ..Facts::default()
     };
     read_topics(global, &mut facts).await?;
@@ -44,16 +46,17 @@ pub async fn facts(global: &Global, args: &CheckArgs) -> anyhow::Result<Facts> {
 }
 
 async fn accepted(pool: &PgPool) -> anyhow::Result<Vec<Accepted>> {
-    let rows: Vec<(String, bool)> =
-        sqlx::query_as("SELECT order_id::text, published FROM accepted_orders")
+    let rows: Vec<(String, bool, chrono::DateTime<chrono::Utc>)> =
+        sqlx::query_as("SELECT order_id::text, published, created_at FROM accepted_orders")
             .fetch_all(pool)
             .await
             .context("reading accepted_orders")?;
     Ok(rows
         .into_iter()
-        .map(|(order_id, published)| Accepted {
+        .map(|(order_id, published, created)| Accepted {
             order_id,
             published,
+            created_at: created.timestamp_millis(),
         })
         .collect())
 }
@@ -154,6 +157,29 @@ async fn charges(pool: &PgPool) -> anyhow::Result<(Vec<ChargeFact>, bool)> {
         })
         .collect();
     Ok((charges, void_marker))
+}
+
+/// The sandbox's own log of the calls it received, in the order they came.
+async fn calls(pool: &PgPool) -> anyhow::Result<Vec<CallFact>> {
+    let rows: Vec<(String, String, chrono::DateTime<chrono::Utc>)> =
+        sqlx::query_as("SELECT idempotency_key, kind, at FROM sandbox_calls ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .context("reading sandbox_calls")?;
+    rows.into_iter()
+        .map(|(key, kind, at)| {
+            let kind = match kind.as_str() {
+                "authorize" => CallKind::Authorize,
+                "void" => CallKind::Void,
+                other => anyhow::bail!("sandbox_calls: a call of unknown kind {other:?}"),
+            };
+            Ok(CallFact {
+                key,
+                kind,
+                at: at.timestamp_millis(),
+            })
+        })
+        .collect()
 }
 
 /// Read as JSON rows: older tables lack the `status` column (every row delivered).

@@ -46,6 +46,9 @@ pub fn all(facts: &Facts) -> Vec<Verdict> {
         one_notification(facts),
         no_real_order_dead_lettered(facts),
     ];
+    if let Some(fates) = designed_fates(facts) {
+        verdicts.push(fates);
+    }
     if let Some(poison) = poison_accounted(facts) {
         verdicts.push(poison);
     }
@@ -85,66 +88,6 @@ pub fn accepted_orders_final(facts: &Facts) -> Verdict {
     v.figure("confirmed", confirmed);
     v.figure("cancelled", cancelled);
     v.figure("not final", v.violations.len());
-    v
-}
-
-/// At most one charge per order; every CONFIRMED order charged once, for its
-/// total; no charge standing for a cancelled order or one never placed.
-pub fn one_standing_charge(facts: &Facts) -> Verdict {
-    let mut v = Verdict::new("one charge per order, none standing for a cancelled one");
-    let orders = orders_by_id(facts);
-    let mut standing: HashMap<&str, Vec<&super::facts::ChargeFact>> = HashMap::new();
-    let mut charged_orders = BTreeSet::new();
-    for charge in &facts.charges {
-        charged_orders.insert(charge.order_id.as_str());
-        if !charge.voided {
-            standing.entry(&charge.order_id).or_default().push(charge);
-        }
-    }
-    if charged_orders.len() != facts.charges.len() {
-        v.violation(format!(
-            "{} charges for {} orders",
-            facts.charges.len(),
-            charged_orders.len()
-        ));
-    }
-    for (order_id, charges) in &standing {
-        match orders.get(order_id) {
-            None => v.violation(format!(
-                "order {order_id} charged, unknown to the read model"
-            )),
-            Some(o) if o.status == "CANCELLED" => v.violation(format!(
-                "order {order_id} cancelled ({}), charge standing",
-                o.reason.as_deref().unwrap_or("-")
-            )),
-            Some(_) if charges.len() > 1 => v.violation(format!(
-                "order {order_id} has {} standing charges",
-                charges.len()
-            )),
-            Some(_) => {}
-        }
-    }
-    let mut confirmed = 0;
-    for order in facts.orders.iter().filter(|o| o.status == "CONFIRMED") {
-        confirmed += 1;
-        match standing.get(order.order_id.as_str()).map(Vec::as_slice) {
-            Some([charge]) if Some(charge.amount) == order.total => {}
-            Some([charge]) => v.violation(format!(
-                "order {} confirmed for {}, charged {}",
-                order.order_id,
-                order.total.map_or("-".into(), |t| t.to_string()),
-                charge.amount
-            )),
-            _ => v.violation(format!(
-                "order {} confirmed without a standing charge",
-                order.order_id
-            )),
-        }
-    }
-    v.figure("charges", facts.charges.len());
-    v.figure("voided", facts.charges.iter().filter(|c| c.voided).count());
-    v.figure("confirmed orders", confirmed);
-    v.figure("void marker in the sandbox", usize::from(facts.void_marker));
     v
 }
 
@@ -289,8 +232,12 @@ pub fn poison_accounted(facts: &Facts) -> Option<Verdict> {
     Some(v)
 }
 
+mod charges;
+mod fates;
 mod stock;
 #[cfg(test)]
 mod tests;
 
+pub use charges::one_standing_charge;
+pub use fates::designed_fates;
 pub use stock::stock_conserved;

@@ -24,6 +24,15 @@ fn accepted(id: &str) -> Accepted {
     Accepted {
         order_id: id.into(),
         published: true,
+        created_at: T0 + 500,
+    }
+}
+
+fn call(id: &str, kind: CallKind, at: i64) -> CallFact {
+    CallFact {
+        key: id.into(),
+        kind,
+        at,
     }
 }
 
@@ -69,10 +78,17 @@ fn kept() -> Facts {
         .into(),
         charges: vec![charge("o1", false), charge("o2", true)],
         void_marker: true,
+        // o1 authorized; o2 authorized, then voided when it was cancelled.
+        calls: vec![
+            call("o1", CallKind::Authorize, T0 + 1_100),
+            call("o2", CallKind::Authorize, T0 + 1_200),
+            call("o2", CallKind::Void, T0 + 1_900),
+        ],
         deliveries: vec![delivery("o1", "CONFIRMED"), delivery("o2", "CANCELLED")],
         sent: vec![],
         dead_letters: vec![],
         poison: None,
+        designed_from: Some(T0),
     }
 }
 
@@ -95,6 +111,7 @@ fn an_accepted_order_still_pending_or_missing_breaks_finality() {
     facts.accepted.push(Accepted {
         order_id: "o4".into(),
         published: false,
+        created_at: T0,
     });
     let verdict = accepted_orders_final(&facts);
     assert_eq!(
@@ -145,6 +162,9 @@ fn units_sold_before_the_adjustment_count_towards_its_total() {
     facts.orders.push(earlier);
     facts.stock[0].sold = 8;
     facts.charges.push(charge("o0", false));
+    facts
+        .calls
+        .push(call("o0", CallKind::Authorize, T0 - 59_500));
     facts.deliveries.push(delivery("o0", "CONFIRMED"));
     let verdict = stock_conserved(&facts);
     assert!(verdict.ok, "{verdict:?}");
@@ -195,6 +215,80 @@ fn a_charge_standing_for_a_cancelled_order_or_a_confirmed_one_uncharged_is_caugh
         violations(&one_standing_charge(&facts)),
         ["order ghost charged, unknown to the read model"]
     );
+}
+
+#[test]
+fn the_providers_call_log_shows_what_its_one_row_per_key_cannot() {
+    // A confirmed order the provider was never asked to authorize.
+    let mut facts = kept();
+    facts.calls.remove(0);
+    assert_eq!(
+        violations(&one_standing_charge(&facts)),
+        ["order o1 confirmed, the provider was never asked to authorize it"]
+    );
+    // A confirmed order asked to void (its charge still standing).
+    let mut facts = kept();
+    facts.calls.push(call("o1", CallKind::Void, T0 + 3_000));
+    assert_eq!(
+        violations(&one_standing_charge(&facts)),
+        ["order o1 confirmed, the provider was asked to void it 1 times"]
+    );
+    // An order asked to authorize after its void.
+    let mut facts = kept();
+    facts
+        .calls
+        .push(call("o2", CallKind::Authorize, T0 + 60_000));
+    assert_eq!(
+        violations(&one_standing_charge(&facts)),
+        ["order o2: the provider was asked to authorize it after its void"]
+    );
+    // The same key asked again before any void (a crash lost the answer):
+    // one authorization, counted.
+    let mut facts = kept();
+    facts
+        .calls
+        .push(call("o1", CallKind::Authorize, T0 + 1_500));
+    let verdict = one_standing_charge(&facts);
+    assert!(verdict.ok, "{verdict:?}");
+    assert_eq!(
+        verdict.figures["orders asked to authorize more than once"],
+        1
+    );
+    assert_eq!(verdict.figures["authorize calls"], 3);
+    assert_eq!(verdict.figures["void calls"], 1);
+}
+
+#[test]
+fn an_order_placed_during_restarts_that_timed_out_or_found_payment_unavailable_is_caught() {
+    let mut facts = kept();
+    for (id, reason) in [
+        ("o3", "timeout"),
+        ("o4", "payment_unavailable"),
+        ("o5", "out_of_stock"),
+    ] {
+        facts.accepted.push(accepted(id));
+        let mut cancelled = order(id, "CANCELLED", &[]);
+        cancelled.reason = Some(reason.into());
+        facts.orders.push(cancelled);
+    }
+    // Before the restarts began: the Kafka kill's, not the restarts'.
+    let mut early = accepted("o6");
+    early.created_at = T0 - 1;
+    facts.accepted.push(early);
+    let mut timed_out = order("o6", "CANCELLED", &[]);
+    timed_out.reason = Some("timeout".into());
+    facts.orders.push(timed_out);
+    let verdict = designed_fates(&facts).expect("a stretch of restarts named");
+    assert_eq!(
+        violations(&verdict),
+        [
+            "order o3 placed during restarts, cancelled timeout",
+            "order o4 placed during restarts, cancelled payment_unavailable"
+        ]
+    );
+    assert_eq!(verdict.figures["orders placed during restarts"], 5);
+    facts.designed_from = None;
+    assert!(designed_fates(&facts).is_none());
 }
 
 #[test]

@@ -1,0 +1,173 @@
+//! A deploy cancels no order: while orders flow, each service is stopped and
+//! started again (a rolling restart, SIGTERM) or each worker crashes and is
+//! restarted at once (SIGKILL), every replica under its stable instance id
+//! and health port as a deployment runs it. Every order still ends with the
+//! fate its input designed, final within 20 s of being placed by its own
+//! status history, and the payment provider's own books show exactly one
+//! standing authorization per confirmed order and none for a cancelled one.
+
+use std::time::Duration;
+
+use chorus_tests::designed::{self, Design, Placed, Stop};
+use chorus_tests::saga::{Saga, sku};
+use chorus_tests::storefront::Storefront;
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+/// Four orders a second.
+const EVERY: Duration = Duration::from_millis(250);
+/// Orders flow this long before the first restart, between two and after the last.
+const BETWEEN: Duration = Duration::from_secs(6);
+/// Every order final within this long of being placed, restart or not.
+const FINAL_WITHIN: Duration = Duration::from_secs(20);
+/// Stock of the SKU payable and declined orders buy (never runs out).
+const PLENTY: i64 = 100_000;
+/// Stock of the SKU out-of-stock orders ask `SCARCE + 1` of.
+const SCARCE: i64 = 5;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stopped {
+    /// SIGTERM, waited for a clean exit.
+    Term,
+    /// SIGKILL: no flush, no commit, no goodbye to the group.
+    Kill,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_under_load_ends_every_order_as_designed() {
+    let services = ["order", "inventory", "payment", "notification", "gateway"];
+    orders_through_restarts(&services, Stopped::Term).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_crashing_and_restarted_at_once_ends_every_order_as_designed() {
+    let services = ["order", "inventory", "payment", "notification"];
+    orders_through_restarts(&services, Stopped::Kill).await;
+}
+
+async fn orders_through_restarts(services: &[&'static str], how: Stopped) {
+    let mut saga = Saga::start().await;
+    let plenty = sku("PLENTY");
+    let scarce = sku("SCARCE");
+    saga.set_stock(&plenty, PLENTY, "4.00").await;
+    saga.set_stock(&scarce, SCARCE, "9.00").await;
+
+    let flowing = CancellationToken::new();
+    let placer = tokio::spawn(place_until(
+        saga.storefront(),
+        plenty.clone(),
+        scarce.clone(),
+        flowing.clone(),
+    ));
+    let mut payment_stops: Vec<Stop> = Vec::new();
+    for &service in services {
+        tokio::time::sleep(BETWEEN).await;
+        let stopping = Utc::now();
+        match how {
+            Stopped::Term => {
+                let status = tokio::task::block_in_place(|| saga.terminate(service));
+                assert!(
+                    status.success(),
+                    "{service} exited with {status} on SIGTERM:\n{}",
+                    saga.log(service)
+                );
+            }
+            Stopped::Kill => saga.kill(service),
+        }
+        saga.spawn(service);
+        saga.wait_ready(service).await;
+        eprintln!(
+            "{service} stopped ({}) and ready again in {:.1} s",
+            if how == Stopped::Term {
+                "SIGTERM"
+            } else {
+                "SIGKILL"
+            },
+            (Utc::now() - stopping).as_seconds_f64()
+        );
+        if service == "payment" {
+            payment_stops.push((stopping, Utc::now()));
+        }
+    }
+    tokio::time::sleep(BETWEEN).await;
+    flowing.cancel();
+    let orders = placer.await.expect("the order placer");
+
+    // Past the default deadline (60 s): an order a restart stalled ends, as
+    // `timeout`, and shows here as the wrong fate.
+    designed::wait_final(&saga, &orders, Duration::from_secs(90)).await;
+    let report = designed::check(&saga, &orders, &payment_stops, Some(FINAL_WITHIN)).await;
+    eprintln!("{}", report.summary);
+    assert!(
+        report.problems.is_empty(),
+        "{} problems; {}:\n{}",
+        report.problems.len(),
+        report.summary,
+        report
+            .problems
+            .iter()
+            .take(40)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
+    // Stock conserved: sold exactly what was confirmed, nothing left reserved.
+    let confirmed = orders
+        .iter()
+        .filter(|o| o.design == Design::Payable)
+        .count() as i32;
+    assert_eq!(
+        saga.settled_stock(&plenty).await,
+        (PLENTY as i32 - confirmed, 0, confirmed)
+    );
+    assert_eq!(saga.settled_stock(&scarce).await, (SCARCE as i32, 0, 0));
+}
+
+/// Places an order every [`EVERY`], each from a task of its own (a gateway
+/// restart holds some back, not the flow), until `flowing` is cancelled;
+/// returns them all once each is accepted. One in five declines at the
+/// provider, one in five asks for more than there is.
+async fn place_until(
+    shop: Storefront,
+    plenty: String,
+    scarce: String,
+    flowing: CancellationToken,
+) -> Vec<Placed> {
+    let mut tasks = Vec::new();
+    let mut tick = tokio::time::interval(EVERY);
+    for i in 0.. {
+        tokio::select! {
+            _ = flowing.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let design = match i % 5 {
+            1 => Design::Declined,
+            3 => Design::OutOfStock,
+            _ => Design::Payable,
+        };
+        let (sku, quantity) = match design {
+            Design::OutOfStock => (scarce.clone(), SCARCE + 1),
+            _ => (plenty.clone(), 1),
+        };
+        let shop = shop.clone();
+        tasks.push(tokio::spawn(async move {
+            let customer = format!("shopper-{}", i % 25);
+            let placed_at = Utc::now();
+            let order_id = shop
+                .place_ok(&customer, &[(&sku, quantity)], design.token())
+                .await;
+            Placed {
+                customer,
+                order_id,
+                design,
+                placed_at,
+            }
+        }));
+    }
+    let mut placed = Vec::new();
+    for task in tasks {
+        placed.push(task.await.expect("placing an order"));
+    }
+    placed
+}
