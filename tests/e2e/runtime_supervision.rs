@@ -164,7 +164,10 @@ async fn run_until_it_ends(breaks: Breaks) -> String {
         .await
         .expect("a worker with a dead task stops by itself");
     let _keep = Arc::new(db);
-    format!("{:#}", ended.expect_err("a dead task is never a clean stop"))
+    format!(
+        "{:#}",
+        ended.expect_err("a dead task is never a clean stop")
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

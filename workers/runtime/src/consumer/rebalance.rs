@@ -70,11 +70,19 @@ impl ClientContext for LoopContext {
     fn stats(&self, statistics: Statistics) {
         for (name, topic) in &statistics.topics {
             for (id, partition) in &topic.partitions {
-                // -1 is librdkafka's "not consuming this partition".
-                if *id >= 0 && partition.consumer_lag >= 0 {
-                    self.metrics
-                        .set_consumer_lag(name, *id, partition.consumer_lag);
+                if *id < 0 {
+                    continue;
                 }
+                // A lag of -1 is librdkafka's "no committed offset yet": a
+                // partition that never held a message has nothing to catch up.
+                let lag = if partition.consumer_lag >= 0 {
+                    partition.consumer_lag
+                } else if partition.hi_offset >= 0 && partition.hi_offset == partition.lo_offset {
+                    0
+                } else {
+                    continue;
+                };
+                self.metrics.set_consumer_lag(name, *id, lag);
             }
         }
     }
