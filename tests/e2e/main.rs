@@ -14,6 +14,7 @@ mod dlq;
 mod gateway_process;
 mod logs;
 mod otlp;
+mod provider_answers;
 mod registry_misrouted;
 mod rolling_restart;
 mod runtime_calls;
