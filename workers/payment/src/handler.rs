@@ -345,6 +345,13 @@ impl<P: PaymentProvider> Calls for PaymentCalls<P> {
         }
     }
 
+    fn cause_event_id(call: &PaymentCall) -> Option<&str> {
+        match call {
+            PaymentCall::Authorize { cause_event_id, .. }
+            | PaymentCall::Void { cause_event_id, .. } => cause_event_id.as_deref(),
+        }
+    }
+
     /// An authorization with no answer that can be recorded (its attempts ran
     /// out, or the provider's answer does not fit the database) is recorded
     /// as unavailable: the charge is then voided by the idempotency key

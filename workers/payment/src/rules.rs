@@ -98,11 +98,14 @@ pub enum PaymentCall {
         token: String,
         token_key_id: Option<String>,
         traceparent: Option<String>,
+        /// The event that asked for the payment (its `StockReserved`).
+        cause_event_id: Option<String>,
     },
     Void {
         order_id: String,
         authorization_id: Option<String>,
         traceparent: Option<String>,
+        cause_event_id: Option<String>,
     },
 }
 
@@ -125,11 +128,13 @@ impl PaymentCall {
                 token: payment.token.clone().unwrap_or_default(),
                 token_key_id: payment.token_key_id.clone(),
                 traceparent: payment.traceparent.clone(),
+                cause_event_id: payment.cause_event_id.clone(),
             }),
             Status::Voiding => Some(PaymentCall::Void {
                 order_id: payment.order_id.clone(),
                 authorization_id: payment.authorization_id.clone(),
                 traceparent: payment.traceparent.clone(),
+                cause_event_id: payment.cause_event_id.clone(),
             }),
             _ => None,
         }

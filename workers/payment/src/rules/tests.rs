@@ -61,6 +61,16 @@ fn given_a_reservation_then_the_authorization_is_asked_for_with_the_sealed_token
 }
 
 #[test]
+fn given_an_intent_taken_up_after_a_restart_then_its_call_names_the_event_that_asked() {
+    let reserved = stock_reserved("19.99");
+    let payment = asked();
+    let Some(PaymentCall::Authorize { cause_event_id, .. }) = PaymentCall::pending(&payment) else {
+        panic!("an authorizing payment asks for an authorization")
+    };
+    assert_eq!(cause_event_id.as_deref(), Some(reserved.event_id.as_str()));
+}
+
+#[test]
 fn given_any_payment_then_another_reservation_asks_nothing() {
     for status in Status::ALL {
         let current = Payment { status, ..asked() };
@@ -134,6 +144,7 @@ fn when_authorized_with_an_id_no_consumer_accepts_then_it_is_voided_by_key_and_n
                 order_id: "o-1".into(),
                 authorization_id: None,
                 traceparent: Some("tp".into()),
+                cause_event_id: step.payment.cause_event_id.clone(),
             })
         );
         let done = on_void_answer(&step.payment, VoidAnswer::Voided).unwrap();
@@ -196,6 +207,7 @@ fn when_the_answer_never_arrived_then_it_is_voided_by_key_before_failing() {
             order_id: "o-1".into(),
             authorization_id: None,
             traceparent: Some("tp".into()),
+            cause_event_id: step.payment.cause_event_id.clone(),
         })
     );
     // The provider had charged after all: voided, then failed as unavailable.
@@ -241,6 +253,7 @@ fn given_an_authorization_when_cancelled_then_it_is_voided() {
             order_id: "o-1".into(),
             authorization_id: Some("auth-1".into()),
             traceparent: Some("tp".into()),
+            cause_event_id: step.payment.cause_event_id.clone(),
         })
     );
     let done = on_void_answer(&step.payment, VoidAnswer::Voided).unwrap();

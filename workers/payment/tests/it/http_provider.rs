@@ -79,6 +79,7 @@ fn request() -> PaymentCall {
         token: "tok_ok".into(),
         token_key_id: None,
         traceparent: None,
+        cause_event_id: None,
     }
 }
 
@@ -219,6 +220,7 @@ async fn a_void_goes_to_the_documented_endpoint_under_the_order_id() {
         order_id: "order-7".into(),
         authorization_id: Some("auth_123".into()),
         traceparent: None,
+        cause_event_id: None,
     };
     let (answered, attempts) = answer(handler.calls(), &void).await;
     assert_eq!(
