@@ -241,6 +241,8 @@ where
         shutdown.clone(),
     );
     let outcome = run_until_stopped(consuming, &mut tasks, &shutdown).await;
+    // However the loop ended, closing the consumer must not commit again.
+    kafka.consumer.context().close();
     let stopped = tasks.join(Duration::from_secs(30)).await;
     let flushed = kafka
         .producer

@@ -94,6 +94,7 @@ pub async fn run<H: Handler>(
         Ok(()) => tracing::info!("offsets committed"),
         Err(e) => tracing::debug!(error = %e, "no offsets to commit at shutdown"),
     }
+    consumer.context().close();
     Ok(())
 }
 

@@ -25,6 +25,8 @@ pub struct LoopContext {
     assigned: Mutex<HashSet<TopicPartition>>,
     metrics: Arc<Metrics>,
     auth_failure: Mutex<Option<String>>,
+    /// The loop has ended and committed: the consumer is being closed.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl LoopContext {
@@ -34,7 +36,17 @@ impl LoopContext {
             assigned: Mutex::new(HashSet::new()),
             metrics,
             auth_failure: Mutex::new(None),
+            closing: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The loop ended and committed what it stored: the revoke that closing
+    /// the consumer brings must not commit again. A synchronous commit made
+    /// from inside librdkafka's close never gets its answer, and would hold
+    /// the stopping process forever.
+    pub fn close(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The partitions revoked since the last call.
@@ -102,8 +114,11 @@ impl ConsumerContext for LoopContext {
             Rebalance::Revoke(list) => {
                 let revoked = partitions(list);
                 tracing::info!(partitions = ?revoked, "partitions revoked");
-                // Offsets stored so far are exactly those whose effects committed.
-                if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                // Offsets stored so far are exactly those whose effects
+                // committed. At close the loop has committed them already.
+                if !self.closing.load(std::sync::atomic::Ordering::SeqCst)
+                    && let Err(e) = consumer.commit_consumer_state(CommitMode::Sync)
+                {
                     tracing::debug!(error = %e, "nothing to commit on revoke");
                 }
                 for (topic, partition) in &revoked {
