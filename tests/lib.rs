@@ -77,6 +77,35 @@ impl Stack {
     }
 
     /// A fresh topic namespace with all its topics created, for one test alone.
+    /// The configuration of worker `name` run in this process against this
+    /// stack, in `topics`' namespace, with the database at `database_url` and
+    /// its health address on a free port (returned, `host:port`). `extra`
+    /// comes first, so its variables win.
+    pub fn worker_config(
+        &self,
+        name: &str,
+        topics: &TopicCatalogue,
+        database_url: &str,
+        extra: &[(&str, &str)],
+    ) -> (chorus_runtime::WorkerConfig, String) {
+        let port = saga::free_port();
+        let http = format!("127.0.0.1:{port}");
+        let partitions = topics.partitions().to_string();
+        let mut pairs = extra.to_vec();
+        pairs.extend([
+            ("CHORUS_KAFKA_BROKERS", self.brokers.as_str()),
+            ("CHORUS_SCHEMA_REGISTRY_URL", self.registry.as_str()),
+            ("CHORUS_TOPIC_NAMESPACE", topics.namespace()),
+            ("CHORUS_TOPIC_PARTITIONS", partitions.as_str()),
+            ("CHORUS_DATABASE_URL", database_url),
+            ("CHORUS_HTTP_ADDR", http.as_str()),
+        ]);
+        let env = chorus_platform::Env::from_pairs(&pairs);
+        let config = chorus_runtime::WorkerConfig::from(&env, name, port)
+            .expect("the test worker's configuration");
+        (config, http)
+    }
+
     pub async fn fresh_topics(&self) -> TopicCatalogue {
         let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let catalogue = TopicCatalogue::new(namespace, 2);

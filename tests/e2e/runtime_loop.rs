@@ -13,9 +13,8 @@ use std::time::Duration;
 
 use chorus_avro::headers::{ATTEMPTS, ERROR_CLASS};
 use chorus_avro::{Event, EventType, StockAdjusted, Topic, TopicCatalogue};
-use chorus_platform::Env;
 use chorus_platform::testing::TestDb;
-use chorus_runtime::{HandleError, Handler, Incoming, NoCall, NoCalls, Verdict, WorkerConfig};
+use chorus_runtime::{HandleError, Handler, Incoming, NoCall, NoCalls, Verdict};
 use chorus_tests::Stack;
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -102,22 +101,13 @@ impl Worker {
         db: Arc<TestDb>,
         extra: &[(&str, &str)],
     ) -> Worker {
-        let port = free_port();
-        let http = format!("127.0.0.1:{port}");
-        let partitions = topics.partitions().to_string();
         // The first value of a variable counts: the test's own come first.
         let mut pairs = extra.to_vec();
         pairs.extend([
-            ("CHORUS_KAFKA_BROKERS", stack.brokers.as_str()),
-            ("CHORUS_SCHEMA_REGISTRY_URL", stack.registry.as_str()),
-            ("CHORUS_TOPIC_NAMESPACE", topics.namespace()),
-            ("CHORUS_TOPIC_PARTITIONS", partitions.as_str()),
-            ("CHORUS_DATABASE_URL", db.url.as_str()),
-            ("CHORUS_HTTP_ADDR", http.as_str()),
             ("CHORUS_MAX_BACKOFF_MS", "300"),
             ("CHORUS_MAX_ATTEMPTS", "3"),
         ]);
-        let config = WorkerConfig::from(&Env::from_pairs(&pairs), "commands", port).unwrap();
+        let (config, http) = stack.worker_config("commands", topics, &db.url, &pairs);
         let stop = CancellationToken::new();
         let task = tokio::spawn(chorus_runtime::app::serve(
             config,
@@ -244,14 +234,6 @@ pub(crate) async fn until_applied(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("not applied within 60 s: {:?}", applied(db).await);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub(crate) fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {

@@ -9,13 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chorus_avro::{EventType, Topic};
-use chorus_platform::Env;
 use chorus_platform::testing::TestDb;
-use chorus_runtime::{
-    CallOutcome, Calls, HandleError, Handler, Incoming, Settling, Verdict, WorkerConfig,
-};
+use chorus_runtime::{CallOutcome, Calls, HandleError, Handler, Incoming, Settling, Verdict};
 use chorus_tests::Stack;
-use chorus_tests::saga::free_port;
 use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;
 
@@ -136,18 +132,7 @@ async fn run_until_it_ends(breaks: Breaks) -> String {
     let stack = Stack::get().await;
     let topics = stack.fresh_topics().await;
     let db = TestDb::create(&[chorus_runtime::app::runtime_migrator()]).await;
-    let port = free_port();
-    let http = format!("127.0.0.1:{port}");
-    let partitions = topics.partitions().to_string();
-    let pairs = [
-        ("CHORUS_KAFKA_BROKERS", stack.brokers.as_str()),
-        ("CHORUS_SCHEMA_REGISTRY_URL", stack.registry.as_str()),
-        ("CHORUS_TOPIC_NAMESPACE", topics.namespace()),
-        ("CHORUS_TOPIC_PARTITIONS", partitions.as_str()),
-        ("CHORUS_DATABASE_URL", db.url.as_str()),
-        ("CHORUS_HTTP_ADDR", http.as_str()),
-    ];
-    let config = WorkerConfig::from(&Env::from_pairs(&pairs), "quiet", port).unwrap();
+    let (config, _http) = stack.worker_config("quiet", &topics, &db.url, &[]);
     // Nobody cancels it: the worker must stop by itself.
     let stop = CancellationToken::new();
     let handler = Quiet(Breaking {

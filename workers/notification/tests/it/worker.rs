@@ -17,9 +17,7 @@ use chorus_notification::{
 };
 use chorus_platform::Env;
 use chorus_platform::testing::TestDb;
-use chorus_runtime::WorkerConfig;
 use chorus_tests::Stack;
-use chorus_tests::saga::free_port;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureRecord;
@@ -50,21 +48,16 @@ fn run_notification_worker(
     channels: &[(&str, &str)],
     stop: CancellationToken,
 ) -> JoinHandle<anyhow::Result<()>> {
-    let port = free_port();
-    let http = format!("127.0.0.1:{port}");
-    let partitions = topics.partitions().to_string();
-    let env = Env::from_pairs(&[
-        ("CHORUS_KAFKA_BROKERS", stack.brokers.as_str()),
-        ("CHORUS_SCHEMA_REGISTRY_URL", stack.registry.as_str()),
-        ("CHORUS_TOPIC_NAMESPACE", topics.namespace()),
-        ("CHORUS_TOPIC_PARTITIONS", partitions.as_str()),
-        ("CHORUS_DATABASE_URL", db.url.as_str()),
-        ("CHORUS_HTTP_ADDR", http.as_str()),
-        ("CHORUS_AUTO_REGISTER_SCHEMAS", "true"),
-        // The executor's backoff between "not now" answers.
-        ("CHORUS_MAX_BACKOFF_MS", "200"),
-    ]);
-    let config = WorkerConfig::from(&env, "notification", port).expect("the worker's config");
+    let (config, _http) = stack.worker_config(
+        "notification",
+        topics,
+        &db.url,
+        &[
+            ("CHORUS_AUTO_REGISTER_SCHEMAS", "true"),
+            // The executor's backoff between "not now" answers.
+            ("CHORUS_MAX_BACKOFF_MS", "200"),
+        ],
+    );
     let mut notification = NotificationConfig::from_env(&Env::from_pairs(channels))
         .expect("the notification channels' config");
     // A channel's own tries within one call, kept short.
