@@ -54,6 +54,10 @@ impl WorkerConfig {
     /// As [`WorkerConfig::from_env`], from `env`.
     pub fn from(env: &Env, name: &str, default_port: u16) -> Result<WorkerConfig, ConfigError> {
         let namespace = env.string("CHORUS_TOPIC_NAMESPACE", "chorus")?;
+        let http_addr = env.parse(
+            "CHORUS_HTTP_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], default_port)),
+        )?;
         Ok(WorkerConfig {
             name: name.to_string(),
             kafka: KafkaSettings::from_env(env)?,
@@ -67,10 +71,7 @@ impl WorkerConfig {
             partitions: env.parse("CHORUS_TOPIC_PARTITIONS", DEFAULT_PARTITIONS)?,
             consumer_group: env.string("CHORUS_CONSUMER_GROUP", &format!("{namespace}.{name}"))?,
             namespace,
-            http_addr: env.parse(
-                "CHORUS_HTTP_ADDR",
-                SocketAddr::from(([127, 0, 0, 1], default_port)),
-            )?,
+            http_addr,
             otlp_endpoint: env.optional_url("CHORUS_OTLP_ENDPOINT")?,
             max_backoff: env.positive_duration_ms("CHORUS_MAX_BACKOFF_MS", 5_000)?,
             max_attempts: env.positive("CHORUS_MAX_ATTEMPTS", 10)?,
@@ -79,7 +80,7 @@ impl WorkerConfig {
                 env.positive::<u64>("CHORUS_INBOX_RETENTION_HOURS", 168)? * 3600,
             ),
             call_max_attempts: env.positive("CHORUS_CALL_MAX_ATTEMPTS", 10)?,
-            group_instance_id: group_instance_id(env, name, default_port)?,
+            group_instance_id: group_instance_id(env, name, http_addr.port())?,
             session_timeout: session_timeout(env)?,
         })
     }
@@ -115,7 +116,7 @@ impl WorkerConfig {
 fn group_instance_id(
     env: &Env,
     name: &str,
-    default_port: u16,
+    health_port: u16,
 ) -> Result<Option<String>, ConfigError> {
     if !env.parse("CHORUS_STATIC_MEMBERSHIP", true)? {
         return Ok(None);
@@ -123,16 +124,10 @@ fn group_instance_id(
     let id = match env.optional("CHORUS_INSTANCE_ID") {
         Some(id) => id,
         None => {
-            let port = env
-                .parse(
-                    "CHORUS_HTTP_ADDR",
-                    SocketAddr::from(([127, 0, 0, 1], default_port)),
-                )?
-                .port();
-            if port == 0 {
+            if health_port == 0 {
                 return Ok(None);
             }
-            format!("{}-{port}", host_name())
+            format!("{}-{health_port}", host_name())
         }
     };
     let valid = !id.is_empty()
