@@ -1,6 +1,7 @@
 //! The outbox's two ways out, against the real broker and PostgreSQL: the
 //! delivery tracker (rows handed to Kafka right after their commit, marked
-//! sent once acknowledged) and the relay (rows left unsent, republished).
+//! sent once acknowledged, in the worker's next transaction or by the
+//! tracker when none comes) and the relay (rows left unsent, republished).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -74,6 +75,71 @@ async fn the_tracker_publishes_committed_rows_in_order_and_marks_them_sent() {
         payloads, expected,
         "one key, one partition, the order of the rows"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_rows_are_marked_sent_in_the_next_transaction_committed() {
+    let stack = Stack::get().await;
+    let topics = stack.fresh_topics().await;
+    let topic = topics.name(Topic::Inventory);
+    let db = TestDb::create(&[chorus_runtime::app::runtime_migrator()]).await;
+    let producer = stack
+        .kafka()
+        .producer(Duration::from_secs(10), Duration::from_millis(1))
+        .unwrap();
+    // A tracker that would wait an hour before marking rows on its own.
+    let (publisher, tracker) =
+        OutboxPublisher::start_marking_after(producer, db.pool.clone(), Duration::from_secs(3600));
+    let mut tx = db.pool.begin().await.unwrap();
+    let rows: Vec<NewOutboxRow> = (0..10).map(|n| row(&topic, &format!("k{n}"), n)).collect();
+    let written = outbox::write(&mut tx, rows).await.unwrap();
+    publisher.commit(tx).await.unwrap();
+    publisher.enqueue(written).await;
+    assert_eq!(
+        stack.read(&topic, 10, Duration::from_secs(30)).await.len(),
+        10
+    );
+    // Delivery reports reach the tracker right after the broker's answer.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        unsent(&db).await,
+        10,
+        "no batch committed yet: nothing marked"
+    );
+
+    // The worker's next batch, with effects of its own, marks them as it commits.
+    let mut tx = db.pool.begin().await.unwrap();
+    let next = outbox::write(&mut tx, vec![row(&topic, "k-next", 10)])
+        .await
+        .unwrap();
+    publisher.commit(tx).await.unwrap();
+    assert_eq!(unsent(&db).await, 1, "only the new row waits");
+
+    // A transaction that fails keeps the marks it took for the next one.
+    publisher.enqueue(next).await;
+    assert_eq!(
+        stack.read(&topic, 11, Duration::from_secs(30)).await.len(),
+        11
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut tx = db.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1/0")
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    publisher.commit(tx).await.unwrap_err();
+    assert_eq!(unsent(&db).await, 1);
+    publisher
+        .commit(db.pool.begin().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        unsent(&db).await,
+        0,
+        "the marks the failed transaction took"
+    );
+    drop(publisher);
+    tracker.drain().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

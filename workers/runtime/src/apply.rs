@@ -329,7 +329,7 @@ impl<H: Handler> Applier<H> {
         // A rejected event is not recorded: redriven after a fix, it applies.
         inbox::forget(&mut tx, &rejected).await?;
         let written = outbox::write(&mut tx, rows).await?;
-        tx.commit().await?;
+        self.publisher.commit(tx).await?;
         self.publisher.enqueue(written).await;
         for call in calls {
             if self.calls.send(call).await.is_err() {

@@ -1,7 +1,8 @@
 //! The outbox: emitted events are written, already encoded, in the
 //! transaction that caused them, and leave for Kafka only after it commits.
-//! A row is marked sent after its delivery report; the republisher publishes again
-//! whatever a crash left unsent. Event ids are deterministic, so a re-publish
+//! A row is marked sent after its delivery report, in the next transaction
+//! its worker commits anyway (see [`crate::outbox_publisher`]); the
+//! republisher publishes again whatever a crash left unsent. Event ids are deterministic, so a re-publish
 //! is a duplicate downstream, never a second effect.
 
 use std::collections::BTreeMap;
@@ -100,14 +101,18 @@ pub async fn publish(
     Ok(())
 }
 
-/// Marks published rows sent, by id.
-pub async fn mark_sent(pool: &PgPool, ids: &[i64]) -> Result<(), sqlx::Error> {
+/// Marks published rows sent, by id, on `conn` (a pool, or a transaction
+/// the marks ride in).
+pub async fn mark_sent<'e>(
+    conn: impl sqlx::PgExecutor<'e>,
+    ids: &[i64],
+) -> Result<(), sqlx::Error> {
     if ids.is_empty() {
         return Ok(());
     }
     sqlx::query("UPDATE outbox SET sent_at = now() WHERE id = ANY($1)")
         .bind(ids)
-        .execute(pool)
+        .execute(conn)
         .await?;
     Ok(())
 }

@@ -1,18 +1,23 @@
 //! Publishing committed outbox rows without waiting on Kafka in the
 //! processing path: rows are handed to the idempotent producer in commit
 //! order (which keeps per-key order), and a tracker awaits their delivery
-//! reports and marks them sent in batches, at most every [`MARK_EVERY`]: one
-//! `UPDATE` for many rows instead of one per row. A row whose delivery fails
-//! stays unsent and the republisher publishes it again.
+//! reports. Delivered rows are marked sent in the next transaction the
+//! worker commits anyway ([`OutboxPublisher::commit`]: one `UPDATE` riding
+//! in a batch, no commit of its own); only rows no batch took within
+//! [`MARK_AFTER`] (an idle worker) are marked by the tracker itself. A row
+//! whose delivery fails stays unsent and the republisher publishes it again;
+//! marks lost to a crash only mean a row is published again (a duplicate,
+//! which consumers' inboxes drop, never a loss).
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -20,12 +25,13 @@ use crate::outbox::OutboxRow;
 
 /// Deliveries awaited at once before `enqueue` waits (bounded memory).
 const IN_FLIGHT: usize = 20_000;
-/// How many delivered rows one `UPDATE … sent_at` marks at most.
-const MARK_BATCH: usize = 1_000;
-/// How long delivered rows wait to be marked together. Far below the
-/// republisher's staleness threshold, so it does not publish them again
-/// meanwhile; a crash in between only means they are published again (duplicates,
-/// which consumers' inboxes drop, never losses).
+/// Delivered rows the tracker marks itself at once, without waiting for a batch.
+const MARK_BATCH: usize = 5_000;
+/// How long delivered rows wait for a batch transaction to mark them before
+/// the tracker does. Far below the republisher's staleness threshold, so it
+/// does not publish them again meanwhile.
+const MARK_AFTER: Duration = Duration::from_millis(300);
+/// How often the tracker looks at how long delivered rows have waited.
 const MARK_EVERY: Duration = Duration::from_millis(100);
 
 /// Hands outbox rows to Kafka; see the module docs.
@@ -33,6 +39,43 @@ const MARK_EVERY: Duration = Duration::from_millis(100);
 pub struct OutboxPublisher {
     producer: FutureProducer,
     deliveries: mpsc::Sender<(i64, DeliveryFuture)>,
+    delivered: Arc<Mutex<Delivered>>,
+}
+
+/// Rows delivered and not yet marked sent.
+#[derive(Default)]
+struct Delivered {
+    ids: Vec<i64>,
+    /// When the first of `ids` was delivered.
+    since: Option<Instant>,
+}
+
+impl Delivered {
+    fn push(&mut self, id: i64) {
+        self.since.get_or_insert_with(Instant::now);
+        self.ids.push(id);
+    }
+
+    fn take(&mut self) -> Vec<i64> {
+        self.since = None;
+        std::mem::take(&mut self.ids)
+    }
+
+    /// Puts back marks a failed transaction did not make; they keep their
+    /// place in the wait (the tracker takes them if no batch does).
+    fn give_back(&mut self, ids: Vec<i64>, since: Option<Instant>) {
+        if !ids.is_empty() {
+            self.since = match (self.since, since) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            self.ids.extend(ids);
+        }
+    }
+}
+
+fn lock(delivered: &Mutex<Delivered>) -> MutexGuard<'_, Delivered> {
+    delivered.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The tracker task. Once every [`OutboxPublisher`] clone is dropped,
@@ -47,15 +90,46 @@ impl Tracker {
 
 impl OutboxPublisher {
     pub fn start(producer: FutureProducer, pool: PgPool) -> (OutboxPublisher, Tracker) {
+        Self::start_marking_after(producer, pool, MARK_AFTER)
+    }
+
+    /// As [`start`](Self::start), with the tracker marking rows itself only
+    /// once they waited `mark_after` for a transaction to take them.
+    pub fn start_marking_after(
+        producer: FutureProducer,
+        pool: PgPool,
+        mark_after: Duration,
+    ) -> (OutboxPublisher, Tracker) {
         let (deliveries, receiver) = mpsc::channel(IN_FLIGHT);
-        let tracker = tokio::spawn(track(receiver, pool));
+        let delivered = Arc::new(Mutex::new(Delivered::default()));
+        let tracker = tokio::spawn(track(receiver, delivered.clone(), pool, mark_after));
         (
             OutboxPublisher {
                 producer,
                 deliveries,
+                delivered,
             },
             Tracker(tracker),
         )
+    }
+
+    /// Commits `tx` with the rows delivered so far marked sent in it, so the
+    /// marks cost no commit of their own. If the transaction fails, the
+    /// marks are kept for the next one.
+    pub async fn commit(&self, mut tx: Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+        let (ids, since) = {
+            let mut delivered = lock(&self.delivered);
+            let since = delivered.since;
+            (delivered.take(), since)
+        };
+        let committed = match crate::outbox::mark_sent(&mut *tx, &ids).await {
+            Ok(()) => tx.commit().await,
+            Err(e) => Err(e),
+        };
+        if committed.is_err() {
+            lock(&self.delivered).give_back(ids, since);
+        }
+        committed
     }
 
     /// Enqueues `rows` in order; returns once the producer holds them all.
@@ -97,9 +171,13 @@ pub fn record(row: &OutboxRow) -> FutureRecord<'_, str, [u8]> {
         .headers(headers)
 }
 
-async fn track(mut receiver: mpsc::Receiver<(i64, DeliveryFuture)>, pool: PgPool) {
+async fn track(
+    mut receiver: mpsc::Receiver<(i64, DeliveryFuture)>,
+    delivered: Arc<Mutex<Delivered>>,
+    pool: PgPool,
+    mark_after: Duration,
+) {
     let mut pending = FuturesUnordered::new();
-    let mut delivered: Vec<i64> = Vec::new();
     let mut open = true;
     let mut tick = tokio::time::interval(MARK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -111,24 +189,57 @@ async fn track(mut receiver: mpsc::Receiver<(i64, DeliveryFuture)>, pool: PgPool
                 None => open = false,
             },
             Some((id, result)) = pending.next(), if !pending.is_empty() => match result {
-                Ok(Ok(_)) => delivered.push(id),
+                Ok(Ok(_)) => lock(&delivered).push(id),
                 Ok(Err((e, _))) => tracing::warn!(error = %e, outbox_id = id, "delivery failed; the republisher will publish the row again"),
                 Err(_) => tracing::warn!(outbox_id = id, "delivery report lost; the republisher will publish the row again"),
             },
             _ = tick.tick() => due = true,
         }
-        if !delivered.is_empty() && (due || delivered.len() >= MARK_BATCH) {
-            mark_sent(&pool, std::mem::take(&mut delivered)).await;
-        }
+        let ids = {
+            let mut delivered = lock(&delivered);
+            let waited = delivered
+                .since
+                .is_some_and(|since| since.elapsed() >= mark_after);
+            if (due && waited) || delivered.ids.len() >= MARK_BATCH {
+                delivered.take()
+            } else {
+                Vec::new()
+            }
+        };
+        mark_sent(&pool, ids).await;
     }
-    if !delivered.is_empty() {
-        mark_sent(&pool, delivered).await;
-    }
+    let ids = lock(&delivered).take();
+    mark_sent(&pool, ids).await;
 }
 
 async fn mark_sent(pool: &PgPool, ids: Vec<i64>) {
     if let Err(e) = crate::outbox::mark_sent(pool, &ids).await {
         // Unmarked rows are republished: duplicates, never losses.
         tracing::warn!(error = %e, rows = ids.len(), "marking outbox rows sent failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_a_failed_transaction_took_are_given_back_with_their_age() {
+        let mut delivered = Delivered::default();
+        delivered.push(1);
+        let since = delivered.since;
+        assert!(since.is_some());
+        assert_eq!(delivered.take(), vec![1]);
+        assert!(delivered.since.is_none(), "nothing waits after a take");
+        delivered.push(2);
+        delivered.give_back(vec![1], since);
+        assert_eq!(delivered.ids, vec![2, 1]);
+        assert_eq!(delivered.since, since, "the oldest wait counts");
+        delivered.take();
+        delivered.give_back(Vec::new(), since);
+        assert!(
+            delivered.since.is_none(),
+            "giving back nothing starts no wait"
+        );
     }
 }

@@ -220,7 +220,7 @@ impl<C: Calls> CallExecutor<C> {
             .collect();
         inbox::forget(&mut tx, &forgotten).await?;
         let written = outbox::write(&mut tx, rows).await?;
-        tx.commit().await?;
+        self.publisher.commit(tx).await?;
         self.publisher.enqueue(written).await;
         for (answered, reason) in refused {
             if let Some(origin) = &answered.origin {
