@@ -19,7 +19,8 @@
 # CHORUS_BENCH_BIN_DIR=DIR runs the binaries already built in DIR (e.g.
 # target/debug to try the script out) instead of building release ones.
 # Sizes can be changed through CHORUS_BENCH_* (see below); the defaults keep
-# the whole run to about 6 minutes on a 2-core machine with warm release builds.
+# the whole run to about 4 minutes on a 2-core machine with warm release
+# builds (at most about 7 when the largest ramp steps overload it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/services.sh
