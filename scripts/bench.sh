@@ -4,18 +4,23 @@
 #      topics, schemas, the five services (gateway without a practical rate limit)
 #   2. a warm-up load, then idle memory (VmRSS) of every service
 #   3. the ceilings: `chorus bench kafka` and `chorus bench pg`
-#   4. a short closed-loop ramp over a few concurrencies; then `chorus load`
-#      closed-loop at the best of them (maximum throughput), with the CPU
-#      seconds of every process during it and the Kafka requests the broker
-#      served (its JMX counters, CHORUS_STACK_KAFKA_JMX_PORT)
+#   4. a closed-loop ramp over concurrencies up to 1024, each step with enough
+#      orders for a steady state; then `chorus load` closed-loop at the best of
+#      them (maximum throughput), with its cost counters (write commits and
+#      reads in PostgreSQL), the CPU seconds of every process during it and the
+#      Kafka requests the broker served (its JMX counters,
+#      CHORUS_STACK_KAFKA_JMX_PORT)
 #   5. `chorus load` open-loop at half that throughput, for a fixed duration;
-#      then shorter open-loop runs at a quarter, three quarters and all of it:
-#      the curve of latency against offered rate
+#      then shorter open-loop runs at a tenth, a quarter, three quarters and
+#      all of it: the curve of latency against offered rate
 #   6. peak memory (VmHWM); bench/results/<timestamp>.json and .md, the
 #      markdown table on stdout, and the total duration
 # CHORUS_REPLICAS=N runs N of each worker (scripts/lib/services.sh).
+# CHORUS_BENCH_BIN_DIR=DIR runs the binaries already built in DIR (e.g.
+# target/debug to try the script out) instead of building release ones.
 # Sizes can be changed through CHORUS_BENCH_* (see below); the defaults keep
-# the whole run under 10 minutes on a 2-core machine with a warm cargo cache.
+# the whole run to about 4 minutes on a 2-core machine with warm release
+# builds (at most about 7 when the largest ramp steps overload it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/services.sh
@@ -23,12 +28,16 @@ source scripts/lib/services.sh
 began=$(date +%s)
 step() { printf '\n==> %s\n' "$*"; }
 
-CLOSED_ORDERS=${CHORUS_BENCH_CLOSED_ORDERS:-4000}
-RAMP=${CHORUS_BENCH_RAMP:-24 48 96}
+# Unset, the main closed run places max(4000, 6 × its concurrency) orders.
+CLOSED_ORDERS=${CHORUS_BENCH_CLOSED_ORDERS:-}
+RAMP=${CHORUS_BENCH_RAMP:-96 192 384 768 1024}
+# Each ramp step places max(this, 4 × its concurrency) orders.
 RAMP_ORDERS=${CHORUS_BENCH_RAMP_ORDERS:-600}
+RAMP_ORDER_TIMEOUT=${CHORUS_BENCH_RAMP_ORDER_TIMEOUT:-30}
 OPEN_SECS=${CHORUS_BENCH_OPEN_SECS:-60}
 CURVE_SECS=${CHORUS_BENCH_CURVE_SECS:-20}
-CURVE=${CHORUS_BENCH_CURVE:-0.25 0.75 1.0}
+CURVE=${CHORUS_BENCH_CURVE:-0.1 0.25 0.75 1.0}
+BIN_DIR=${CHORUS_BENCH_BIN_DIR:-}
 WARMUP_ORDERS=${CHORUS_BENCH_WARMUP_ORDERS:-300}
 KAFKA_MESSAGES=${CHORUS_BENCH_KAFKA_MESSAGES:-500000}
 PG_SECS=${CHORUS_BENCH_PG_SECS:-10}
@@ -63,19 +72,31 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT TERM
 
+# A thousand orders in flight hold a thousand long-polls: a socket each in
+# the load and in the gateway, which inherit this limit.
+if [[ $(ulimit -Sn) != unlimited ]] && (($(ulimit -Sn) < 8192)); then
+  ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
+  (($(ulimit -Sn) >= 4096)) || echo "warning: ulimit -n is $(ulimit -Sn); concurrency 1024 needs more sockets" >&2
+fi
+
 step "stack"
 bash scripts/stack.sh up
 
-step "build (release)"
-cargo build --release --locked --bins
-bin=target/release
+if [[ -n $BIN_DIR ]]; then
+  step "binaries: $BIN_DIR (CHORUS_BENCH_BIN_DIR; not built here)"
+  bin=$BIN_DIR
+else
+  step "build (release)"
+  cargo build --release --locked --bins
+  bin=target/release
+fi
 chorus=$bin/chorus
 
 step "topics and schemas"
 $chorus topics create >/dev/null
 $chorus schemas register >/dev/null
 
-step "services (release builds)"
+step "services ($bin)"
 export CHORUS_DEV=true
 # The load spreads over many customers, but the bench measures the saga, not the limiter.
 export CHORUS_RATE_LIMIT_PER_SEC=${CHORUS_RATE_LIMIT_PER_SEC:-1000000}
@@ -137,17 +158,28 @@ kafka_requests() {
 }
 
 sagas_of() { grep -o '"sagas_per_sec": *[0-9.e+-]*' "$1" | head -n 1 | awk -F': *' '{ print $2 }'; }
+max() { echo $(($1 > $2 ? $1 : $2)); }
 ramp_args=()
 best=0 best_sagas=0
 for c in $RAMP; do
-  step "ramp: $RAMP_ORDERS orders at concurrency $c"
-  $chorus load --orders "$RAMP_ORDERS" --concurrency "$c" --mix "$MIX" --no-setup --no-costs \
-    --label "ramp-$c" --out "$work/ramp-$c.json" | grep 'sagas/s'
+  n=$(max "$RAMP_ORDERS" $((4 * c)))
+  step "ramp: $n orders at concurrency $c"
+  # An order still open after RAMP_ORDER_TIMEOUT s is far past the maximum;
+  # waiting the usual 120 s for it would only make an overloaded step long.
+  $chorus load --orders "$n" --concurrency "$c" --mix "$MIX" --no-setup --no-costs \
+    --order-timeout "$RAMP_ORDER_TIMEOUT" --label "ramp-$c" --out "$work/ramp-$c.json" |
+    grep -E 'completed sagas|timeout|rejected|HTTP errors'
   s=$(sagas_of "$work/ramp-$c.json")
-  ramp_args+=(--meta "ramp_sagas_per_sec.concurrency_$c=$s")
+  ramp_args+=(--ramp "$work/ramp-$c.json" --meta "ramp_sagas_per_sec.concurrency_$c=$s")
   if awk -v a="$s" -v b="$best_sagas" 'BEGIN { exit !(a > b) }'; then best=$c best_sagas=$s; fi
+  # Below half the best so far, the maximum is behind: larger steps only take longer.
+  if awk -v a="$s" -v b="$best_sagas" 'BEGIN { exit !(a < b / 2) }'; then
+    echo "    (below half of $best_sagas sagas/s: the ramp stops here)"
+    break
+  fi
 done
 CONCURRENCY=${CHORUS_BENCH_CONCURRENCY:-$best}
+CLOSED_ORDERS=${CLOSED_ORDERS:-$(max 4000 $((6 * CONCURRENCY)))}
 
 step "load: closed loop, $CLOSED_ORDERS orders at concurrency $CONCURRENCY"
 declare -A cpu_before cpu_after
@@ -186,7 +218,7 @@ for instance in $(services_instances); do
 done
 cpu_args=()
 for name in "${!cpu_after[@]}"; do
-  secs=$(awk -v a="${cpu_after[$name]}" -v b="${cpu_before[$name]:-0}" -v hz="$hz" 'BEGIN { printf "%.1f", (a - b) / hz }')
+  secs=$(awk -v a="${cpu_after[$name]}" -v b="${cpu_before[$name]:-0}" -v hz="$hz" 'BEGIN { printf "%.2f", (a - b) / hz }')
   cpu_args+=(--meta "cpu_secs.$name=$secs")
 done
 

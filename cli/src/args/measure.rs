@@ -170,9 +170,14 @@ pub struct BenchReportArgs {
     /// `chorus load` results at a fixed offered rate.
     #[arg(long)]
     pub open: PathBuf,
-    /// More open-loop results, for the curve of latency against offered rate; repeat.
+    /// Open-loop results, one per point of the curve of latency against
+    /// offered rate (labelled `curve-<fraction>`, or the fraction is offered ÷
+    /// the closed loop's sagas/s); repeat.
     #[arg(long = "curve")]
     pub curve: Vec<PathBuf>,
+    /// Closed-loop results of the ramp, one per concurrency; repeat.
+    #[arg(long = "ramp")]
+    pub ramp: Vec<PathBuf>,
     /// Memory of a service as NAME=IDLE_KB:PEAK_KB (VmRSS before the load, VmHWM after); repeat.
     #[arg(long = "rss", value_parser = parse_rss)]
     pub rss: Vec<(String, u64, u64)>,

@@ -4,3 +4,4 @@
 pub mod kafka;
 pub mod pg;
 pub mod report;
+pub mod summary;

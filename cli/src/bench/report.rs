@@ -5,9 +5,10 @@
 //! - Kafka ratio = sagas/s × Kafka messages per saga ÷ Kafka produce+consume ceiling
 //! - PostgreSQL ratio = sagas/s × transactions per saga ÷ PostgreSQL commit ceiling
 //!
-//! and the cost model of the closed loop: CPU milliseconds per saga by
-//! process, Kafka requests per saga by type (the broker's own counters), and
-//! the curve of latency against offered rate.
+//! and, under stable names (`summary`), the closed-loop ramp, the best
+//! concurrency, the curve of latency against offered rate and the cost model
+//! at the maximum: write commits, reads, Kafka requests by type (the broker's
+//! own counters) and CPU milliseconds by process, per saga.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -15,6 +16,7 @@ use std::fmt::Write;
 use anyhow::Context;
 use serde_json::{Value, json};
 
+use super::summary;
 use crate::args::BenchReportArgs;
 use crate::load::write_json;
 
@@ -73,10 +75,11 @@ pub fn ratios(load: &Value, kafka: &Value, pg: &Value) -> Value {
 pub fn markdown(result: &Value) -> String {
     let mut s = String::new();
     loads_table(&mut s, result);
+    ramp_table(&mut s, result);
     curve_table(&mut s, &result["curve"]);
+    costs_table(&mut s, result);
     ceilings_table(&mut s, &result["kafka"], &result["pg"]);
     rss_table(&mut s, &result["rss_kb"]);
-    meta_notes(&mut s, result);
     s
 }
 
@@ -130,35 +133,27 @@ fn loads_table(s: &mut String, result: &Value) {
     }
 }
 
-/// Latency against offered rate, one row per open-loop run, slowest first.
+/// Latency against offered rate, one row per open-loop run (`summary::curve`).
 fn curve_table(s: &mut String, curve: &Value) {
-    let Some(runs) = curve.as_array().filter(|c| !c.is_empty()) else {
+    let Some(points) = curve.as_array().filter(|c| !c.is_empty()) else {
         return;
     };
-    let mut runs: Vec<&Value> = runs.iter().collect();
-    runs.sort_by(|a, b| {
-        let rate = |v: &Value| num(&v["rate"]).unwrap_or(0.0);
-        rate(a).total_cmp(&rate(b))
-    });
     let _ = writeln!(
         s,
-        "\n| offered orders/s | completed sagas/s | p50 ms | p90 ms | p99 ms | max ms | HTTP errors |\n|---:|---:|---:|---:|---:|---:|---:|"
+        "\n| fraction of the maximum | offered orders/s | completed sagas/s | p50 ms | p90 ms | p99 ms | max ms | HTTP errors |\n|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
-    for run in runs {
-        let lat = &run["latency_ms"];
-        let errors: u64 = run["http_errors"]
-            .as_object()
-            .map(|e| e.values().filter_map(Value::as_u64).sum())
-            .unwrap_or(0);
+    for p in points {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {errors} |",
-            fmt(num(&run["rate"]), 1),
-            fmt(num(&run["sagas_per_sec"]), 1),
-            fmt(num(&lat["p50"]), 0),
-            fmt(num(&lat["p90"]), 0),
-            fmt(num(&lat["p99"]), 0),
-            fmt(num(&lat["max"]), 0),
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            fmt(num(&p["fraction"]), 2),
+            fmt(num(&p["offered_per_sec"]), 1),
+            fmt(num(&p["sagas_per_sec"]), 1),
+            fmt(num(&p["p50_ms"]), 0),
+            fmt(num(&p["p90_ms"]), 0),
+            fmt(num(&p["p99_ms"]), 0),
+            fmt(num(&p["max_ms"]), 0),
+            p["http_errors"],
         );
     }
 }
@@ -209,67 +204,100 @@ fn rss_table(s: &mut String, rss_kb: &Value) {
     }
 }
 
-/// The ramp and the CPU per process, from the run's `--meta` facts.
-fn meta_notes(s: &mut String, result: &Value) {
-    let meta = result["meta"].as_object();
-    let with_prefix = |prefix: &str| -> Vec<(String, f64)> {
-        meta.into_iter()
-            .flatten()
-            .filter_map(|(k, v)| {
-                let value = v.as_str()?.parse::<f64>().ok()?;
-                Some((k.strip_prefix(prefix)?.to_string(), value))
-            })
-            .collect()
+/// The closed-loop ramp, one row per concurrency.
+fn ramp_table(s: &mut String, result: &Value) {
+    let Some(steps) = result["ramp"].as_array().filter(|r| !r.is_empty()) else {
+        return;
     };
-    let mut ramp = with_prefix("ramp_sagas_per_sec.concurrency_");
-    if !ramp.is_empty() {
-        ramp.sort_by_key(|(c, _)| c.parse::<u64>().unwrap_or(0));
-        let steps: Vec<String> = ramp.iter().map(|(c, v)| format!("{c} → {v:.1}")).collect();
+    let _ = writeln!(
+        s,
+        "\nClosed-loop ramp (no cost counters); the main run at concurrency {} gave {} sagas/s:\n\n| concurrency | orders | sagas/s | HTTP errors |\n|---:|---:|---:|---:|",
+        result["best"]["concurrency"],
+        fmt(num(&result["best"]["sagas_per_sec"]), 1),
+    );
+    for step in steps {
         let _ = writeln!(
             s,
-            "\nClosed-loop ramp (concurrency → sagas/s, no cost counters): {}",
-            steps.join(", ")
+            "| {} | {} | {} | {} |",
+            step["concurrency"],
+            step["orders"],
+            fmt(num(&step["sagas_per_sec"]), 1),
+            step["http_errors"],
         );
     }
-    let mut cpu = with_prefix("cpu_secs.");
-    if !cpu.is_empty() {
-        cpu.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let wall = meta
-            .and_then(|m| m.get("closed_load_wall_secs"))
-            .and_then(Value::as_str)
-            .unwrap_or("?");
-        let placing = fmt(num(&result["closed"]["elapsed_secs"]), 1);
-        let sagas = num(&result["closed"]["completed"]).filter(|n| *n > 0.0);
-        let _ = writeln!(
-            s,
-            "\n| process: CPU during the closed-loop run ({wall} s wall, {placing} s of it placing orders, the rest settling) | CPU s | CPU ms per saga |\n|---|---:|---:|"
-        );
-        let mut total = 0.0;
-        for (process, secs) in cpu {
-            total += secs;
-            let per_saga = fmt(sagas.map(|n| secs * 1000.0 / n), 2);
-            let _ = writeln!(s, "| {process} | {secs:.1} | {per_saga} |");
-        }
-        let per_saga = fmt(sagas.map(|n| total * 1000.0 / n), 2);
-        let _ = writeln!(s, "| **all** | **{total:.1}** | **{per_saga}** |");
+}
+
+/// What a saga cost at the closed-loop maximum (`summary::costs`).
+fn costs_table(s: &mut String, result: &Value) {
+    let costs = &result["costs"];
+    let meta = &result["meta"];
+    let wall = meta["closed_load_wall_secs"].as_str().unwrap_or("?");
+    let _ = writeln!(
+        s,
+        "\n| per saga at the closed-loop maximum ({} sagas, concurrency {}; {wall} s wall, {} s of it placing orders, the rest settling) | per saga |\n|---|---:|",
+        costs["sagas"],
+        result["closed"]["concurrency"],
+        fmt(num(&result["closed"]["elapsed_secs"]), 1),
+    );
+    let mut row = |name: String, v: &Value, decimals: usize| {
+        let _ = writeln!(s, "| {name} | {} |", fmt(num(v), decimals));
+    };
+    row(
+        "**PostgreSQL write commits**, services and gateway".into(),
+        &costs["pg_write_commits_per_saga"],
+        2,
+    );
+    row(
+        "PostgreSQL write commits of the payment sandbox (an outside provider)".into(),
+        &costs["pg_sandbox_write_commits_per_saga"],
+        2,
+    );
+    row(
+        "**PostgreSQL reads** (read-only transactions)".into(),
+        &costs["pg_reads_per_saga"],
+        2,
+    );
+    for (db, v) in costs["pg_gateway_reads_per_saga_by_database"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        row(format!("… of which the gateway's, in {db}"), v, 2);
     }
-    let mut requests = with_prefix("kafka_requests.");
-    if !requests.is_empty() {
-        requests.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let sagas = num(&result["closed"]["completed"]).filter(|n| *n > 0.0);
-        let _ = writeln!(
-            s,
-            "\n| Kafka requests during the closed-loop run (the broker's counters) | requests | per saga |\n|---|---:|---:|"
-        );
-        let mut total = 0.0;
-        for (request, count) in requests {
-            total += count;
-            let per_saga = fmt(sagas.map(|n| count / n), 2);
-            let _ = writeln!(s, "| {request} | {count:.0} | {per_saga} |");
-        }
-        let per_saga = fmt(sagas.map(|n| total / n), 2);
-        let _ = writeln!(s, "| **all** | **{total:.0}** | **{per_saga}** |");
+    row(
+        "**Kafka requests** (Fetch + Produce)".into(),
+        &costs["kafka_requests_per_saga"],
+        2,
+    );
+    let mut by_type: Vec<(&String, &Value)> = costs["kafka_requests_by_type_per_saga"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .collect();
+    by_type.sort_by(|a, b| num(b.1).unwrap_or(0.0).total_cmp(&num(a.1).unwrap_or(0.0)));
+    for (request, v) in by_type {
+        row(format!("Kafka {request}"), v, 2);
     }
+    row(
+        "Kafka ListOffsets (the load's own settling probe, not the saga)".into(),
+        &costs["kafka_load_list_offsets_per_saga"],
+        2,
+    );
+    let mut cpu: Vec<(&String, &Value)> = costs["cpu_ms_per_saga"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .collect();
+    cpu.sort_by(|a, b| num(b.1).unwrap_or(0.0).total_cmp(&num(a.1).unwrap_or(0.0)));
+    for (process, v) in cpu {
+        row(format!("CPU ms, {process}"), v, 2);
+    }
+    row("**CPU ms, all**".into(), &costs["cpu_ms_per_saga_all"], 2);
+    let _ = writeln!(
+        s,
+        "\nBest closed-loop sagas/s ÷ the PostgreSQL commit ceiling: {}",
+        fmt(num(&result["sagas_per_pg_commit_ceiling"]), 3)
+    );
 }
 
 pub fn run(args: &BenchReportArgs) -> anyhow::Result<()> {
@@ -277,18 +305,22 @@ pub fn run(args: &BenchReportArgs) -> anyhow::Result<()> {
     let pg = read(&args.pg)?;
     let closed = read(&args.closed)?;
     let open = read(&args.open)?;
-    let curve = args
-        .curve
-        .iter()
-        .map(|path| read(path))
-        .collect::<anyhow::Result<Vec<Value>>>()?;
+    let read_all = |paths: &[std::path::PathBuf]| {
+        paths
+            .iter()
+            .map(|path| read(path))
+            .collect::<anyhow::Result<Vec<Value>>>()
+    };
+    let curve_runs = read_all(&args.curve)?;
+    let ramp_steps = read_all(&args.ramp)?;
     let rss: BTreeMap<String, Value> = args
         .rss
         .iter()
         .map(|(name, idle, peak)| (name.clone(), json!({"idle": idle, "peak": peak})))
         .collect();
     let meta: BTreeMap<String, String> = args.meta.iter().cloned().collect();
-    let result = json!({
+    let summary = summary::summary(&closed, &ramp_steps, &curve_runs, &pg, &json!(meta));
+    let mut result = json!({
         "meta": meta,
         "ratios": {
             "closed": ratios(&closed, &kafka, &pg),
@@ -298,9 +330,12 @@ pub fn run(args: &BenchReportArgs) -> anyhow::Result<()> {
         "pg": pg,
         "closed": closed,
         "open": open,
-        "curve": curve,
+        "curve_runs": curve_runs,
         "rss_kb": rss,
     });
+    if let Some(object) = result.as_object_mut() {
+        object.extend(summary);
+    }
     write_json(&args.out, &result)?;
     print!("{}", markdown(&result));
     Ok(())
@@ -326,14 +361,24 @@ mod tests {
     }
 
     #[test]
-    fn the_table_names_runs_ratios_and_memory() {
+    fn the_table_names_runs_ramp_curve_costs_and_memory() {
         let load = |mode: Value| {
             let mut l = json!({
                 "sagas_per_sec": 50.0,
                 "latency_ms": {"p50": 40.0, "p90": 60.0, "p99": 90.0, "max": 120.0},
-                "costs": {"kafka_messages_per_saga": 8.0, "pg_transactions_per_saga": 20.0, "pg_statements_per_saga": 61.5},
+                "costs": {
+                    "kafka_messages_per_saga": 8.0,
+                    "pg_transactions_per_saga": 20.0,
+                    "pg_statements_per_saga": 61.5,
+                    "pg_write_commits_per_saga": 0.55,
+                    "pg_sandbox_write_commits_per_saga": 1.0,
+                    "pg_reads_per_saga": 0.3,
+                    "pg_statements_per_saga_by_role": {"chorus_order/chorus_gateway_ro": 0.25},
+                },
                 "outcomes": {"CONFIRMED": 9},
                 "completed": 1000,
+                "orders": 1000,
+                "elapsed_secs": 20.0,
                 "http_errors": {},
             });
             l.as_object_mut()
@@ -341,47 +386,69 @@ mod tests {
                 .extend(mode.as_object().unwrap().clone());
             l
         };
-        let result = json!({
+        let closed = load(json!({"mode": "closed", "concurrency": 64}));
+        let pg = json!({"transactions_per_sec": 2000.0, "connections": 50});
+        let meta = json!({
+            "cpu_secs.postgres": "12.5",
+            "cpu_secs.order": "3.0",
+            "closed_load_wall_secs": "25.0",
+            "kafka_requests.Produce": "1500",
+            "kafka_requests.Fetch": "2500",
+            "kafka_requests.ListOffsets": "300",
+        });
+        let mut result = json!({
             "kafka": {"produce_consume_per_sec": 40000.0, "message_bytes": 180},
-            "pg": {"transactions_per_sec": 2000.0, "connections": 50},
-            "closed": load(json!({"mode": "closed", "concurrency": 64})),
-            "open": load(json!({"mode": "open", "rate": 25.0})),
-            "curve": [
-                load(json!({"mode": "open", "rate": 50.0})),
-                load(json!({"mode": "open", "rate": 12.5})),
-            ],
+            "pg": pg,
+            "closed": closed,
+            "open": load(json!({"mode": "open", "rate": 25.0, "offered_per_sec": 25.0})),
             "ratios": {"closed": {"kafka": 0.01, "pg": 0.5}, "open": {"kafka": 0.005, "pg": 0.25}},
             "rss_kb": {"order": {"idle": 10240, "peak": 20480}},
-            "meta": {
-                "cpu_secs.postgres": "12.5",
-                "cpu_secs.order": "3.0",
-                "closed_load_wall_secs": "20.0",
-                "kafka_requests.Produce": "1500",
-                "kafka_requests.Fetch": "2500",
-                "ramp_sagas_per_sec.concurrency_96": "80.0",
-                "ramp_sagas_per_sec.concurrency_24": "90.5",
-            },
+            "meta": meta,
         });
+        let summary = summary::summary(
+            &result["closed"],
+            &[
+                load(json!({"mode": "closed", "concurrency": 96, "sagas_per_sec": 40.0})),
+                load(json!({"mode": "closed", "concurrency": 64, "sagas_per_sec": 55.0})),
+            ],
+            &[
+                load(
+                    json!({"mode": "open", "label": "curve-0.5", "offered_per_sec": 25.0, "sagas_per_sec": 25.0}),
+                ),
+                load(
+                    json!({"mode": "open", "label": "curve-0.1", "offered_per_sec": 5.0, "sagas_per_sec": 5.0}),
+                ),
+            ],
+            &pg,
+            &meta,
+        );
+        result.as_object_mut().unwrap().extend(summary);
         let md = markdown(&result);
         assert!(md.contains("| closed loop, concurrency 64 | 50.0 | 40 | 60 | 90 | 120 | 8.00 | 20.00 | 61.5 | 1.0 % | 50.0 % | CONFIRMED 9 | none |"), "{md}");
-        assert!(
-            md.contains("| 12.5 | 50.0 | 40 | 60 | 90 | 120 | 0 |\n| 50.0 | 50.0 |"),
-            "{md}"
-        );
         assert!(md.contains("open loop, 25.0 orders/s offered"), "{md}");
         assert!(
-            md.contains("| **Kafka produce + consume** (the Kafka ceiling) | **40000** |"),
-            "{md}"
-        );
-        assert!(md.contains("| order | 10.0 | 20.0 |"), "{md}");
-        assert!(md.contains("24 → 90.5, 96 → 80.0"), "{md}");
-        assert!(
-            md.contains("| postgres | 12.5 | 12.50 |\n| order | 3.0 | 3.00 |\n| **all** | **15.5** | **15.50** |"),
+            md.contains("| 64 | 1000 | 55.0 | 0 |\n| 96 | 1000 | 40.0 | 0 |"),
             "{md}"
         );
         assert!(
-            md.contains("| Fetch | 2500 | 2.50 |\n| Produce | 1500 | 1.50 |\n| **all** | **4000** | **4.00** |"),
+            md.contains("| 0.10 | 5.0 | 5.0 | 40 | 60 | 90 | 120 | 0 |\n| 0.50 | 25.0 | 25.0 |"),
             "{md}"
         );
+        for row in [
+            "| **PostgreSQL write commits**, services and gateway | 0.55 |",
+            "| PostgreSQL write commits of the payment sandbox (an outside provider) | 1.00 |",
+            "| **PostgreSQL reads** (read-only transactions) | 0.30 |",
+            "| … of which the gateway's, in chorus_order | 0.25 |",
+            "| **Kafka requests** (Fetch + Produce) | 4.00 |",
+            "| Kafka Fetch | 2.50 |\n| Kafka Produce | 1.50 |",
+            "| Kafka ListOffsets (the load's own settling probe, not the saga) | 0.30 |",
+            "| CPU ms, postgres | 12.50 |\n| CPU ms, order | 3.00 |\n| **CPU ms, all** | 15.50 |",
+            "1000 sagas, concurrency 64; 25.0 s wall, 20.0 s of it placing orders",
+            "commit ceiling: 0.025",
+            "| **Kafka produce + consume** (the Kafka ceiling) | **40000** |",
+            "| order | 10.0 | 20.0 |",
+        ] {
+            assert!(md.contains(row), "{row}\n{md}");
+        }
     }
 }

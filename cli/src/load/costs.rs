@@ -1,8 +1,10 @@
 //! What a saga costs the infrastructure, measured rather than guessed:
 //! messages appended to the chorus topics (the sum of their high watermarks)
-//! transactions committed in the chorus databases (`pg_stat_database`) and,
-//! where the stack loads `pg_stat_statements`, the statements they executed,
-//! read once the system has settled before and after a run.
+//! transactions committed in the chorus databases (`pg_stat_database`), the
+//! cluster's transaction-id counter (every transaction that wrote takes one
+//! id) and, where the stack loads `pg_stat_statements`, the statements they
+//! executed, read once the system has settled before and after a run.
+//! `super::pg_split` turns two readings into write commits and reads.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -70,6 +72,10 @@ pub async fn kafka_settled(
     Ok(last)
 }
 
+/// Databases the integration tests create on the same cluster
+/// (`chorus_test_<uuid>`): never the services', so never counted as theirs.
+const TEST_DATABASES: &str = "chorus\\_test\\_%";
+
 /// Reads committed transactions, summed over the databases matching `like`.
 pub struct PgCounter {
     conn: PgConnection,
@@ -91,9 +97,11 @@ impl PgCounter {
     /// counters at most once a second, so read it a moment after the activity stopped.
     pub async fn commits(&mut self) -> anyhow::Result<BTreeMap<String, i64>> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT datname::text, xact_commit FROM pg_stat_database WHERE datname LIKE $1",
+            "SELECT datname::text, xact_commit FROM pg_stat_database \
+             WHERE datname LIKE $1 AND datname NOT LIKE $2",
         )
         .bind(&self.like)
+        .bind(TEST_DATABASES)
         .fetch_all(&mut self.conn)
         .await
         .context("reading pg_stat_database")?;
@@ -116,9 +124,10 @@ impl PgCounter {
         let rows: Vec<(String, i64)> = match sqlx::query_as(
             "SELECT d.datname::text, sum(s.calls)::bigint \
              FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
-             WHERE d.datname LIKE $1 GROUP BY d.datname",
+             WHERE d.datname LIKE $1 AND d.datname NOT LIKE $2 GROUP BY d.datname",
         )
         .bind(&self.like)
+        .bind(TEST_DATABASES)
         .fetch_all(&mut self.conn)
         .await
         {
@@ -131,6 +140,100 @@ impl PgCounter {
         };
         Ok(Some(rows.into_iter().collect()))
     }
+
+    /// The cluster's next transaction id, the rolled-back transactions of
+    /// the counted databases, and every other database's transactions (but
+    /// the probe's own): what `super::pg_split` needs besides the commits.
+    pub async fn transaction_ids(&mut self) -> anyhow::Result<PgTransactionIds> {
+        // pg_current_snapshot() takes no transaction id of its own.
+        let next_xid: i64 =
+            sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+                .fetch_one(&mut self.conn)
+                .await
+                .context("reading the transaction-id counter")?;
+        let rollbacks: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(xact_rollback), 0)::bigint FROM pg_stat_database \
+             WHERE datname LIKE $1 AND datname NOT LIKE $2",
+        )
+        .bind(&self.like)
+        .bind(TEST_DATABASES)
+        .fetch_one(&mut self.conn)
+        .await
+        .context("reading pg_stat_database")?;
+        let others: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT datname::text, (xact_commit + xact_rollback)::bigint FROM pg_stat_database \
+             WHERE datname IS NOT NULL AND datname <> current_database() \
+             AND NOT (datname LIKE $1 AND datname NOT LIKE $2)",
+        )
+        .bind(&self.like)
+        .bind(TEST_DATABASES)
+        .fetch_all(&mut self.conn)
+        .await
+        .context("reading pg_stat_database")?;
+        Ok(PgTransactionIds {
+            next_xid,
+            rollbacks,
+            others: others.into_iter().collect(),
+        })
+    }
+
+    /// The payment sandbox's statements (it stands for an outside provider,
+    /// so its cost is reported apart), and every statement by database and
+    /// role; `None` without `pg_stat_statements` (see `statements`).
+    pub async fn statement_detail(&mut self) -> anyhow::Result<Option<PgStatementDetail>> {
+        if self.statements().await?.is_none() {
+            return Ok(None);
+        }
+        // The sandbox's statements name its tables; those that insert,
+        // update or delete are its writes (each its own autocommit today).
+        let (sandbox_writes, sandbox_reads): (i64, i64) = sqlx::query_as(
+            "SELECT coalesce(sum(s.calls) FILTER (WHERE s.query ~* '\\m(insert|update|delete)\\M'), 0)::bigint, \
+                    coalesce(sum(s.calls) FILTER (WHERE s.query !~* '\\m(insert|update|delete)\\M'), 0)::bigint \
+             FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
+             WHERE d.datname LIKE $1 AND d.datname NOT LIKE $2 \
+             AND s.query ~* '\\msandbox_(calls|charges)\\M'",
+        )
+        .bind(&self.like)
+        .bind(TEST_DATABASES)
+        .fetch_one(&mut self.conn)
+        .await
+        .context("reading pg_stat_statements")?;
+        let by_role: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT d.datname || '/' || coalesce(r.rolname, s.userid::text), sum(s.calls)::bigint \
+             FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
+             LEFT JOIN pg_roles r ON r.oid = s.userid \
+             WHERE d.datname LIKE $1 AND d.datname NOT LIKE $2 GROUP BY 1",
+        )
+        .bind(&self.like)
+        .bind(TEST_DATABASES)
+        .fetch_all(&mut self.conn)
+        .await
+        .context("reading pg_stat_statements")?;
+        Ok(Some(PgStatementDetail {
+            sandbox_writes,
+            sandbox_reads,
+            by_role: by_role.into_iter().collect(),
+        }))
+    }
+}
+
+/// What the transaction-id counter and `pg_stat_database` say besides commits.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PgTransactionIds {
+    /// `pg_snapshot_xmax(pg_current_snapshot())`: the next id to be taken.
+    pub next_xid: i64,
+    /// `xact_rollback` summed over the counted databases.
+    pub rollbacks: i64,
+    /// `xact_commit + xact_rollback` of every other database but the probe's own.
+    pub others: BTreeMap<String, i64>,
+}
+
+/// `pg_stat_statements` calls of the sandbox, and by `database/role`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PgStatementDetail {
+    pub sandbox_writes: i64,
+    pub sandbox_reads: i64,
+    pub by_role: BTreeMap<String, i64>,
 }
 
 /// The cost counters at one moment.
@@ -138,6 +241,8 @@ pub struct Counts {
     pub kafka: BTreeMap<String, i64>,
     pub pg: Option<BTreeMap<String, i64>>,
     pub pg_statements: Option<BTreeMap<String, i64>>,
+    pub pg_ids: Option<PgTransactionIds>,
+    pub pg_detail: Option<PgStatementDetail>,
     pub at: Instant,
 }
 
@@ -161,14 +266,21 @@ impl CostProbe {
         )
         .await?;
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let (pg, pg_statements) = match &mut self.pg {
-            Some(pg) => (Some(pg.commits().await?), pg.statements().await?),
-            None => (None, None),
+        let (pg, pg_statements, pg_ids, pg_detail) = match &mut self.pg {
+            Some(pg) => (
+                Some(pg.commits().await?),
+                pg.statements().await?,
+                Some(pg.transaction_ids().await?),
+                pg.statement_detail().await?,
+            ),
+            None => (None, None, None, None),
         };
         Ok(Counts {
             kafka,
             pg,
             pg_statements,
+            pg_ids,
+            pg_detail,
             at: Instant::now(),
         })
     }

@@ -11,6 +11,7 @@
 mod catalogue;
 pub mod costs;
 mod order;
+pub mod pg_split;
 mod report;
 pub mod stats;
 
@@ -223,7 +224,32 @@ async fn costs_of_run(
         .as_ref()
         .zip(after.pg_statements.as_ref())
         .map(|(b, a)| stats::deltas_per_saga(b, a, sagas));
+    let split = match (&before.pg, &after.pg, &before.pg_ids, &after.pg_ids) {
+        (Some(cb), Some(ca), Some(ib), Some(ia)) => Some(pg_split::split(
+            (cb, ca),
+            (ib, ia),
+            (before.pg_detail.as_ref(), after.pg_detail.as_ref()),
+        )),
+        _ => None,
+    };
+    let per = |n: Option<i64>| n.and_then(|n| stats::per_saga(n, sagas));
+    let split = split.unwrap_or_default();
     Ok(CostReport {
+        pg_write_transactions: before.pg_ids.as_ref().map(|_| split.write_transactions),
+        pg_write_commits: split.write_commits,
+        pg_write_commits_per_saga: per(split.write_commits),
+        pg_sandbox_write_commits: split.sandbox_write_commits,
+        pg_sandbox_write_commits_per_saga: per(split.sandbox_write_commits),
+        pg_sandbox_reads_per_saga: per(split.sandbox_reads),
+        pg_reads: split.reads,
+        pg_reads_per_saga: per(split.reads),
+        pg_rollbacks: before.pg_ids.as_ref().map(|_| split.rollbacks),
+        pg_other_database_transactions: split.other_databases,
+        pg_statements_per_saga_by_role: pg_split::by_role_per_saga(
+            before.pg_detail.as_ref(),
+            after.pg_detail.as_ref(),
+            sagas,
+        ),
         kafka_messages,
         kafka_messages_per_saga: stats::per_saga(kafka_messages, sagas),
         kafka_messages_per_saga_by_topic: kafka_by_topic,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::ProgressBar;
+use reqwest::header::{HeaderValue, RETRY_AFTER};
 use reqwest::{Client, StatusCode, Url};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -81,6 +82,17 @@ fn error_label(e: &reqwest::Error) -> String {
     } else {
         "transport".into()
     }
+}
+
+/// How long to wait before asking again after a refused status request:
+/// the answer's `Retry-After` seconds (at most 5), or 100 ms without one.
+pub fn retry_delay(retry_after: Option<&HeaderValue>) -> Duration {
+    retry_after
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::from_millis(100), |secs| {
+            Duration::from_secs(secs.min(5))
+        })
 }
 
 /// What became of one order.
@@ -210,7 +222,10 @@ async fn follow(
             },
             Ok(r) => {
                 ctx.error(r.status().as_u16().to_string());
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // As a storefront would: an overloaded gateway's Retry-After
+                // is honoured, so a thousand waiting orders do not retry it
+                // ten times a second each and measure their own storm.
+                tokio::time::sleep(retry_delay(r.headers().get(RETRY_AFTER))).await;
                 continue;
             }
             Err(e) => {
@@ -224,5 +239,25 @@ async fn follow(
             return Ok(order);
         }
         seen = status;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_status_request_waits_as_the_gateway_asks() {
+        let after = |v: &str| retry_delay(Some(&HeaderValue::from_str(v).unwrap()));
+        assert_eq!(after("1"), Duration::from_secs(1));
+        assert_eq!(after(" 2 "), Duration::from_secs(2));
+        // A gateway asking for minutes is not followed past a few seconds.
+        assert_eq!(after("3600"), Duration::from_secs(5));
+        // No header, or one that is not whole seconds (an HTTP date): a short pause.
+        assert_eq!(retry_delay(None), Duration::from_millis(100));
+        assert_eq!(
+            after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Duration::from_millis(100)
+        );
     }
 }

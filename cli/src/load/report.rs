@@ -114,6 +114,28 @@ pub struct CostReport {
     pub pg_statements: Option<i64>,
     pub pg_statements_per_saga: Option<f64>,
     pub pg_statements_per_saga_by_database: BTreeMap<String, f64>,
+    /// Transaction ids taken during the run: every transaction that wrote,
+    /// cluster-wide, the payment sandbox's included (see `pg_split`).
+    pub pg_write_transactions: Option<i64>,
+    /// Write commits of the services and the gateway (the sandbox's taken out).
+    pub pg_write_commits: Option<i64>,
+    pub pg_write_commits_per_saga: Option<f64>,
+    /// The payment sandbox's own write commits: it stands for an outside provider.
+    pub pg_sandbox_write_commits: Option<i64>,
+    pub pg_sandbox_write_commits_per_saga: Option<f64>,
+    pub pg_sandbox_reads_per_saga: Option<f64>,
+    /// Read-only transactions of the services and the gateway (status
+    /// answers, the long-poll poller, clocks that found nothing to do).
+    pub pg_reads: Option<i64>,
+    pub pg_reads_per_saga: Option<f64>,
+    /// Rolled back in the chorus databases: reads are low by at most this many.
+    pub pg_rollbacks: Option<i64>,
+    /// Transactions of other databases during the run (their writes would
+    /// count as writes here); empty when nothing else used the cluster.
+    pub pg_other_database_transactions: BTreeMap<String, i64>,
+    /// Statements per saga by `database/role` (`BEGIN` and `COMMIT` included):
+    /// the gateway's reads are its read-only role's.
+    pub pg_statements_per_saga_by_role: BTreeMap<String, f64>,
 }
 
 /// Writes `value` as pretty JSON, creating the parent directory.
@@ -206,6 +228,35 @@ fn render_costs(s: &mut String, c: &CostReport) {
             opt(c.pg_transactions_per_saga),
             c.pg_transactions.map_or("-".to_string(), |t| t.to_string()),
             opt(c.pg_idle_transactions_per_sec)
+        ),
+    );
+    row(
+        s,
+        "PostgreSQL write commits per saga",
+        format!(
+            "{} (payment sandbox apart: {}; {} ids taken in all)",
+            opt(c.pg_write_commits_per_saga),
+            opt(c.pg_sandbox_write_commits_per_saga),
+            c.pg_write_transactions
+                .map_or("-".to_string(), |t| t.to_string()),
+        ),
+    );
+    row(
+        s,
+        "PostgreSQL reads per saga",
+        format!(
+            "{} ({} rolled back; other databases: {})",
+            opt(c.pg_reads_per_saga),
+            c.pg_rollbacks.map_or("-".to_string(), |t| t.to_string()),
+            if c.pg_other_database_transactions.is_empty() {
+                "none".to_string()
+            } else {
+                c.pg_other_database_transactions
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
         ),
     );
     row(
