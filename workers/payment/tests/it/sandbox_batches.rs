@@ -445,3 +445,59 @@ fn a_call_whose_batcher_stops_is_answered_unavailable_and_the_next_call_starts_a
     });
     other.join().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_and_a_void_of_one_key_in_one_batch_leave_nothing_standing() {
+    let db = TestDb::create(&[&chorus_payment::MIGRATOR]).await;
+    let sandbox = SandboxProvider::new(db.pool.clone());
+    // The first call's batch waits for the lock; the charge and the void
+    // queue behind it and share the next batch, which charges before it voids.
+    let mut lock = db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE sandbox_calls IN EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let first = {
+        let sandbox = sandbox.clone();
+        tokio::spawn(async move {
+            sandbox
+                .authorize(&request("first", "5.00", "EUR", "tok_ok"))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let charge = {
+        let sandbox = sandbox.clone();
+        tokio::spawn(async move {
+            sandbox
+                .authorize(&request("both", "5.00", "EUR", "tok_ok"))
+                .await
+        })
+    };
+    let void = {
+        let sandbox = sandbox.clone();
+        tokio::spawn(async move {
+            sandbox
+                .void(&VoidRequest {
+                    order_id: "both".into(),
+                    authorization_id: None,
+                })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.rollback().await.unwrap();
+
+    assert!(first.await.unwrap().is_ok());
+    assert!(charge.await.unwrap().is_ok());
+    assert_eq!(void.await.unwrap(), Ok(Voided::Voided));
+    assert_eq!(
+        sandbox.batch_stats().batches,
+        2,
+        "{:?}",
+        sandbox.batch_stats()
+    );
+    assert_eq!(sandbox.charges("both").await.unwrap(), 1);
+    assert_eq!(sandbox.standing_charges("both").await.unwrap(), 0);
+    assert_eq!(sandbox.calls("both").await.unwrap(), 2);
+}
