@@ -15,6 +15,7 @@ mod gateway_process;
 mod logs;
 mod otlp;
 mod payment_orphans;
+mod payment_sandbox_batches;
 mod provider_answers;
 mod registry_misrouted;
 mod rolling_restart;

@@ -2,20 +2,27 @@
 //! driven by the payment token.
 //!
 //! It behaves like an external provider would: its books (`sandbox_charges`,
-//! `sandbox_calls`) are written through its own pool connection, so a worker
+//! `sandbox_calls`) are written through its own pool connections, so a worker
 //! transaction that rolls back does not un-charge, and the same idempotency key
-//! charges once and returns the same authorization however often it is asked.
-//! A void marks the key's charge voided (`voided_at`); it records no token.
+//! charges once and returns the same authorization however often and however
+//! concurrently it is asked. A void marks the key's charge voided
+//! (`voided_at`); it records no token. The calls that arrive together are
+//! written in one transaction ([`batch`]): an outside service's cost, paid
+//! per batch rather than per call.
 
+mod batch;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use chorus_runtime::error_chain;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use super::{
     Authorization, AuthorizationRequest, PaymentProvider, ProviderError, VoidRequest, Voided,
 };
+pub use batch::{BatchStats, MAX_BATCH};
+use batch::{Entry, Ledger, Recorded};
 
 /// Approves.
 pub const TOKEN_APPROVE: &str = "tok_ok";
@@ -27,12 +34,23 @@ pub const TOKEN_UNAVAILABLE: &str = "tok_unavailable";
 #[derive(Debug, Clone)]
 pub struct SandboxProvider {
     pool: PgPool,
+    ledger: Arc<Ledger>,
 }
 
 impl SandboxProvider {
-    /// A sandbox keeping its books through `pool`.
+    /// A sandbox keeping its books through `pool`, [`MAX_BATCH`] calls a
+    /// transaction at most.
     pub fn new(pool: PgPool) -> SandboxProvider {
-        SandboxProvider { pool }
+        SandboxProvider::batching(pool, MAX_BATCH)
+    }
+
+    /// A sandbox writing at most `max_batch` calls a transaction (1: a
+    /// transaction per call).
+    pub fn batching(pool: PgPool, max_batch: usize) -> SandboxProvider {
+        SandboxProvider {
+            ledger: Arc::new(Ledger::new(pool.clone(), max_batch)),
+            pool,
+        }
     }
 
     /// A sandbox with a small pool of its own to `worker_pool`'s database, so
@@ -44,7 +62,7 @@ impl SandboxProvider {
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(options);
-        SandboxProvider { pool }
+        SandboxProvider::new(pool)
     }
 
     /// How many calls the sandbox received for `idempotency_key`.
@@ -73,73 +91,17 @@ impl SandboxProvider {
         .await
     }
 
-    async fn record_call(&self, key: &str, kind: &str) -> Result<(), ProviderError> {
-        sqlx::query("INSERT INTO sandbox_calls (idempotency_key, kind) VALUES ($1, $2)")
-            .bind(key)
-            .bind(kind)
-            .execute(&self.pool)
-            .await
-            .map_err(ledger_unavailable)?;
-        Ok(())
-    }
-
-    /// Records the call and charges once per idempotency key, in one
-    /// statement; a repeat reads back the first charge.
-    async fn charge(&self, request: &AuthorizationRequest) -> Result<Authorization, ProviderError> {
-        let new_id = format!("sbx_{}", uuid::Uuid::new_v4().simple());
-        // The last SELECT sees the table as it was when the statement began:
-        // the row inserted here comes from `charged`, an earlier one from the
-        // table. A charge committed by a concurrent call after that instant
-        // is in neither, and is read by the fallback below.
-        let found: Option<(rust_decimal::Decimal, String, String)> = sqlx::query_as(
-            "WITH called AS (
-                 INSERT INTO sandbox_calls (idempotency_key, kind) VALUES ($1, 'authorize')
-             ), charged AS (
-                 INSERT INTO sandbox_charges (idempotency_key, amount, currency, authorization_id)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (idempotency_key) DO NOTHING
-                 RETURNING amount, currency, authorization_id
-             )
-             SELECT amount, currency, authorization_id FROM charged
-             UNION ALL
-             SELECT amount, currency, authorization_id FROM sandbox_charges
-             WHERE idempotency_key = $1
-             LIMIT 1",
-        )
-        .bind(request.idempotency_key())
-        .bind(request.amount)
-        .bind(&request.currency)
-        .bind(&new_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(ledger_unavailable)?;
-        let (amount, currency, authorization_id) = match found {
-            Some(charge) => charge,
-            None => sqlx::query_as(
-                "SELECT amount, currency, authorization_id FROM sandbox_charges
-                 WHERE idempotency_key = $1",
-            )
-            .bind(request.idempotency_key())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(ledger_unavailable)?,
-        };
-        // Like a real provider, refuse to reuse a key for a different charge.
-        if amount != request.amount || currency != request.currency {
-            return Err(ProviderError::Declined {
-                reason: format!(
-                    "idempotency key already used for {amount} {currency}, not {} {}",
-                    request.amount, request.currency
-                ),
-            });
-        }
-        Ok(Authorization { authorization_id })
+    /// How many batches the sandbox wrote its books in, and how many calls.
+    pub fn batch_stats(&self) -> BatchStats {
+        self.ledger.stats()
     }
 }
 
-fn ledger_unavailable(e: sqlx::Error) -> ProviderError {
+/// The ledger answers each entry in kind; anything else is its bug, and
+/// the call is asked again rather than answered wrongly.
+fn misanswered(answer: Recorded) -> ProviderError {
     ProviderError::Unavailable {
-        cause: format!("sandbox ledger: {}", error_chain(&e)),
+        cause: format!("sandbox ledger: unexpected answer {answer:?}"),
     }
 }
 
@@ -148,37 +110,52 @@ impl PaymentProvider for SandboxProvider {
         &self,
         request: &AuthorizationRequest,
     ) -> Result<Authorization, ProviderError> {
-        if request.token == TOKEN_APPROVE {
-            return self.charge(request).await;
+        let key = request.idempotency_key().to_string();
+        if request.token != TOKEN_APPROVE {
+            self.ledger.record(Entry::Call { key }).await?;
+            return Err(match request.token.as_str() {
+                TOKEN_DECLINE => ProviderError::Declined {
+                    reason: "card declined".to_string(),
+                },
+                TOKEN_UNAVAILABLE => ProviderError::Unavailable {
+                    cause: "sandbox: tok_unavailable never gets through".to_string(),
+                },
+                _ => ProviderError::Declined {
+                    reason: "unknown token".to_string(),
+                },
+            });
         }
-        self.record_call(request.idempotency_key(), "authorize")
-            .await?;
-        match request.token.as_str() {
-            TOKEN_DECLINE => Err(ProviderError::Declined {
-                reason: "card declined".to_string(),
-            }),
-            TOKEN_UNAVAILABLE => Err(ProviderError::Unavailable {
-                cause: "sandbox: tok_unavailable never gets through".to_string(),
-            }),
-            _ => Err(ProviderError::Declined {
-                reason: "unknown token".to_string(),
-            }),
+        let entry = Entry::Charge {
+            key,
+            amount: request.amount,
+            currency: request.currency.clone(),
+        };
+        let charge = match self.ledger.record(entry).await? {
+            Recorded::Charge(charge) => charge,
+            other => return Err(misanswered(other)),
+        };
+        // Like a real provider, refuse to reuse a key for a different charge.
+        if charge.amount != request.amount || charge.currency != request.currency {
+            return Err(ProviderError::Declined {
+                reason: format!(
+                    "idempotency key already used for {} {}, not {} {}",
+                    charge.amount, charge.currency, request.amount, request.currency
+                ),
+            });
         }
+        Ok(Authorization {
+            authorization_id: charge.authorization_id,
+        })
     }
 
     async fn void(&self, request: &VoidRequest) -> Result<Voided, ProviderError> {
-        let voided: Option<String> = sqlx::query_scalar(
-            "WITH called AS (
-                 INSERT INTO sandbox_calls (idempotency_key, kind) VALUES ($1, 'void')
-             )
-             UPDATE sandbox_charges SET voided_at = COALESCE(voided_at, now())
-             WHERE idempotency_key = $1
-             RETURNING authorization_id",
-        )
-        .bind(&request.order_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(ledger_unavailable)?;
+        let entry = Entry::Void {
+            key: request.order_id.clone(),
+        };
+        let voided = match self.ledger.record(entry).await? {
+            Recorded::Void(voided) => voided,
+            other => return Err(misanswered(other)),
+        };
         match voided {
             None => Ok(Voided::NothingToVoid),
             Some(found) => match &request.authorization_id {

@@ -4,4 +4,5 @@
 mod handler;
 mod http_provider;
 mod sandbox;
+mod sandbox_batches;
 mod support;
