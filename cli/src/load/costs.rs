@@ -184,11 +184,16 @@ impl PgCounter {
         if self.statements().await?.is_none() {
             return Ok(None);
         }
-        // The sandbox's statements name its tables; those that insert,
-        // update or delete are its writes (each its own autocommit today).
+        // The sandbox's statements name its tables. It records the calls
+        // that arrive together in one transaction, and every such
+        // transaction records its calls with one `INSERT INTO
+        // sandbox_calls`: those statements are its write commits. Its
+        // batch's read-back (`= ANY(...)`) runs inside that transaction;
+        // any other read of its tables is a transaction of its own.
         let (sandbox_writes, sandbox_reads): (i64, i64) = sqlx::query_as(
-            "SELECT coalesce(sum(s.calls) FILTER (WHERE s.query ~* '\\m(insert|update|delete)\\M'), 0)::bigint, \
-                    coalesce(sum(s.calls) FILTER (WHERE s.query !~* '\\m(insert|update|delete)\\M'), 0)::bigint \
+            "SELECT coalesce(sum(s.calls) FILTER (WHERE s.query ~* '\\minsert\\s+into\\s+sandbox_calls\\M'), 0)::bigint, \
+                    coalesce(sum(s.calls) FILTER (WHERE s.query !~* '\\m(insert|update|delete)\\M' \
+                                                  AND s.query !~* '=\\s*any\\s*\\('), 0)::bigint \
              FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
              WHERE d.datname LIKE $1 AND d.datname NOT LIKE $2 \
              AND s.query ~* '\\msandbox_(calls|charges)\\M'",

@@ -6,8 +6,8 @@
 //!   one does not, so Δ(next transaction id) counts the transactions that
 //!   wrote, cluster-wide;
 //! - the payment sandbox stands for an outside provider: its write
-//!   statements (each its own autocommit, counted by `pg_stat_statements`)
-//!   are taken out and reported apart;
+//!   transactions (one per batch of calls, counted by `pg_stat_statements`
+//!   as its statements that record calls) are taken out and reported apart;
 //! - reads = Δ commits of the counted databases − Δ transaction ids − the
 //!   sandbox's reads.
 //!
