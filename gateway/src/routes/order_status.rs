@@ -148,7 +148,7 @@ pub async fn get_order(
     };
     let known = state.inner.status_watch.known();
     let Some(seen) = seen.filter(|_| wait > 0) else {
-        let (owner, found) = read(&state, &caller, uuid).await?;
+        let (owner, found) = read(&state, &caller, &order_id, uuid).await?;
         known.record_owner(uuid, &owner);
         return Ok(Json(found.into_view()?));
     };
@@ -161,7 +161,7 @@ pub async fn get_order(
         let start = starting_point(order.last_read, &seen);
         return wait_for_change(&state, &caller, uuid, &seen, deadline, start).await;
     }
-    let (owner, found) = read(&state, &caller, uuid).await?;
+    let (owner, found) = read(&state, &caller, &order_id, uuid).await?;
     known.record_owner(uuid, &owner);
     let status = found.status();
     if !seen.matches(status) || is_final(status) {
@@ -272,8 +272,14 @@ impl Found {
 /// The order and its owner if `caller` may see it (its owner or an admin);
 /// otherwise 404, never 403, so ids of other customers' orders are not
 /// confirmed to exist.
-async fn read(state: &AppState, caller: &Caller, uuid: Uuid) -> Result<(String, Found), AppError> {
-    let not_found = || not_found(&uuid.to_string());
+/// `order_id` is the id as the client wrote it, for the 404's message.
+async fn read(
+    state: &AppState,
+    caller: &Caller,
+    order_id: &str,
+    uuid: Uuid,
+) -> Result<(String, Found), AppError> {
+    let not_found = || not_found(order_id);
     let store = &state.inner.store;
     if let Some(row) = store.order_status(&uuid.to_string()).await? {
         return if visible(caller, &row.customer_id) {
@@ -311,7 +317,7 @@ pub async fn load_owned(
     let Ok(uuid) = Uuid::parse_str(order_id) else {
         return Err(not_found(order_id));
     };
-    let (owner, found) = read(state, caller, uuid).await?;
+    let (owner, found) = read(state, caller, order_id, uuid).await?;
     Ok((owner, found.into_view()?))
 }
 
