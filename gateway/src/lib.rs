@@ -9,6 +9,7 @@ pub mod extract;
 pub mod group_commit;
 pub mod kafka_login;
 pub mod key_expiry;
+pub mod known_orders;
 pub mod metrics;
 pub mod publish;
 pub mod rate_limit;

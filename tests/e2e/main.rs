@@ -12,6 +12,7 @@ mod contract;
 mod corrupt;
 mod dlq;
 mod gateway_process;
+mod gateway_reads;
 mod logs;
 mod otlp;
 mod payment_orphans;

@@ -1,8 +1,11 @@
 //! `GET /v1/orders/{order_id}`: the order service's read model, or — until
 //! that has seen the order — the gateway's own record as `PENDING`, so an
 //! order is never 404 to its owner after its 202. `?wait=&seen=` long-polls
-//! through the shared [`StatusWatch`](crate::status_watch::StatusWatch).
+//! through the shared [`StatusWatch`](crate::status_watch::StatusWatch): on
+//! an order the gateway remembers ([`KnownOrders`](crate::known_orders)),
+//! without a read of its own, the poller's reads supplying the answer.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -18,13 +21,17 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::AppError;
 use crate::extract::{PathParam, QueryParams};
+use crate::known_orders::LastRead;
 use crate::routes::openapi::{
     BadRequest, InternalError, NotFound, TooManyRequests, Unauthorized, Unavailable,
 };
+use crate::status_watch::Since;
 use crate::store::{AcceptedOrder, OrderStatusRow};
 use crate::validate::StatusName;
 
 pub const FINAL_STATUSES: [&str; 2] = ["CONFIRMED", "CANCELLED"];
+/// An order's status until the order service has seen it.
+const PENDING: &str = "PENDING";
 pub const MAX_WAIT_SECS: u64 = 30;
 
 /// An order as its customer sees it.
@@ -135,34 +142,158 @@ pub async fn get_order(
         .map(StatusName::parse)
         .transpose()
         .map_err(|m| AppError::field("seen", m))?;
-    let view = load(&state, &caller, &order_id).await?;
-    let Some(seen) = seen.filter(|s| wait > 0 && s.matches(&view.status) && !view.is_final())
-    else {
-        return Ok(Json(view));
-    };
     let deadline = Instant::now() + Duration::from_secs(wait);
+    let Ok(uuid) = Uuid::parse_str(&order_id) else {
+        return Err(not_found(&order_id));
+    };
+    let known = state.inner.status_watch.known();
+    let Some(seen) = seen.filter(|_| wait > 0) else {
+        let (owner, found) = read(&state, &caller, &order_id, uuid).await?;
+        known.record_owner(uuid, &owner);
+        return Ok(Json(found.into_view()?));
+    };
+    // An order this gateway accepted or read recently: its owner decides
+    // who may see it, and the poller's next read supplies its row.
+    if let Some(order) = known.get(uuid) {
+        if !visible(&caller, &order.owner) {
+            return Err(not_found(&order_id));
+        }
+        let start = starting_point(order.last_read, &seen);
+        return wait_for_change(&state, &caller, uuid, &seen, deadline, start).await;
+    }
+    let (owner, found) = read(&state, &caller, &order_id, uuid).await?;
+    known.record_owner(uuid, &owner);
+    let status = found.status();
+    if !seen.matches(status) || is_final(status) {
+        return Ok(Json(found.into_view()?));
+    }
+    // Read just now with the status the client has seen: the poller reads
+    // its changes since.
+    let start = match found {
+        Found::ReadModel(row) => Some(Since {
+            updated_at: row.updated_at,
+            row: Some(Arc::new(row)),
+        }),
+        Found::Accepted(_) => None,
+    };
+    wait_for_change(&state, &caller, uuid, &seen, deadline, start).await
+}
+
+/// Where a long-poll on a known order starts watching: the status the
+/// poller last read may stand in for a read only when it is the one the
+/// client has seen (and not final), and then only as the point from which
+/// changes are read; a remembered row is never an answer, as it may be
+/// stale.
+pub fn starting_point(last_read: Option<LastRead>, seen: &StatusName) -> Option<Since> {
+    last_read
+        .filter(|read| seen.matches(read.status) && !is_final(read.status))
+        .map(|read| Since {
+            updated_at: read.updated_at,
+            row: None,
+        })
+}
+
+/// Waits for a read (begun after now) to show a status other than `seen`,
+/// or a final one; at the deadline or shutdown, answers the row as the
+/// latest read found it, reading only when no read has (the read model
+/// lacks the order, or the watch started from a remembered status).
+async fn wait_for_change(
+    state: &AppState,
+    caller: &Caller,
+    uuid: Uuid,
+    seen: &StatusName,
+    deadline: Instant,
+    start: Option<Since>,
+) -> Result<Json<OrderView>, AppError> {
     let inner = &state.inner;
-    let mut watch = inner.status_watch.subscribe(&view.order_id);
+    let order_id = uuid.to_string();
+    let mut watch = inner.status_watch.subscribe(&order_id, start);
     loop {
         // A shutdown answers the current state at once instead of holding
         // the graceful drain for up to 30 s.
         tokio::select! {
-            changed = watch.row.changed() => {
+            changed = watch.changed() => {
                 if changed.is_err() {
                     break;
                 }
-                let row = watch.row.borrow_and_update().clone();
-                // The caller may see it: the first read said so.
-                if let Some(row) = row.filter(|r| !seen.matches(&r.status) || is_final(&r.status)) {
-                    return Ok(Json(from_read_model((*row).clone())?));
+                match watch.fresh() {
+                    Some(Some(row)) if !seen.matches(&row.status) || is_final(&row.status) => {
+                        return Ok(Json(from_read_model((*row).clone())?));
+                    }
+                    // Not in the read model: PENDING (accepted_orders), which
+                    // answers a client that has seen another status.
+                    Some(None) if !seen.matches(PENDING) => break,
+                    _ => {}
                 }
             }
             () = tokio::time::sleep_until(deadline) => break,
             () = inner.shutdown.cancelled() => break,
         }
     }
+    let latest = watch.confirmed_row();
     drop(watch);
-    Ok(Json(load(&state, &caller, &order_id).await?))
+    match latest {
+        Some(row) => Ok(Json(from_read_model((*row).clone())?)),
+        None => Ok(Json(load(state, caller, &order_id).await?)),
+    }
+}
+
+fn not_found(order_id: &str) -> AppError {
+    AppError::NotFound(format!("no order {order_id}"))
+}
+
+fn visible(caller: &Caller, owner: &str) -> bool {
+    caller.is_admin() || owner == caller.subject()
+}
+
+/// An order as read: the read model's row, or (until that has it) the
+/// gateway's own record.
+enum Found {
+    ReadModel(OrderStatusRow),
+    Accepted(AcceptedOrder),
+}
+
+impl Found {
+    fn status(&self) -> &str {
+        match self {
+            Found::ReadModel(row) => &row.status,
+            Found::Accepted(_) => PENDING,
+        }
+    }
+
+    fn into_view(self) -> Result<OrderView, AppError> {
+        match self {
+            Found::ReadModel(row) => from_read_model(row),
+            Found::Accepted(row) => from_accepted(row),
+        }
+    }
+}
+
+/// The order and its owner if `caller` may see it (its owner or an admin);
+/// otherwise 404, never 403, so ids of other customers' orders are not
+/// confirmed to exist.
+/// `order_id` is the id as the client wrote it, for the 404's message.
+async fn read(
+    state: &AppState,
+    caller: &Caller,
+    order_id: &str,
+    uuid: Uuid,
+) -> Result<(String, Found), AppError> {
+    let not_found = || not_found(order_id);
+    let store = &state.inner.store;
+    if let Some(row) = store.order_status(&uuid.to_string()).await? {
+        return if visible(caller, &row.customer_id) {
+            Ok((row.customer_id.clone(), Found::ReadModel(row)))
+        } else {
+            Err(not_found())
+        };
+    }
+    match store.published_order(uuid).await? {
+        Some(row) if visible(caller, &row.customer_id) => {
+            Ok((row.customer_id.clone(), Found::Accepted(row)))
+        }
+        _ => Err(not_found()),
+    }
 }
 
 /// The order if `caller` may see it (its owner or an admin); otherwise 404,
@@ -183,25 +314,11 @@ pub async fn load_owned(
     caller: &Caller,
     order_id: &str,
 ) -> Result<(String, OrderView), AppError> {
-    let not_found = || AppError::NotFound(format!("no order {order_id}"));
     let Ok(uuid) = Uuid::parse_str(order_id) else {
-        return Err(not_found());
+        return Err(not_found(order_id));
     };
-    let visible = |owner: &str| caller.is_admin() || owner == caller.subject();
-    let store = &state.inner.store;
-    if let Some(row) = store.order_status(&uuid.to_string()).await? {
-        return if visible(&row.customer_id) {
-            Ok((row.customer_id.clone(), from_read_model(row)?))
-        } else {
-            Err(not_found())
-        };
-    }
-    match store.published_order(uuid).await? {
-        Some(row) if visible(&row.customer_id) => {
-            Ok((row.customer_id.clone(), from_accepted(row)?))
-        }
-        _ => Err(not_found()),
-    }
+    let (owner, found) = read(state, caller, order_id, uuid).await?;
+    Ok((owner, found.into_view()?))
 }
 
 fn from_read_model(row: OrderStatusRow) -> Result<OrderView, AppError> {
@@ -258,7 +375,7 @@ fn from_accepted(row: AcceptedOrder) -> Result<OrderView, AppError> {
     })?;
     Ok(OrderView {
         order_id: row.order_id.to_string(),
-        status: "PENDING".to_string(),
+        status: PENDING.to_string(),
         reason: None,
         items: lines
             .into_iter()
@@ -271,9 +388,41 @@ fn from_accepted(row: AcceptedOrder) -> Result<OrderView, AppError> {
         total: None,
         currency: row.currency,
         history: vec![HistoryEntry {
-            status: "PENDING".to_string(),
+            status: PENDING.to_string(),
             at: Value::String(row.created_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
         }],
         cancellation: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(status: &str) -> StatusName {
+        StatusName::parse(status).unwrap()
+    }
+
+    fn last_read(status: &'static str) -> Option<LastRead> {
+        Some(LastRead {
+            status,
+            updated_at: chrono::Utc::now(),
+        })
+    }
+
+    #[test]
+    fn a_remembered_status_is_a_starting_point_only_when_it_is_the_one_seen() {
+        let read = last_read("RESERVED");
+        let start = starting_point(read, &seen("reserved")).unwrap();
+        assert_eq!(start.updated_at, read.unwrap().updated_at);
+        // Never an answer: it carries no row.
+        assert!(start.row.is_none());
+        // Another status than seen: the first read returns the current row.
+        assert!(starting_point(read, &seen("PENDING")).is_none());
+        assert!(starting_point(last_read("PENDING"), &seen("RESERVED")).is_none());
+        // A final status answers from the first read, never waits on changes.
+        assert!(starting_point(last_read("CONFIRMED"), &seen("CONFIRMED")).is_none());
+        assert!(starting_point(last_read("CANCELLED"), &seen("CANCELLED")).is_none());
+        assert!(starting_point(None, &seen("PENDING")).is_none());
+    }
 }

@@ -183,6 +183,12 @@ pub async fn place_order(
         })
         .await?;
     record_order_id(&accepted.order_id.to_string());
+    // Its long-polls then wait without reading it first.
+    state
+        .inner
+        .status_watch
+        .known()
+        .record_owner(accepted.order_id, caller.subject());
     if accepted.published_now {
         tracing::info!(order_id = %accepted.order_id, "order accepted");
     }

@@ -119,7 +119,10 @@ impl Store {
 
     /// The rows of these orders that changed since `seen_at` (their
     /// `updated_at` as last read; `None` when not read yet), in one query;
-    /// the poller's, which tells a closed pool from other errors.
+    /// the poller's, which tells a closed pool from other errors. One index
+    /// lookup per order (the `LATERAL … LIMIT 1` keeps the planner from
+    /// hashing the whole `orders` table instead, which it prefers for a
+    /// few hundred ids and which grows with every order ever placed).
     pub async fn changed_orders(
         &self,
         order_ids: &[String],
@@ -132,8 +135,11 @@ impl Store {
                     s.items::jsonb AS items, s.history::jsonb AS history, \
                     s.cancellation::text AS cancellation, s.updated_at \
              FROM unnest($1::text[], $2::timestamptz[]) AS w(order_id, seen_at) \
-             JOIN order_status AS s ON s.order_id::text = w.order_id \
-             WHERE s.updated_at IS DISTINCT FROM w.seen_at",
+             CROSS JOIN LATERAL ( \
+                 SELECT * FROM order_status \
+                 WHERE order_status.order_id::text = w.order_id \
+                   AND order_status.updated_at IS DISTINCT FROM w.seen_at \
+                 LIMIT 1) AS s",
         )
         .bind(order_ids)
         .bind(seen_at)

@@ -200,3 +200,108 @@ async fn many_long_polls_wake_only_for_their_own_order() {
         assert!(*elapsed >= Duration::from_secs(2), "{elapsed:?}");
     }
 }
+
+#[tokio::test]
+async fn another_customers_long_poll_on_an_order_just_accepted_is_404_at_once() {
+    let app = TestApp::spawn().await;
+    let order_id = place(&app, "alice").await;
+    let path = format!("/v1/orders/{order_id}?wait=30&seen=PENDING");
+    let started = Instant::now();
+    let response = app.get(&path, Some(&customer("mallory"))).await;
+    assert_eq!(response.error(StatusCode::NOT_FOUND).0, "not_found");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The same 404 as for an id nobody placed.
+    let unknown = format!("/v1/orders/{}?wait=30&seen=PENDING", uuid::Uuid::new_v4());
+    let other = app.get(&unknown, Some(&customer("mallory"))).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        response.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace(&order_id, "ID"),
+        other.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .replace(unknown.split(['/', '?']).nth(3).unwrap(), "ID")
+    );
+    // An admin may wait on it.
+    let response = app
+        .get(
+            &format!("/v1/orders/{order_id}?wait=1&seen=PENDING"),
+            Some(&admin()),
+        )
+        .await;
+    assert_eq!(response.json()["status"], "PENDING");
+}
+
+#[tokio::test]
+async fn a_long_poll_seeing_another_status_than_pending_before_the_read_model_has_it_answers_at_once()
+ {
+    let app = TestApp::spawn().await;
+    let order_id = place(&app, "alice").await;
+    let started = Instant::now();
+    let response = app
+        .get(
+            &format!("/v1/orders/{order_id}?wait=30&seen=RESERVED"),
+            Some(&customer("alice")),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+    assert_eq!(response.json()["status"], "PENDING");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_status_read_earlier_is_never_the_answer_only_a_read_after_the_request_is() {
+    let app = TestApp::spawn().await;
+    let order_id = place(&app, "alice").await;
+    let alice = customer("alice");
+    // The poller reads RESERVED and the gateway remembers it.
+    let writer = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        app.set_order_status(&order_id, "alice", "RESERVED").await;
+    };
+    let path = format!("/v1/orders/{order_id}?wait=20&seen=PENDING");
+    let (response, ()) = tokio::join!(app.get(&path, Some(&alice)), writer);
+    assert_eq!(response.json()["status"], "RESERVED");
+    // It moves on while nobody watches.
+    app.set_order_status(&order_id, "alice", "CONFIRMED").await;
+    for seen in ["PENDING", "RESERVED", "CONFIRMED"] {
+        let started = Instant::now();
+        let response = app
+            .get(
+                &format!("/v1/orders/{order_id}?wait=30&seen={seen}"),
+                Some(&alice),
+            )
+            .await;
+        assert_eq!(response.json()["status"], "CONFIRMED", "seen={seen}");
+        assert!(started.elapsed() < Duration::from_secs(2), "seen={seen}");
+    }
+}
+
+#[tokio::test]
+async fn an_order_another_gateway_accepted_is_read_then_watched() {
+    let app = TestApp::spawn().await;
+    let order_id = uuid::Uuid::new_v4().to_string();
+    app.set_order_status(&order_id, "alice", "RESERVED").await;
+    let path = format!("/v1/orders/{order_id}?wait=20&seen=RESERVED");
+    assert_eq!(
+        app.get(&path, Some(&customer("mallory"))).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let writer = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.set_order_status(&order_id, "alice", "CONFIRMED").await;
+    };
+    let alice = customer("alice");
+    let started = Instant::now();
+    let (response, ()) = tokio::join!(app.get(&path, Some(&alice)), writer);
+    assert_eq!(response.json()["status"], "CONFIRMED");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Read once, its owner is remembered: still 404 to anyone else.
+    assert_eq!(
+        app.get(&path, Some(&customer("mallory"))).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
