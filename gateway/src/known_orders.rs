@@ -152,21 +152,9 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn row(order_id: Uuid, owner: &str, status: &str) -> OrderStatusRow {
-        OrderStatusRow {
-            order_id: order_id.to_string(),
-            customer_id: owner.to_string(),
-            status: status.to_string(),
-            reason: None,
-            currency: "EUR".to_string(),
-            total: None,
-            items: json!([]),
-            history: json!([]),
-            cancellation: None,
-            updated_at: Utc::now(),
-        }
+        OrderStatusRow::for_test(&order_id.to_string(), owner, status, Utc::now())
     }
 
     #[test]

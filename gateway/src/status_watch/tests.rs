@@ -1,21 +1,9 @@
 //! The watch without a database: reads are begun and finished by hand.
 
 use super::*;
-use serde_json::json;
 
 fn row(order_id: &str, status: &str, updated_at: DateTime<Utc>) -> OrderStatusRow {
-    OrderStatusRow {
-        order_id: order_id.to_string(),
-        customer_id: "alice".to_string(),
-        status: status.to_string(),
-        reason: None,
-        currency: "EUR".to_string(),
-        total: None,
-        items: json!([]),
-        history: json!([]),
-        cancellation: None,
-        updated_at,
-    }
+    OrderStatusRow::for_test(order_id, "alice", status, updated_at)
 }
 
 fn at(ms: i64) -> DateTime<Utc> {

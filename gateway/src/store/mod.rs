@@ -71,6 +71,30 @@ pub struct OrderStatusRow {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
+#[cfg(test)]
+impl OrderStatusRow {
+    /// A row with no items, total or history, for unit tests.
+    pub fn for_test(
+        order_id: &str,
+        owner: &str,
+        status: &str,
+        updated_at: chrono::DateTime<chrono::Utc>,
+    ) -> OrderStatusRow {
+        OrderStatusRow {
+            order_id: order_id.to_string(),
+            customer_id: owner.to_string(),
+            status: status.to_string(),
+            reason: None,
+            currency: "EUR".to_string(),
+            total: None,
+            items: Value::Array(Vec::new()),
+            history: Value::Array(Vec::new()),
+            cancellation: None,
+            updated_at,
+        }
+    }
+}
+
 /// A row of the inventory service's `stock_levels` view.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StockLevelRow {

@@ -292,11 +292,7 @@ async fn a_batch_the_database_refuses_answers_every_call_unavailable_and_records
 
     // The first call's batch waits for the lock; the next calls queue
     // behind it and share the following batch with the refused charge.
-    let mut lock = db.pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE sandbox_calls IN EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    let lock = lock_sandbox_calls(&db).await;
     let first = {
         let sandbox = sandbox.clone();
         tokio::spawn(async move {
@@ -452,11 +448,7 @@ async fn a_charge_and_a_void_of_one_key_in_one_batch_leave_nothing_standing() {
     let sandbox = SandboxProvider::new(db.pool.clone());
     // The first call's batch waits for the lock; the charge and the void
     // queue behind it and share the next batch, which charges before it voids.
-    let mut lock = db.pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE sandbox_calls IN EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    let lock = lock_sandbox_calls(&db).await;
     let first = {
         let sandbox = sandbox.clone();
         tokio::spawn(async move {
@@ -500,4 +492,15 @@ async fn a_charge_and_a_void_of_one_key_in_one_batch_leave_nothing_standing() {
     assert_eq!(sandbox.charges("both").await.unwrap(), 1);
     assert_eq!(sandbox.standing_charges("both").await.unwrap(), 0);
     assert_eq!(sandbox.calls("both").await.unwrap(), 2);
+}
+
+/// Holds `sandbox_calls` locked until the transaction is dropped or
+/// committed: the next batch waits for it, and calls queue behind it.
+async fn lock_sandbox_calls(db: &TestDb) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut lock = db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE sandbox_calls IN EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    lock
 }

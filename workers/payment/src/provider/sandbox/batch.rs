@@ -235,6 +235,20 @@ async fn write(
         .collect())
 }
 
+/// A `sandbox_charges` row as read: its key and its charge.
+fn keyed_charge(
+    (key, amount, currency, authorization_id): (String, Decimal, String, String),
+) -> (String, Charge) {
+    (
+        key,
+        Charge {
+            amount,
+            currency,
+            authorization_id,
+        },
+    )
+}
+
 /// Records every call and inserts the first charge asked for under each new
 /// key (in key order, so two writers never wait on each other in a cycle);
 /// the charges of every key charged in the batch, new or already there.
@@ -286,19 +300,7 @@ async fn charge(
     .bind(&ids)
     .fetch_all(&mut *tx)
     .await?;
-    let mut charges: HashMap<String, Charge> = inserted
-        .into_iter()
-        .map(|(key, amount, currency, authorization_id)| {
-            (
-                key,
-                Charge {
-                    amount,
-                    currency,
-                    authorization_id,
-                },
-            )
-        })
-        .collect();
+    let mut charges: HashMap<String, Charge> = inserted.into_iter().map(keyed_charge).collect();
     // Keys charged before: read back in a statement of its own, whose
     // snapshot includes a charge another writer committed while the insert
     // waited for it.
@@ -314,20 +316,7 @@ async fn charge(
         .bind(&existing)
         .fetch_all(&mut *tx)
         .await?;
-        charges.extend(
-            found
-                .into_iter()
-                .map(|(key, amount, currency, authorization_id)| {
-                    (
-                        key,
-                        Charge {
-                            amount,
-                            currency,
-                            authorization_id,
-                        },
-                    )
-                }),
-        );
+        charges.extend(found.into_iter().map(keyed_charge));
     }
     Ok(charges)
 }
