@@ -169,6 +169,20 @@ pub struct Report {
     pub summary: String,
 }
 
+impl Report {
+    /// Prints the summary, then fails listing the first 40 problems, if any.
+    pub fn assert_as_designed(&self) {
+        eprintln!("{}", self.summary);
+        assert!(
+            self.problems.is_empty(),
+            "{} problems; {}:\n{}",
+            self.problems.len(),
+            self.summary,
+            self.problems[..self.problems.len().min(40)].join("\n")
+        );
+    }
+}
+
 /// Everything wrong with how the orders ended:
 ///
 /// - each ended with its designed fate (not merely some final state);
