@@ -37,6 +37,13 @@ fn num(v: &Value) -> Option<f64> {
     v.as_f64()
 }
 
+/// The entries of a JSON object of numbers, the largest first.
+fn largest_first(object: &Value) -> Vec<(&String, &Value)> {
+    let mut entries: Vec<(&String, &Value)> = object.as_object().into_iter().flatten().collect();
+    entries.sort_by(|a, b| num(b.1).unwrap_or(0.0).total_cmp(&num(a.1).unwrap_or(0.0)));
+    entries
+}
+
 fn fmt(v: Option<f64>, decimals: usize) -> String {
     v.map_or("–".to_string(), |v| format!("{v:.decimals$}"))
 }
@@ -269,13 +276,7 @@ fn costs_table(s: &mut String, result: &Value) {
         &costs["kafka_requests_per_saga"],
         2,
     );
-    let mut by_type: Vec<(&String, &Value)> = costs["kafka_requests_by_type_per_saga"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .collect();
-    by_type.sort_by(|a, b| num(b.1).unwrap_or(0.0).total_cmp(&num(a.1).unwrap_or(0.0)));
-    for (request, v) in by_type {
+    for (request, v) in largest_first(&costs["kafka_requests_by_type_per_saga"]) {
         row(format!("Kafka {request}"), v, 2);
     }
     row(
@@ -283,13 +284,7 @@ fn costs_table(s: &mut String, result: &Value) {
         &costs["kafka_load_list_offsets_per_saga"],
         2,
     );
-    let mut cpu: Vec<(&String, &Value)> = costs["cpu_ms_per_saga"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .collect();
-    cpu.sort_by(|a, b| num(b.1).unwrap_or(0.0).total_cmp(&num(a.1).unwrap_or(0.0)));
-    for (process, v) in cpu {
+    for (process, v) in largest_first(&costs["cpu_ms_per_saga"]) {
         row(format!("CPU ms, {process}"), v, 2);
     }
     row("**CPU ms, all**".into(), &costs["cpu_ms_per_saga_all"], 2);
