@@ -48,7 +48,7 @@ pub struct KnownOrders {
 
 #[derive(Default)]
 struct Inner {
-    orders: HashMap<Uuid, (Known, Instant)>,
+    orders: HashMap<Uuid, Known>,
     /// Each order once, oldest first, with when it was recorded.
     queue: VecDeque<(Uuid, Instant)>,
 }
@@ -80,7 +80,7 @@ impl KnownOrders {
     fn get_at(&self, order_id: Uuid, now: Instant) -> Option<Known> {
         let mut inner = self.inner();
         inner.forget_older(now, self.max_age);
-        inner.orders.get(&order_id).map(|(known, _)| known.clone())
+        inner.orders.get(&order_id).cloned()
     }
 
     /// `owner` placed the order (it was accepted, or read).
@@ -106,7 +106,7 @@ impl KnownOrders {
     fn record_at(&self, order_id: Uuid, owner: &str, last_read: Option<LastRead>, now: Instant) {
         let mut inner = self.inner();
         inner.forget_older(now, self.max_age);
-        if let Some((known, _)) = inner.orders.get_mut(&order_id) {
+        if let Some(known) = inner.orders.get_mut(&order_id) {
             // An order's age counts from when it was first recorded.
             if last_read.is_some() {
                 known.last_read = last_read;
@@ -123,7 +123,7 @@ impl KnownOrders {
             owner: Arc::from(owner),
             last_read,
         };
-        inner.orders.insert(order_id, (known, now));
+        inner.orders.insert(order_id, known);
         inner.queue.push_back((order_id, now));
     }
 

@@ -259,10 +259,10 @@ impl StatusWatch {
 impl Read {
     /// The order ids and the `updated_at` each was last read with (`None`:
     /// return its row whatever it is), as the poller's query takes them.
-    pub fn query(&self) -> (Vec<String>, Vec<Option<DateTime<Utc>>>) {
+    pub fn query(&self) -> (Vec<&str>, Vec<Option<DateTime<Utc>>>) {
         self.orders
             .iter()
-            .map(|w| (w.order_id.clone(), w.seen_at))
+            .map(|w| (w.order_id.as_str(), w.seen_at))
             .unzip()
     }
 

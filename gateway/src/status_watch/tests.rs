@@ -16,7 +16,7 @@ fn a_new_subscriptions_first_read_returns_the_row_whatever_it_is() {
     let mut sub = hub.subscribe("o1", None);
     assert!(sub.fresh().is_none());
     let read = hub.begin_read().unwrap();
-    assert_eq!(read.query(), (vec!["o1".to_string()], vec![None]));
+    assert_eq!(read.query(), (vec!["o1"], vec![None]));
     hub.finish_read(&read, vec![row("o1", "PENDING", at(1))]);
     let fresh = sub.fresh().unwrap().unwrap();
     assert_eq!(fresh.status, "PENDING");

@@ -149,7 +149,7 @@ impl Store {
     /// few hundred ids and which grows with every order ever placed).
     pub async fn changed_orders(
         &self,
-        order_ids: &[String],
+        order_ids: &[&str],
         seen_at: &[Option<chrono::DateTime<chrono::Utc>>],
     ) -> Result<Vec<OrderStatusRow>, sqlx::Error> {
         sqlx::query_as::<_, OrderStatusRow>(
