@@ -179,11 +179,8 @@ impl PgCounter {
 
     /// The payment sandbox's statements (it stands for an outside provider,
     /// so its cost is reported apart), and every statement by database and
-    /// role; `None` without `pg_stat_statements` (see `statements`).
-    pub async fn statement_detail(&mut self) -> anyhow::Result<Option<PgStatementDetail>> {
-        if self.statements().await?.is_none() {
-            return Ok(None);
-        }
+    /// role. Ask only once `statements` found `pg_stat_statements` usable.
+    pub async fn statement_detail(&mut self) -> anyhow::Result<PgStatementDetail> {
         // The sandbox's statements name its tables. It records the calls
         // that arrive together in one transaction, and every such
         // transaction records its calls with one `INSERT INTO
@@ -214,11 +211,11 @@ impl PgCounter {
         .fetch_all(&mut self.conn)
         .await
         .context("reading pg_stat_statements")?;
-        Ok(Some(PgStatementDetail {
+        Ok(PgStatementDetail {
             sandbox_writes,
             sandbox_reads,
             by_role: by_role.into_iter().collect(),
-        }))
+        })
     }
 }
 
@@ -272,12 +269,16 @@ impl CostProbe {
         .await?;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let (pg, pg_statements, pg_ids, pg_detail) = match &mut self.pg {
-            Some(pg) => (
-                Some(pg.commits().await?),
-                pg.statements().await?,
-                Some(pg.transaction_ids().await?),
-                pg.statement_detail().await?,
-            ),
+            Some(pg) => {
+                let commits = pg.commits().await?;
+                let statements = pg.statements().await?;
+                let ids = pg.transaction_ids().await?;
+                let detail = match statements {
+                    Some(_) => Some(pg.statement_detail().await?),
+                    None => None,
+                };
+                (Some(commits), statements, Some(ids), detail)
+            }
             None => (None, None, None, None),
         };
         Ok(Counts {
