@@ -2,9 +2,13 @@
 //! to start it), give each test its own topics, run the `chorus` binary, and
 //! (`saga`) run a whole deployment of the services for one test.
 
+pub mod cluster_stack;
 pub mod designed;
+pub mod placer;
 pub mod saga;
 pub mod storefront;
+
+pub use cluster_stack::StackBroker;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -23,8 +27,12 @@ pub const HOW_TO_START: &str =
 /// Addresses of the real stack, from the same `CHORUS_…` variables the services read.
 #[derive(Debug, Clone)]
 pub struct Stack {
+    /// The plaintext listeners: the stack's administrator (no ACL applies).
     pub brokers: String,
     pub registry: String,
+    /// The authorizing SASL listeners the services connect through, each
+    /// with its own principal (`CHORUS_TEST_KAFKA_SASL_BROKERS`).
+    pub sasl_brokers: String,
 }
 
 impl Stack {
@@ -36,11 +44,29 @@ impl Stack {
                 "CHORUS_SCHEMA_REGISTRY_URL",
                 "http://127.0.0.1:8081/apis/ccompat/v7",
             ),
+            sasl_brokers: env_or("CHORUS_TEST_KAFKA_SASL_BROKERS", "127.0.0.1:9094"),
         };
         if let Err(problem) = stack.check(Duration::from_secs(5)).await {
             panic!("{problem}");
         }
         stack
+    }
+
+    /// What service `service` reads to connect through the authorizing
+    /// listener with its own principal: the stack's development user
+    /// `chorus-<service>`, whose password is its name.
+    pub fn service_kafka_env(&self, service: &str) -> Vec<(String, String)> {
+        let user = format!("chorus-{service}");
+        [
+            ("CHORUS_KAFKA_BROKERS", self.sasl_brokers.clone()),
+            ("CHORUS_KAFKA_SECURITY_PROTOCOL", "sasl_plaintext".into()),
+            ("CHORUS_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512".into()),
+            ("CHORUS_KAFKA_SASL_USERNAME", user.clone()),
+            ("CHORUS_KAFKA_SASL_PASSWORD", user),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
     }
 
     /// The Kafka settings of this stack (plaintext, as `make up` runs it).

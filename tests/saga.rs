@@ -62,6 +62,10 @@ impl Saga {
             "{}",
             crate::describe(&registered)
         );
+        // As `make run` does: each service's ACLs on this namespace, derived
+        // from the topic catalogue; every service connects with its own principal.
+        let acls = crate::run(stack.chorus(&topics).args(["acls", "apply"]));
+        assert!(acls.status.success(), "{}", crate::describe(&acls));
         // Empty databases, one per service: each migrates its own at start-up.
         let mut databases = HashMap::new();
         for service in WORKERS.iter().chain(["gateway"].iter()) {
@@ -80,7 +84,6 @@ impl Saga {
         std::fs::create_dir_all(&logs).unwrap();
         let gateway_port = free_port();
         let common: Vec<(String, String)> = [
-            ("CHORUS_KAFKA_BROKERS", stack.brokers.as_str()),
             ("CHORUS_SCHEMA_REGISTRY_URL", stack.registry.as_str()),
             ("CHORUS_TOPIC_NAMESPACE", topics.namespace()),
             ("CHORUS_TOPIC_PARTITIONS", &topics.partitions().to_string()),
@@ -91,12 +94,22 @@ impl Saga {
             ("RUST_LOG", "info,rdkafka=warn,sqlx=warn"),
         ]
         .iter()
-        .chain(extra_env.iter())
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+        // The service's own principal first, so a test's extra variables win.
+        let with_principal = |service: &str| -> Vec<(String, String)> {
+            let mut vars = common.clone();
+            vars.extend(stack.service_kafka_env(service));
+            vars.extend(
+                extra_env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string())),
+            );
+            vars
+        };
         let mut env = HashMap::new();
         for worker in WORKERS {
-            let mut vars = common.clone();
+            let mut vars = with_principal(worker);
             vars.push(("CHORUS_INSTANCE_ID".into(), instance_id(worker)));
             vars.push(("CHORUS_DATABASE_URL".into(), databases[worker].url.clone()));
             vars.push((
@@ -105,7 +118,7 @@ impl Saga {
             ));
             env.insert(worker, vars);
         }
-        let mut gateway = common.clone();
+        let mut gateway = with_principal("gateway");
         gateway.extend([
             (
                 "CHORUS_DATABASE_URL".into(),

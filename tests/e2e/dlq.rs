@@ -326,6 +326,7 @@ async fn kafka_verbs_give_up_naming_the_address_they_tried() {
     let nowhere = Stack {
         brokers: "127.0.0.1:1".to_string(),
         registry: "http://127.0.0.1:1/apis/ccompat/v7".to_string(),
+        sasl_brokers: "127.0.0.1:1".to_string(),
     };
     let topics = chorus_avro::TopicCatalogue::default();
     for args in [

@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use chorus_tests::designed::{self, Design, Placed, Stop};
+use chorus_tests::designed::{self, Design, Stop};
+use chorus_tests::placer::{Refused, Skus, place_until};
 use chorus_tests::saga::{Saga, sku};
-use chorus_tests::storefront::Storefront;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
@@ -53,11 +53,17 @@ async fn orders_through_restarts(services: &[&'static str], how: Stopped) {
     saga.set_stock(&scarce, SCARCE, "9.00").await;
 
     let flowing = CancellationToken::new();
+    let skus = Skus {
+        plenty: plenty.clone(),
+        scarce: scarce.clone(),
+        scarce_stock: SCARCE,
+    };
     let placer = tokio::spawn(place_until(
         saga.storefront(),
-        plenty.clone(),
-        scarce.clone(),
+        skus,
+        EVERY,
         flowing.clone(),
+        Refused::AskAgain,
     ));
     let mut payment_stops: Vec<Stop> = Vec::new();
     for &service in services {
@@ -91,7 +97,7 @@ async fn orders_through_restarts(services: &[&'static str], how: Stopped) {
     }
     tokio::time::sleep(BETWEEN).await;
     flowing.cancel();
-    let orders = placer.await.expect("the order placer");
+    let orders = placer.await.expect("the order placer").placed;
 
     // Past the default deadline (60 s): an order a restart stalled ends, as
     // `timeout`, and shows here as the wrong fate.
@@ -110,52 +116,4 @@ async fn orders_through_restarts(services: &[&'static str], how: Stopped) {
         (PLENTY as i32 - confirmed, 0, confirmed)
     );
     assert_eq!(saga.settled_stock(&scarce).await, (SCARCE as i32, 0, 0));
-}
-
-/// Places an order every [`EVERY`], each from a task of its own (a gateway
-/// restart holds some back, not the flow), until `flowing` is cancelled;
-/// returns them all once each is accepted. One in five declines at the
-/// provider, one in five asks for more than there is.
-async fn place_until(
-    shop: Storefront,
-    plenty: String,
-    scarce: String,
-    flowing: CancellationToken,
-) -> Vec<Placed> {
-    let mut tasks = Vec::new();
-    let mut tick = tokio::time::interval(EVERY);
-    for i in 0.. {
-        tokio::select! {
-            _ = flowing.cancelled() => break,
-            _ = tick.tick() => {}
-        }
-        let design = match i % 5 {
-            1 => Design::Declined,
-            3 => Design::OutOfStock,
-            _ => Design::Payable,
-        };
-        let (sku, quantity) = match design {
-            Design::OutOfStock => (scarce.clone(), SCARCE + 1),
-            _ => (plenty.clone(), 1),
-        };
-        let shop = shop.clone();
-        tasks.push(tokio::spawn(async move {
-            let customer = format!("shopper-{}", i % 25);
-            let placed_at = Utc::now();
-            let order_id = shop
-                .place_ok(&customer, &[(&sku, quantity)], design.token())
-                .await;
-            Placed {
-                customer,
-                order_id,
-                design,
-                placed_at,
-            }
-        }));
-    }
-    let mut placed = Vec::new();
-    for task in tasks {
-        placed.push(task.await.expect("placing an order"));
-    }
-    placed
 }

@@ -10,6 +10,7 @@ fn nowhere() -> Stack {
     Stack {
         brokers: "127.0.0.1:1".to_string(),
         registry: "http://127.0.0.1:1/apis/ccompat/v7".to_string(),
+        sasl_brokers: "127.0.0.1:1".to_string(),
     }
 }
 
