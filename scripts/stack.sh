@@ -562,7 +562,7 @@ native_down() {
   wait "$p" || rc=1
   ((rc == 0)) || exit "$rc"
   if [[ $purge == --purge ]]; then
-    rm -rf "$KAFKA_DIR/data" "$KAFKA_DIR/server.properties" "$KAFKA_DIR/scram-user" "$KAFKA_DIR"/brokers-[1-9] \
+    rm -rf "$KAFKA_DIR/data" "$KAFKA_DIR/server.properties" "$KAFKA_DIR/scram-user" "$KAFKA_DIR"/brokers-[1-9] "$KAFKA_DIR/brokers-started" \
       "$APICURIO_DATA" "$PG_DIR"
     say "stack: deleted data (Kafka log dirs of every size, registry database, PostgreSQL cluster); downloads kept"
   fi
@@ -660,7 +660,11 @@ component() {
     kafka | registry | postgres) echo "$1" ;;
     kafka-[1-9])
       if ((BROKERS == 1 || ${1#kafka-} > BROKERS)); then
-        echo "stack.sh: no broker $1 with CHORUS_STACK_BROKERS=$BROKERS (the one broker is \`kafka\`)" >&2
+        if ((BROKERS == 1)); then
+          echo "stack.sh: no broker $1 with CHORUS_STACK_BROKERS=1 (the one broker is \`kafka\`)" >&2
+        else
+          echo "stack.sh: no broker $1 with CHORUS_STACK_BROKERS=$BROKERS (kafka-1 to kafka-$BROKERS)" >&2
+        fi
         exit 2
       fi
       echo "$1"
@@ -718,6 +722,13 @@ main() {
     status) native_status ;;
     start | stop | restart | kill)
       local name
+      # One broker of a cluster, CHORUS_STACK_BROKERS unset (e.g. a test
+      # killing one): the cluster that runs, or else the one started last.
+      if [[ ${1:-} == kafka-[1-9] && -z ${CHORUS_STACK_BROKERS:-} ]]; then
+        BROKERS=$(kafka_running_size)
+        [[ -n $BROKERS ]] || BROKERS=$(cat "$KAFKA_DIR/brokers-started" 2>/dev/null || true)
+        [[ $BROKERS =~ ^[1-9]$ ]] || BROKERS=1
+      fi
       name=$(component "${1:-}")
       native_component "$cmd" "$name"
       ;;

@@ -274,6 +274,7 @@ kafka_start() {
       -cp "$KAFKA_LIB/*" kafka.Kafka "$(node_dir "$i")/server.properties"
   done
   KAFKA_STARTED=("${todo[@]}")
+  echo "$BROKERS" >"$KAFKA_DIR/brokers-started"
 }
 
 # kafka_alive NODE… - fail naming the first started node that has exited.
@@ -416,7 +417,7 @@ kafka_status() {
   local size i name pid state
   size=$(kafka_running_size)
   if [[ -n $size && $size != "$BROKERS" ]]; then
-    say "kafka: running with $size broker(s); CHORUS_STACK_BROKERS is $BROKERS"
+    say "kafka: $size brokers run (\`up\` with CHORUS_STACK_BROKERS=$BROKERS would restart Kafka with $BROKERS)"
     BROKERS=$size
   fi
   for i in $(kafka_nodes); do
