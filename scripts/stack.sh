@@ -677,15 +677,17 @@ main() {
   local cmd=${1:-}
   [[ -n $cmd ]] || usage
   shift
+  local docker=0
+  use_docker && docker=1
+  if ((docker && BROKERS > 1)); then
+    echo "stack.sh: the Docker stack (compose/docker-compose.yml) has one broker; CHORUS_STACK=native runs $BROKERS" >&2
+    BROKERS=1
+  fi
   if [[ $cmd == env ]]; then
     kafka_env
     return 0
   fi
-  if use_docker; then
-    if ((BROKERS > 1)); then
-      echo "stack.sh: the Docker stack (compose/docker-compose.yml) has one broker; CHORUS_STACK=native runs $BROKERS" >&2
-      exit 2
-    fi
+  if ((docker)); then
     # Compose interpolates the whole file, our services included; they are
     # not started here, so their required JWT secret may be a placeholder.
     export CHORUS_JWT_SECRET=${CHORUS_JWT_SECRET:-unused-by-infrastructure}
