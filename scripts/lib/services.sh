@@ -27,7 +27,8 @@
 #   services_kafka_summary              how the services connect to Kafka, one line
 #   services_ports_free                 fails, naming it, if a service port is taken
 #   services_start [BIN_DIR]            starts every instance (default target/release) with the caller's environment
-#                                       (and a development payment-token key, see services_payment_key)
+#                                       (and each its own Kafka user, see Kafka above, and a
+#                                       development payment-token key, see services_payment_key)
 #   services_start_one INSTANCE [BIN_DIR]  (re)starts one, appending to its log
 #   services_wait_ready [INSTANCE…]     waits for each /readyz (default all); fails naming the first that is not ready
 #   services_instances                  every instance's name, one a line
