@@ -8,14 +8,15 @@
 #      orders for a steady state; then `chorus load` closed-loop at the best of
 #      them (maximum throughput), with its cost counters (write commits and
 #      reads in PostgreSQL), the CPU seconds of every process during it and the
-#      Kafka requests the broker served (its JMX counters,
-#      CHORUS_STACK_KAFKA_JMX_PORT)
+#      Kafka requests the brokers served (their JMX counters, summed over
+#      the CHORUS_STACK_BROKERS brokers from CHORUS_STACK_KAFKA_JMX_PORT on)
 #   5. `chorus load` open-loop at half that throughput, for a fixed duration;
 #      then shorter open-loop runs at a tenth, a quarter, three quarters and
 #      all of it: the curve of latency against offered rate
 #   6. peak memory (VmHWM); bench/results/<timestamp>.json and .md, the
 #      markdown table on stdout, and the total duration
-# CHORUS_REPLICAS=N runs N of each worker (scripts/lib/services.sh).
+# CHORUS_REPLICAS=N runs N of each worker (scripts/lib/services.sh);
+# CHORUS_STACK_BROKERS=N a Kafka cluster of N brokers (scripts/stack.sh).
 # CHORUS_BENCH_BIN_DIR=DIR runs the binaries already built in DIR (e.g.
 # target/debug to try the script out) instead of building release ones.
 # Sizes can be changed through CHORUS_BENCH_* (see below); the defaults keep
@@ -92,8 +93,9 @@ else
 fi
 chorus=$bin/chorus
 
-step "topics and schemas"
+step "topics, ACLs and schemas"
 $chorus topics create >/dev/null
+$chorus acls apply >/dev/null
 $chorus schemas register >/dev/null
 
 step "services ($bin)"
@@ -119,9 +121,16 @@ $chorus bench kafka --messages "$KAFKA_MESSAGES" --out "$work/kafka.json"
 step "ceiling: PostgreSQL"
 $chorus bench pg --seconds "$PG_SECS" --out "$work/pg.json"
 
-# CPU seconds (user + system) of a process, or of PostgreSQL's whole process tree.
+# CPU seconds (user + system) of processes, or of PostgreSQL's whole process tree.
 hz=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+cpu_ticks() {
+  local pid total=0 n
+  for pid in "$@"; do
+    n=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || n=0
+    total=$((total + ${n:-0}))
+  done
+  echo "$total"
+}
 pg_ticks() {
   local root=$1 total=0 pid
   for pid in $root $(ps -o pid= --ppid "$root"); do total=$((total + $(cpu_ticks "$pid"))); done
@@ -129,29 +138,38 @@ pg_ticks() {
 }
 declare -A cpu_pid
 for instance in $(services_instances); do cpu_pid[$(services_label "$instance")]=$(services_pid "$instance"); done
-for part in kafka registry; do
-  if [[ -f $stack_dir/pids/$part.pid ]]; then cpu_pid[$part]=$(<"$stack_dir/pids/$part.pid"); fi
-done
+if [[ -f $stack_dir/pids/registry.pid ]]; then cpu_pid[registry]=$(<"$stack_dir/pids/registry.pid"); fi
+# Kafka: the one broker (kafka.pid) or every broker of a cluster (kafka-<i>.pid), summed.
+kafka_pids=$(cat "$stack_dir"/pids/kafka.pid "$stack_dir"/pids/kafka-[1-9].pid 2>/dev/null || true)
+if [[ -n $kafka_pids ]]; then cpu_pid[kafka]=$(echo $kafka_pids); fi
 pg_root=""
 if [[ -f $stack_dir/pg/data/postmaster.pid ]]; then pg_root=$(head -n 1 "$stack_dir/pg/data/postmaster.pid"); fi
 # shellcheck disable=SC2034  # `into` is a nameref to the caller's associative array
 cpu_sample() {
   local -n into=$1
   local name
-  for name in "${!cpu_pid[@]}"; do into["$name"]=$(cpu_ticks "${cpu_pid[$name]}"); done
+  # shellcheck disable=SC2086 # cpu_pid[kafka] may list several processes
+  for name in "${!cpu_pid[@]}"; do into["$name"]=$(cpu_ticks ${cpu_pid[$name]}); done
   if [[ -n $pg_root ]]; then into["postgres"]=$(pg_ticks "$pg_root"); fi
   # What this shell's finished children used (in this shell, not a subshell): the load generator.
   times >"$work/times"
   into["chorus-load"]=$(awk -v hz="$hz" 'NR == 2 { split($1, u, "m"); split($2, s, "m"); printf "%d", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * hz }' "$work/times")
 }
 
-# Requests the broker served since it started, by request type ("Produce 123"),
-# from its JMX counters; nothing when JMX cannot be reached (a stack whose
-# broker runs without it).
-jmx_url="service:jmx:rmi:///jndi/rmi://127.0.0.1:${CHORUS_STACK_KAFKA_JMX_PORT:-9999}/jmxrmi"
+# Requests the brokers served since they started, by request type ("Produce
+# 123"), from their JMX counters, summed over the brokers (broker i's JMX port
+# is 100 (i - 1) above the first; a cluster's Fetch includes the followers'
+# replication); nothing when JMX cannot be reached (a stack whose broker runs
+# without it).
+jmx_port=${CHORUS_STACK_KAFKA_JMX_PORT:-9999}
+jmx_url="service:jmx:rmi:///jndi/rmi://127.0.0.1:$jmx_port/jmxrmi"
 kafka_requests() {
-  timeout 60 bash scripts/stack/kafka-tool.sh jmx --jmx-url "$jmx_url" --one-time true --report-format csv \
-    --object-name 'kafka.network:type=RequestMetrics,name=RequestsPerSec,*' --attributes Count 2>/dev/null |
+  local i
+  for ((i = 0; i < CHORUS_STACK_BROKERS; i++)); do
+    timeout 60 bash scripts/stack/kafka-tool.sh jmx --one-time true --report-format csv \
+      --jmx-url "service:jmx:rmi:///jndi/rmi://127.0.0.1:$((jmx_port + 100 * i))/jmxrmi" \
+      --object-name 'kafka.network:type=RequestMetrics,name=RequestsPerSec,*' --attributes Count 2>/dev/null || true
+  done |
     awk -F'"' '/request=Fetch(Consumer|Follower),/ { next } # already counted under Fetch
       match($0, /request=[A-Za-z]+/) { n[substr($0, RSTART + 8, RLENGTH - 8)] += $(NF - 1) }
       END { for (r in n) print r, n[r] }' || true

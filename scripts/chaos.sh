@@ -2,8 +2,10 @@
 # `make chaos`: one fault campaign against the real stack and release builds,
 # then an invariant check; a table on stdout and bench/results/chaos-<time>.json.
 #
-#   1. release build; the stack (left as found, as `make bench` does);
-#      topics, schemas; CHORUS_REPLICAS (2) of each worker and the gateway
+#   1. release build; the stack (left as found, as `make bench` does; Kafka
+#      with CHORUS_STACK_BROKERS brokers, 1 unless set); topics, ACLs,
+#      schemas; CHORUS_REPLICAS (2) of each worker and the gateway, each on
+#      its own Kafka user (scripts/lib/services.sh)
 #   2. `chorus load`: CHORUS_CHAOS_ORDERS (10,000) orders through the gateway,
 #      open loop at CHORUS_CHAOS_RATE (40) orders/s, with declined payments and
 #      out-of-stock lines; an order not final CHORUS_CHAOS_ORDER_TIMEOUT (60)
@@ -16,7 +18,11 @@
 #        so that a start-up against a dead broker is not mistaken for a crash)
 #      - `chorus chaos poison`: CHORUS_CHAOS_POISON (1,000) poison messages
 #        over every input topic
-#      - one Kafka broker kill -9, then restart (once the poison is in)
+#      - a Kafka kill -9 (once the poison is in), started again
+#        CHORUS_CHAOS_KAFKA_DOWN s later (5 with one broker, 20 with a
+#        cluster): the one broker, or, with three brokers or more, the one
+#        that leads the most partitions of the namespace's topics (the others
+#        take its partitions over: no order should be refused with 503)
 #      - one PostgreSQL restart
 #      - one schema-registry outage of CHORUS_CHAOS_REGISTRY_OUTAGE (20) s,
 #        during which a worker is restarted (its schema cache starts cold)
@@ -58,6 +64,8 @@ RATE=${CHORUS_CHAOS_RATE:-40}
 ORDER_TIMEOUT=${CHORUS_CHAOS_ORDER_TIMEOUT:-60}
 KILL_EVERY=${CHORUS_CHAOS_KILL_EVERY:-5}
 REGISTRY_OUTAGE=${CHORUS_CHAOS_REGISTRY_OUTAGE:-20}
+BROKERS=$CHORUS_STACK_BROKERS # scripts/stack.sh env, read by services.sh
+KAFKA_DOWN=${CHORUS_CHAOS_KAFKA_DOWN:-$( ((BROKERS >= 3)) && echo 20 || echo 5)}
 SETTLE_MAX=${CHORUS_CHAOS_SETTLE_MAX:-420}
 # chorus_runtime::calls::LEASE: a provider call or webhook a SIGKILL left
 # unanswered is made again (or voided) once its lease has run out.
@@ -70,7 +78,7 @@ POSTGRES_AT=${CHORUS_CHAOS_POSTGRES_AT:-45}
 REGISTRY_AT=${CHORUS_CHAOS_REGISTRY_AT:-70}
 ROLLING_AT=${CHORUS_CHAOS_ROLLING_AT:-100}
 ROLLING_EVERY=${CHORUS_CHAOS_ROLLING_EVERY:-8}
-for var in ORDERS POISON RATE ORDER_TIMEOUT KILL_EVERY REGISTRY_OUTAGE SETTLE_MAX CALL_LEASE POISON_AT KAFKA_AT POSTGRES_AT REGISTRY_AT ROLLING_AT ROLLING_EVERY; do
+for var in ORDERS POISON RATE ORDER_TIMEOUT KILL_EVERY REGISTRY_OUTAGE KAFKA_DOWN SETTLE_MAX CALL_LEASE POISON_AT KAFKA_AT POSTGRES_AT REGISTRY_AT ROLLING_AT ROLLING_EVERY; do
   [[ ${!var} =~ ^[0-9]+$ ]] || { echo "CHORUS_CHAOS_$var=${!var} must be a whole number" >&2; exit 2; }
 done
 ((REGISTRY_OUTAGE >= 15)) || { echo "CHORUS_CHAOS_REGISTRY_OUTAGE=$REGISTRY_OUTAGE: the campaign needs at least 15 s" >&2; exit 2; }
@@ -134,10 +142,11 @@ chorus=$bin/chorus
 
 step "stack"
 bash scripts/stack.sh up
-kafka_addr=127.0.0.1:${CHORUS_STACK_KAFKA_PORT:-9092}
+kafka_addr=$CHORUS_KAFKA_BROKERS # every broker's plaintext listener (services.sh)
 
-step "topics and schemas"
+step "topics, ACLs and schemas"
 $chorus topics create >/dev/null
+$chorus acls apply >/dev/null
 $chorus schemas register >/dev/null
 
 step "services: $SERVICES_REPLICAS of each worker, one gateway (release builds)"
@@ -183,6 +192,14 @@ restart() {
 }
 
 random_worker() { echo "${workers[RANDOM % ${#workers[@]}]}"; }
+
+# busiest_leader: the node id of the broker leading the most partitions of
+# the namespace's topics, how many it leads and how many there are.
+busiest_leader() {
+  scripts/stack/kafka-tool.sh topics --bootstrap-server "$kafka_addr" --describe 2>/dev/null |
+    awk -v ns="${CHORUS_TOPIC_NAMESPACE:-chorus}." '$1 == "Topic:" && index($2, ns) == 1 && $5 == "Leader:" { n[$6]++; all++ }
+      END { for (b in n) if (n[b] > most) { most = n[b]; id = b }; if (id != "") print id, most, all }'
+}
 
 # The rolling restart, one instance a step: workers replica by replica, the
 # gateway last (services_instances' order).
@@ -234,7 +251,7 @@ $chorus load --rate "$RATE" --duration "$OFFER_SECS" --order-timeout "$ORDER_TIM
   --no-costs --quiet --label chaos --out "$work/load.json" >"$work/load.txt" 2>&1 &
 load_pid=$!
 
-kafka_down_secs="" postgres_down_secs="" registry_down_secs="" cold_worker=""
+kafka_down_secs="" kafka_victim="" kafka_victim_led="" postgres_down_secs="" registry_down_secs="" cold_worker=""
 poisoned=0 kafka_done=0 postgres_done=0 registry_done=0
 next_kill=$KILL_EVERY
 load_rc="" poison_rc=""
@@ -260,11 +277,18 @@ while true; do
   fi
   # The broker goes down only once the poison is in (its producer would time out).
   if ((!kafka_done && t >= KAFKA_AT && poisoned)) && [[ -z $poison_pid ]]; then
-    event kafka_kill9
+    # One broker: Kafka is gone. A cluster: its busiest leader is.
+    kafka_victim=kafka
+    if ((BROKERS >= 3)); then
+      kafka_victim=kafka-1
+      read -r id led all < <(busiest_leader) || true
+      if [[ -n ${id:-} ]]; then kafka_victim=kafka-$id kafka_victim_led="$led of $all"; fi
+    fi
+    event kafka_kill9 "\"broker\": \"$kafka_victim\", \"brokers\": $BROKERS${kafka_victim_led:+, \"leader_of_partitions\": \"$kafka_victim_led\"}"
     down=$(date +%s)
-    stack kill kafka
-    sleep_supervised 5
-    stack start kafka
+    stack kill "$kafka_victim"
+    sleep_supervised "$KAFKA_DOWN"
+    stack start "$kafka_victim"
     kafka_down_secs=$(($(date +%s) - down))
     event kafka_back "\"down_secs\": $kafka_down_secs"
     kafka_done=1

@@ -3,6 +3,9 @@
 # a demo catalogue; then it says what runs where and how to place an order.
 # Ctrl-C stops the services and the stack cleanly.
 # CHORUS_REPLICAS=N starts N of each worker (scripts/lib/services.sh).
+# CHORUS_STACK_BROKERS=N runs Kafka as a cluster of N brokers (scripts/stack.sh).
+# Each service connects as its own Kafka user under the ACLs `chorus acls
+# apply` writes (CHORUS_STACK_PRINCIPALS=admin: all as the administrator).
 #
 # The services are dev-profile builds (target/debug), the very artifacts
 # `make test` and `cargo test` use next, so nothing is compiled twice;
@@ -30,8 +33,9 @@ rm -f "$stack_log"
 bin=${CARGO_TARGET_DIR:-target}/debug
 chorus=$bin/chorus
 
-step "topics and schemas"
+step "topics, ACLs and schemas"
 $chorus topics create >/dev/null
+$chorus acls apply >/dev/null
 $chorus schemas register >/dev/null
 $chorus topics list
 
@@ -69,7 +73,8 @@ chorus is running:
   gateway          $SERVICES_GATEWAY_URL   (OpenAPI: $SERVICES_GATEWAY_URL/openapi.json)
   workers          $workers
                    (/healthz /readyz /metrics on each)
-  Kafka            ${CHORUS_KAFKA_BROKERS:-127.0.0.1:9092}${CHORUS_KAFKA_SECURITY_PROTOCOL:+ ($CHORUS_KAFKA_SECURITY_PROTOCOL)}
+  Kafka            $CHORUS_KAFKA_BROKERS${CHORUS_KAFKA_SECURITY_PROTOCOL:+ ($CHORUS_KAFKA_SECURITY_PROTOCOL)}  (the CLI)
+                   $(services_kafka_summary)
   schema registry  ${CHORUS_SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081/apis/ccompat/v7}
   PostgreSQL       127.0.0.1:${CHORUS_STACK_PG_PORT:-55432}
   logs             $logs/chorus-<service>$( ((SERVICES_REPLICAS > 1)) && echo '-<replica>').log

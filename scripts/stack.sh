@@ -5,20 +5,31 @@
 #   scripts/stack.sh up              start everything (idempotent), wait until ready
 #   scripts/stack.sh down [--purge]  stop what `up` started; --purge also deletes data
 #   scripts/stack.sh clean           same as `down --purge`
-#   scripts/stack.sh status          one line per component
-#   scripts/stack.sh start|stop|restart COMPONENT   one of kafka, registry, postgres;
-#                                    waits until it is ready (or gone)
+#   scripts/stack.sh status          one line per component (per Kafka broker)
+#   scripts/stack.sh env             the Kafka addresses, as lines a shell can eval:
+#                                    CHORUS_STACK_BROKERS, CHORUS_STACK_KAFKA_BROKERS,
+#                                    CHORUS_STACK_KAFKA_SASL_BROKERS (comma-separated)
+#   scripts/stack.sh start|stop|restart COMPONENT   one of kafka (every broker),
+#                                    kafka-<i> (broker i of a cluster), registry,
+#                                    postgres; waits until it is ready (or gone)
 #   scripts/stack.sh kill COMPONENT  SIGKILL, no restart (crash tests)
 #
 # With a working Docker engine (and CHORUS_STACK != native) this drives
-# compose/docker-compose.yml (infrastructure services only). Otherwise it runs
-# natively, without containers:
-#   - Apache Kafka (KRaft, one combined broker/controller node) from Maven Central
+# compose/docker-compose.yml (infrastructure services only, one broker).
+# Otherwise it runs natively, without containers:
+#   - Apache Kafka (KRaft) from Maven Central: CHORUS_STACK_BROKERS (1) combined
+#     broker/controller nodes, each with its own ports, storage, pid and log
+#     (scripts/stack/kafka.sh); from three on, replication factor 3 and
+#     min.insync.replicas 2. `up` with another count than the running one
+#     restarts Kafka with the count asked; each count keeps its own storage.
+#     Two listeners per broker: PLAINTEXT (loopback, the administrator) and
+#     SASL_PLAINTEXT with SCRAM-SHA-512 users for the operator (chorus) and
+#     each service (chorus-<service>), password = name, behind the authorizer
 #   - Apicurio Registry from Maven Central, through its Confluent API (/apis/ccompat/v7)
 #   - PostgreSQL from the OS packages
 # Everything binds to 127.0.0.1. All state lives under $REPO/.stack/
-# (logs in .stack/logs/<component>.log, PID files in .stack/pids/). Maven's
-# local repository (~/.m2) caches the downloads.
+# (logs in .stack/logs/<component>.log, PID files in .stack/pids/; broker i
+# of a cluster is kafka-<i>). Maven's local repository (~/.m2) caches the downloads.
 #
 # A second stack beside the usual one (e.g. to try changes to this script)
 # takes other ports and another state directory from the environment:
@@ -26,6 +37,7 @@
 #   CHORUS_STACK_CONTROLLER_PORT (9093)  CHORUS_STACK_SASL_PORT (9094)
 #   CHORUS_STACK_REGISTRY_PORT (8081)  CHORUS_STACK_REGISTRY_MGMT_PORT (9081)
 #   CHORUS_STACK_PG_PORT (55432)  CHORUS_STACK_KAFKA_JMX_PORT (9999)
+# (broker i adds 100 (i - 1) to each Kafka port).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,9 +56,9 @@ KAFKA_PORT=${CHORUS_STACK_KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${CHORUS_STACK_CONTROLLER_PORT:-9093}
 KAFKA_SASL_PORT=${CHORUS_STACK_SASL_PORT:-9094}
 KAFKA_ADDR=127.0.0.1:$KAFKA_PORT
-KAFKA_CONTROLLER_ADDR=127.0.0.1:$KAFKA_CONTROLLER_PORT
 KAFKA_SASL_ADDR=127.0.0.1:$KAFKA_SASL_PORT
-# The SASL listener's one user (SCRAM-SHA-512), for development only.
+# The SASL listener's operator user (SCRAM-SHA-512), for development only;
+# each service has its own beside it (scripts/stack/kafka.sh).
 SASL_USERNAME=${CHORUS_STACK_SASL_USERNAME:-chorus}
 SASL_PASSWORD=${CHORUS_STACK_SASL_PASSWORD:-chorus}
 REGISTRY_PORT=${CHORUS_STACK_REGISTRY_PORT:-8081}
@@ -54,10 +66,15 @@ REGISTRY_MGMT_PORT=${CHORUS_STACK_REGISTRY_MGMT_PORT:-9081} # Quarkus management
 PG_PORT=${CHORUS_STACK_PG_PORT:-55432}
 # The broker's JMX (request counters for make bench), on 127.0.0.1 only.
 KAFKA_JMX_PORT=${CHORUS_STACK_KAFKA_JMX_PORT:-9999}
+# Kafka brokers (scripts/stack/kafka.sh); node i takes the ports above + 100 (i - 1).
+BROKERS=${CHORUS_STACK_BROKERS:-1}
+if [[ ! $BROKERS =~ ^[1-9]$ ]]; then
+  echo "stack.sh: CHORUS_STACK_BROKERS=$BROKERS must be a whole number from 1 to 9" >&2
+  exit 2
+fi
 
 KAFKA_DIR="$STACK/kafka"
 KAFKA_LIB="$KAFKA_DIR/lib"
-KAFKA_DATA="$KAFKA_DIR/data"
 APICURIO_DIR="$STACK/apicurio"
 APICURIO_HOME="$APICURIO_DIR/apicurio-registry-$APICURIO_VERSION"
 APICURIO_DATA="$APICURIO_DIR/data"
@@ -137,6 +154,7 @@ running() {
 marker() {
   case $1 in
     kafka) echo "$KAFKA_DIR/server.properties" ;;
+    kafka-[1-9]) echo "$KAFKA_DIR/brokers-" ;; # brokers-<size>/node-<i>/server.properties
     registry) echo "$APICURIO_HOME/quarkus-run.jar" ;;
   esac
 }
@@ -168,154 +186,8 @@ need() {
 
 # ------------------------------------------------------------------ Kafka
 
-kafka_libs_ready() { [[ -f $KAFKA_LIB/.complete ]] && cmp -s "$KAFKA_LIB/.complete" "$HERE/kafka-pom.xml"; }
-
-kafka_download() {
-  kafka_libs_ready && return 0
-  local t0 log="$LOGS/kafka-download.log"
-  t0=$(now)
-  need mvn "apt-get install maven"
-  rm -rf "$KAFKA_LIB"
-  rm -f "$KAFKA_DIR"/*.jsa # class-data archives of the old class path
-  if ! mvn -B -q -f "$HERE/kafka-pom.xml" \
-    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIB" >"$log" 2>&1; then
-    fail kafka-download "could not assemble the Kafka class path with Maven"
-  fi
-  rm -rf "$HERE/target" # copy-dependencies may leave an empty target/ beside the pom
-  cp "$HERE/kafka-pom.xml" "$KAFKA_LIB/.complete"
-  say "kafka: downloaded Kafka $KAFKA_VERSION class path ($(ls "$KAFKA_LIB"/*.jar | wc -l) jars) ($(since "$t0"))"
-}
-
-# kafka_render - server.properties for this stack's directory and ports, on stdout.
-kafka_render() {
-  sed -e "s#@LOG_DIRS@#$KAFKA_DATA#" -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" \
-    -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" -e "s#@SASL_PORT@#$KAFKA_SASL_PORT#g" \
-    "$HERE/kafka-server.properties"
-}
-
-kafka_config() {
-  mkdir -p "$KAFKA_DATA"
-  kafka_render >"$KAFKA_DIR/server.properties"
-}
-
-# A running broker keeps the configuration it started with; say so when the
-# template has changed since (e.g. a listener was added).
-kafka_config_current() {
-  cmp -s <(kafka_render) "$KAFKA_DIR/server.properties" ||
-    say "kafka: running with an older server.properties; \`scripts/stack.sh restart kafka\` applies the new one"
-}
-
-KAFKA_JAVA_OPTS=(
-  -Xms512m -Xmx512m
-  -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
-  -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15
-  -Djava.awt.headless=true
-  # JMX without authentication, bound to loopback: the bench reads the
-  # broker's request counters (scripts/stack/kafka-tool.sh jmx).
-  -Dcom.sun.management.jmxremote
-  -Dcom.sun.management.jmxremote.host=127.0.0.1
-  -Djava.rmi.server.hostname=127.0.0.1
-  -Dcom.sun.management.jmxremote.port="$KAFKA_JMX_PORT"
-  -Dcom.sun.management.jmxremote.rmi.port="$KAFKA_JMX_PORT"
-  -Dcom.sun.management.jmxremote.authenticate=false
-  -Dcom.sun.management.jmxremote.ssl=false
-)
-
-kafka_format() {
-  [[ -f $KAFKA_DATA/meta.properties ]] && return 0
-  local t0 id
-  t0=$(now)
-  # A cluster id is 16 random bytes in unpadded URL-safe base64 (what
-  # `StorageTool random-uuid` prints), without paying for a JVM start. Like
-  # Kafka's own Uuid.randomUuid, never one starting with '-', which the
-  # tool's argument parser would take for an option (1 draw in 64).
-  id=-
-  while [[ $id == -* ]]; do
-    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
-  done
-  # The SASL listener's user goes into the bootstrap metadata, so it exists
-  # from the broker's first start.
-  if ! java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
-    -Dlog4j2.configurationFile="$HERE/kafka-tools-log4j2.properties" \
-    -cp "$KAFKA_LIB/*" kafka.tools.StorageTool format --standalone -t "$id" \
-    --add-scram "SCRAM-SHA-512=[name=$SASL_USERNAME,password=$SASL_PASSWORD]" \
-    -c "$KAFKA_DIR/server.properties" >"$LOGS/kafka-format.log" 2>&1; then
-    fail kafka-format "could not format the KRaft storage in $(rel "$KAFKA_DATA")"
-  fi
-  scram_marker >"$KAFKA_DIR/scram-user"
-  say "kafka: formatted storage, cluster id $id, SASL user $SASL_USERNAME ($(since "$t0"))"
-}
-
-# What the SASL user was made for: this storage (its cluster id), this user,
-# this password (a digest of it, not the password).
-scram_marker() {
-  local cluster
-  cluster=$(awk -F= '$1 == "cluster.id" { print $2 }' "$KAFKA_DATA/meta.properties" 2>/dev/null || true)
-  printf '%s %s %s\n' "$cluster" "$SASL_USERNAME" "$(printf '%s' "$SASL_PASSWORD" | sha256sum | cut -c1-16)"
-}
-
-# A storage formatted before the SASL listener existed (or for another
-# password) gets the user through the plaintext listener once, like an
-# operator would add one: kafka-configs --alter --add-config.
-kafka_scram_user() {
-  [[ -f $KAFKA_DIR/scram-user ]] && [[ $(scram_marker) == "$(cat "$KAFKA_DIR/scram-user")" ]] && return 0
-  "$HERE/kafka-tool.sh" configs --bootstrap-server "$KAFKA_ADDR" --alter \
-    --add-config "SCRAM-SHA-512=[password=$SASL_PASSWORD]" \
-    --entity-type users --entity-name "$SASL_USERNAME" >>"$LOGS/kafka-tool.log" 2>&1 ||
-    fail kafka "could not add the SASL user $SASL_USERNAME (see $(rel "$LOGS/kafka-tool.log"))"
-  scram_marker >"$KAFKA_DIR/scram-user"
-  say "kafka: added SASL user $SASL_USERNAME (SCRAM-SHA-512)"
-}
-
-KAFKA_T0=
-kafka_start() {
-  if running kafka; then
-    say "kafka: already running (pid $(read_pid kafka))"
-    kafka_config_current
-    return 0
-  fi
-  rm -f "$PIDS/kafka.pid"
-  port_taken kafka "$KAFKA_ADDR"
-  port_taken kafka "$KAFKA_CONTROLLER_ADDR"
-  port_taken kafka "$KAFKA_SASL_ADDR"
-  port_taken kafka "127.0.0.1:$KAFKA_JMX_PORT"
-  kafka_config
-  KAFKA_T0=$(now)
-  kafka_format
-  # Application class-data archive (Java 17 has no AutoCreateSharedArchive):
-  # the first run writes it when the broker exits, later runs map it, which
-  # takes the start from ~3.8 s to ~2.3 s. A stale archive is ignored by the JVM.
-  local cds=(-XX:ArchiveClassesAtExit="$KAFKA_DIR/kafka.jsa")
-  [[ -f $KAFKA_DIR/kafka.jsa ]] && cds=(-XX:SharedArchiveFile="$KAFKA_DIR/kafka.jsa")
-  launch kafka "$KAFKA_DIR" java "${KAFKA_JAVA_OPTS[@]}" "${cds[@]}" -Xlog:cds=off -Xlog:cds+dynamic=off \
-    -Dlog4j2.configurationFile="$HERE/kafka-log4j2.properties" \
-    -Dkafka.logs.dir="$LOGS" \
-    -cp "$KAFKA_LIB/*" kafka.Kafka "$KAFKA_DIR/server.properties"
-}
-
-kafka_wait() {
-  [[ -n $KAFKA_T0 ]] || return 0
-  local deadline=$((SECONDS + KAFKA_TIMEOUT)) pid
-  pid=$(read_pid kafka)
-  # Cheap check first: the broker opens its client listener only once it has
-  # joined the quorum and caught up with the metadata log...
-  until port_open "$KAFKA_ADDR"; do
-    is_ours "$pid" "$(marker kafka)" || fail kafka "the broker exited during start-up"
-    ((SECONDS < deadline)) || fail kafka "no listener on $KAFKA_ADDR after ${KAFKA_TIMEOUT}s"
-    sleep 0.2
-  done
-  # ...then a real admin request through the client protocol.
-  until "$HERE/kafka-tool.sh" topics --bootstrap-server "$KAFKA_ADDR" --list >/dev/null 2>>"$LOGS/kafka-tool.log"; do
-    is_ours "$pid" "$(marker kafka)" || fail kafka "the broker exited during start-up"
-    ((SECONDS < deadline)) || fail kafka "TopicCommand --list against $KAFKA_ADDR kept failing (see also $(rel "$LOGS/kafka-tool.log"))"
-    sleep 0.5
-  done
-  port_open "$KAFKA_SASL_ADDR" || fail kafka "no SASL listener on $KAFKA_SASL_ADDR"
-  kafka_scram_user
-  say "kafka: started Kafka $KAFKA_VERSION, pid $pid, $KAFKA_ADDR, SASL $KAFKA_SASL_ADDR ($(since "$KAFKA_T0"))"
-}
-
-kafka_stop() { java_stop kafka; }
+# shellcheck source=scripts/stack/kafka.sh
+source "$HERE/kafka.sh"
 
 # --------------------------------------------------------------- Apicurio
 
@@ -661,13 +533,14 @@ native_up() {
   say "stack: ready ($(since "$t0"))"
   cat <<EOF
 
-  Kafka            $KAFKA_ADDR
-                   $KAFKA_SASL_ADDR  SASL_PLAINTEXT, SCRAM-SHA-512, user $SASL_USERNAME (development credentials)
+  Kafka            $(kafka_addrs)  ($(kafka_summary))
+                   $(kafka_addrs sasl)  SASL_PLAINTEXT, SCRAM-SHA-512, development users (password = name
+                   unless CHORUS_STACK_SASL_PASSWORD): $SASL_USERNAME (operator), ${SCRAM_USERS[*]:1}
   Schema registry  http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7   (Apicurio, Confluent-compatible API)
   PostgreSQL       postgres://chorus:chorus@127.0.0.1:$PG_PORT/
                    postgres://chorus_<svc>:chorus_<svc>@127.0.0.1:$PG_PORT/chorus_<svc>  (svc: order inventory payment notification gateway)
   Logs             $(rel "$LOGS")/
-  Kafka tools      scripts/stack/kafka-tool.sh topics --bootstrap-server $KAFKA_ADDR --list
+  Kafka tools      scripts/stack/kafka-tool.sh topics --bootstrap-server $(kafka_addrs) --list
 EOF
 }
 
@@ -689,21 +562,16 @@ native_down() {
   wait "$p" || rc=1
   ((rc == 0)) || exit "$rc"
   if [[ $purge == --purge ]]; then
-    rm -rf "$KAFKA_DATA" "$KAFKA_DIR/server.properties" "$APICURIO_DATA" "$PG_DIR"
-    say "stack: deleted data (Kafka log dir, registry database, PostgreSQL cluster); downloads kept"
+    rm -rf "$KAFKA_DIR/data" "$KAFKA_DIR/server.properties" "$KAFKA_DIR/scram-user" "$KAFKA_DIR"/brokers-[1-9] "$KAFKA_DIR/brokers-started" \
+      "$APICURIO_DATA" "$PG_DIR"
+    say "stack: deleted data (Kafka log dirs of every size, registry database, PostgreSQL cluster); downloads kept"
   fi
   say "stack: down ($(since "$t0"))"
 }
 
 native_status() {
   local pid state
-  if running kafka; then
-    pid=$(read_pid kafka)
-    port_open "$KAFKA_ADDR" && state=running || state="running (not answering)"
-    printf '%-9s %-24s pid %-8s %s\n' kafka "$state" "$pid" "$KAFKA_ADDR, SASL $KAFKA_SASL_ADDR"
-  else
-    printf '%-9s %-24s %-12s %s\n' kafka stopped - "$KAFKA_ADDR, SASL $KAFKA_SASL_ADDR"
-  fi
+  kafka_status
   if running registry; then
     pid=$(read_pid registry)
     curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects" 2>/dev/null &&
@@ -731,14 +599,18 @@ native_component() {
   case $cmd in
     stop | restart)
       case $name in
-        kafka) kafka_stop ;;
+        kafka*) kafka_stop "$name" ;;
         registry) registry_stop ;;
         postgres) postgres_stop ;;
       esac
       ;;
     kill)
       case $name in
-        kafka | registry) pid=$(read_pid "$name") ;;
+        kafka*)
+          kafka_kill "$name"
+          return 0
+          ;;
+        registry) pid=$(read_pid "$name") ;;
         postgres) pid=$(pg_pid) ;;
       esac
       if [[ -z $pid ]] || ! kill -0 "$pid" 2>/dev/null; then
@@ -753,9 +625,9 @@ native_component() {
   esac
   [[ $cmd == stop ]] && return 0
   case $name in
-    kafka)
+    kafka*)
       kafka_download
-      kafka_start
+      if [[ $name == kafka ]]; then kafka_start; else kafka_start "${name#kafka-}"; fi
       kafka_wait
       ;;
     registry)
@@ -776,15 +648,27 @@ use_docker() {
 }
 
 usage() {
-  echo "usage: scripts/stack.sh up | down [--purge] | clean | status" >&2
-  echo "       scripts/stack.sh start | stop | restart | kill  kafka | registry | postgres" >&2
+  echo "usage: scripts/stack.sh up | down [--purge] | clean | status | env" >&2
+  echo "       scripts/stack.sh start | stop | restart | kill  kafka | kafka-<i> | registry | postgres" >&2
   exit 2
 }
 
-# component NAME - NAME if it is one of the stack's components, else usage.
+# component NAME - NAME if it is one of the stack's components (kafka-<i>:
+# broker i of CHORUS_STACK_BROKERS), else usage.
 component() {
   case ${1:-} in
     kafka | registry | postgres) echo "$1" ;;
+    kafka-[1-9])
+      if ((BROKERS == 1 || ${1#kafka-} > BROKERS)); then
+        if ((BROKERS == 1)); then
+          echo "stack.sh: no broker $1 with CHORUS_STACK_BROKERS=1 (the one broker is \`kafka\`)" >&2
+        else
+          echo "stack.sh: no broker $1 with CHORUS_STACK_BROKERS=$BROKERS (kafka-1 to kafka-$BROKERS)" >&2
+        fi
+        exit 2
+      fi
+      echo "$1"
+      ;;
     *) usage ;;
   esac
 }
@@ -793,7 +677,17 @@ main() {
   local cmd=${1:-}
   [[ -n $cmd ]] || usage
   shift
-  if use_docker; then
+  local docker=0
+  use_docker && docker=1
+  if ((docker && BROKERS > 1)); then
+    echo "stack.sh: the Docker stack (compose/docker-compose.yml) has one broker; CHORUS_STACK=native runs $BROKERS" >&2
+    BROKERS=1
+  fi
+  if [[ $cmd == env ]]; then
+    kafka_env
+    return 0
+  fi
+  if ((docker)); then
     # Compose interpolates the whole file, our services included; they are
     # not started here, so their required JWT secret may be a placeholder.
     export CHORUS_JWT_SECRET=${CHORUS_JWT_SECRET:-unused-by-infrastructure}
@@ -830,6 +724,13 @@ main() {
     status) native_status ;;
     start | stop | restart | kill)
       local name
+      # One broker of a cluster, CHORUS_STACK_BROKERS unset (e.g. a test
+      # killing one): the cluster that runs, or else the one started last.
+      if [[ ${1:-} == kafka-[1-9] && -z ${CHORUS_STACK_BROKERS:-} ]]; then
+        BROKERS=$(kafka_running_size)
+        [[ -n $BROKERS ]] || BROKERS=$(cat "$KAFKA_DIR/brokers-started" 2>/dev/null || true)
+        [[ $BROKERS =~ ^[1-9]$ ]] || BROKERS=1
+      fi
       name=$(component "${1:-}")
       native_component "$cmd" "$name"
       ;;

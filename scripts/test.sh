@@ -3,8 +3,13 @@
 # workspace against it, and takes the stack down again even when a test fails.
 # The build is the dev profile `make run` already built (target/debug): only
 # the test targets are compiled on top of it.
+# Kafka runs as a cluster of CHORUS_STACK_BROKERS (3) brokers, so the tests
+# meet replication factor 3, min.insync.replicas 2 and a broker failing over;
+# the tests reach every broker (CHORUS_KAFKA_BROKERS) and their SASL listeners
+# (CHORUS_TEST_KAFKA_SASL_BROKERS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export CHORUS_STACK_BROKERS=${CHORUS_STACK_BROKERS:-3}
 
 started=$(date +%s)
 step() { printf '==> %s\n' "$*"; }
@@ -22,7 +27,11 @@ wait "$stack_pid" || stack_rc=$?
 cat "$stack_log"
 rm -f "$stack_log"
 ((build_rc == 0 && stack_rc == 0)) || exit 1
-step "cargo test --workspace"
+stack_env=$(bash scripts/stack.sh env)
+eval "$stack_env"
+export CHORUS_KAFKA_BROKERS=$CHORUS_STACK_KAFKA_BROKERS
+export CHORUS_TEST_KAFKA_SASL_BROKERS=$CHORUS_STACK_KAFKA_SASL_BROKERS
+step "cargo test --workspace (Kafka: $CHORUS_STACK_BROKERS broker(s), $CHORUS_KAFKA_BROKERS)"
 # The end-to-end suite runs the `chorus` binary built above.
 CHORUS_BIN="$(realpath -m "${CARGO_TARGET_DIR:-target}")/debug/chorus" cargo test --workspace --locked -- --test-threads "${CHORUS_TEST_THREADS:-2}"
 step "tests passed in $(( $(date +%s) - started ))s"

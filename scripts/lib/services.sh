@@ -12,11 +12,23 @@
 #              replica each keeps 9101-9104
 #   log        .stack/logs/chorus-<service>.log with one replica each,
 #              chorus-<service>-<i>.log with more (CHORUS_STACK_DIR moves .stack)
+#   Kafka      the CLI (and anything else the sourcing script runs) talks to
+#              every broker of the stack through its plaintext listener, the
+#              administrator (CHORUS_KAFKA_BROKERS, from `scripts/stack.sh env`);
+#              each service instance connects through the brokers' SASL
+#              listeners as its own user, chorus-<service> (password the same),
+#              so the broker's ACLs (`chorus acls apply`) apply to it as in
+#              production. Not when the caller set CHORUS_KAFKA_SECURITY_PROTOCOL
+#              (its own cluster), nor with CHORUS_STACK_PRINCIPALS=admin (every
+#              service through the plaintext listener, as the administrator),
+#              nor when the stack has no SASL listener (the Docker stack)
 #
 #   services_check_config               fails naming the variable if one above is bad
+#   services_kafka_summary              how the services connect to Kafka, one line
 #   services_ports_free                 fails, naming it, if a service port is taken
 #   services_start [BIN_DIR]            starts every instance (default target/release) with the caller's environment
-#                                       (and a development payment-token key, see services_payment_key)
+#                                       (and each its own Kafka user, see Kafka above, and a
+#                                       development payment-token key, see services_payment_key)
 #   services_start_one INSTANCE [BIN_DIR]  (re)starts one, appending to its log
 #   services_wait_ready [INSTANCE…]     waits for each /readyz (default all); fails naming the first that is not ready
 #   services_instances                  every instance's name, one a line
@@ -35,11 +47,19 @@ SERVICES_LOGS=${CHORUS_STACK_DIR:-.stack}/logs
 SERVICES_GATEWAY_URL=http://127.0.0.1:$SERVICES_GATEWAY_PORT
 declare -A SERVICE_PID=()
 
-# A second stack on other ports (scripts/stack.sh's CHORUS_STACK_*_PORT): the
-# services and the CLI go to it too, unless told otherwise.
-if [[ -n ${CHORUS_STACK_KAFKA_PORT:-} ]]; then
-  export CHORUS_KAFKA_BROKERS=${CHORUS_KAFKA_BROKERS:-127.0.0.1:$CHORUS_STACK_KAFKA_PORT}
-fi
+# The stack's brokers (CHORUS_STACK_BROKERS of them, on the ports of
+# scripts/stack.sh, a second stack's included): CHORUS_STACK_KAFKA_BROKERS and
+# CHORUS_STACK_KAFKA_SASL_BROKERS. The CLI and the services go to them unless
+# told otherwise.
+services_stack_env() {
+  local lines
+  lines=$(bash scripts/stack.sh env) || return 1
+  eval "$lines"
+}
+services_stack_env || return 1
+export CHORUS_KAFKA_BROKERS=${CHORUS_KAFKA_BROKERS:-$CHORUS_STACK_KAFKA_BROKERS}
+SERVICES_PRINCIPALS=${CHORUS_STACK_PRINCIPALS:-per-service}
+SERVICES_KAFKA_SASL="" # set by services_start: the services' own users through SASL
 if [[ -n ${CHORUS_STACK_REGISTRY_PORT:-} ]]; then
   export CHORUS_SCHEMA_REGISTRY_URL=${CHORUS_SCHEMA_REGISTRY_URL:-http://127.0.0.1:$CHORUS_STACK_REGISTRY_PORT/apis/ccompat/v7}
 fi
@@ -69,6 +89,10 @@ services_check_config() {
       return 1
     fi
   done
+  if [[ $SERVICES_PRINCIPALS != per-service && $SERVICES_PRINCIPALS != admin ]]; then
+    echo "CHORUS_STACK_PRINCIPALS=$SERVICES_PRINCIPALS must be per-service or admin" >&2
+    return 1
+  fi
   if ((SERVICES_REPLICAS > 9)); then
     echo "CHORUS_REPLICAS=$SERVICES_REPLICAS: at most 9 replicas of each worker (their ports are 10 apart)" >&2
     return 1
@@ -119,10 +143,44 @@ services_ports_free() {
   done
 }
 
+# services_kafka_choose: whether the services connect with their own users
+# (SERVICES_KAFKA_SASL), decided once the stack is up.
+services_kafka_choose() {
+  SERVICES_KAFKA_SASL=""
+  [[ -z ${CHORUS_KAFKA_SECURITY_PROTOCOL:-} && $SERVICES_PRINCIPALS == per-service ]] || return 0
+  local first=${CHORUS_STACK_KAFKA_SASL_BROKERS%%,*}
+  if (exec 3<>"/dev/tcp/${first%:*}/${first##*:}") 2>/dev/null; then
+    SERVICES_KAFKA_SASL=$CHORUS_STACK_KAFKA_SASL_BROKERS
+  else
+    echo "no SASL listener at $first (a Docker stack?): the services connect through $CHORUS_KAFKA_BROKERS as the administrator" >&2
+  fi
+}
+
+services_kafka_summary() {
+  if [[ -n $SERVICES_KAFKA_SASL ]]; then
+    echo "each service as chorus-<service> (SCRAM-SHA-512) through $SERVICES_KAFKA_SASL"
+  elif [[ -n ${CHORUS_KAFKA_SECURITY_PROTOCOL:-} ]]; then
+    echo "as configured: $CHORUS_KAFKA_BROKERS ($CHORUS_KAFKA_SECURITY_PROTOCOL${CHORUS_KAFKA_SASL_USERNAME:+, user $CHORUS_KAFKA_SASL_USERNAME})"
+  else
+    echo "every service through $CHORUS_KAFKA_BROKERS (plaintext, the administrator)"
+  fi
+}
+
+# services_kafka_env SERVICE: its own Kafka user, as NAME=VALUE words for env
+# (nothing when the services connect as the caller configured).
+services_kafka_env() {
+  [[ -n $SERVICES_KAFKA_SASL ]] || return 0
+  echo "CHORUS_KAFKA_BROKERS=$SERVICES_KAFKA_SASL"
+  echo "CHORUS_KAFKA_SECURITY_PROTOCOL=sasl_plaintext"
+  echo "CHORUS_KAFKA_SASL_MECHANISM=SCRAM-SHA-512"
+  echo "CHORUS_KAFKA_SASL_USERNAME=chorus-$1"
+  echo "CHORUS_KAFKA_SASL_PASSWORD=chorus-$1"
+}
+
 services_start_one() {
   local instance=$1 bin=${2:-target/release}
   local svc=${instance%-[0-9]*} vars
-  mapfile -t vars < <(services_db_env "$svc")
+  mapfile -t vars < <(services_db_env "$svc"; services_kafka_env "$svc")
   # Each worker replica keeps its identity across restarts, as a deployment
   # gives each (and the same health port, services_port): static group
   # membership (on unless CHORUS_STATIC_MEMBERSHIP=false) then takes its
@@ -153,6 +211,7 @@ services_start() {
   local bin=${1:-target/release} instance
   services_check_config || return 1
   services_payment_key
+  services_kafka_choose
   mkdir -p "$SERVICES_LOGS"
   SERVICE_PID=()
   for instance in $(services_instances); do
