@@ -5,8 +5,8 @@
 //! (the stack's plaintext listener is a super user).
 
 use chorus_platform::Env;
-use chorus_platform::acls::{Principals, changes, derive_acls};
-use chorus_platform::kafka_admin::{create_acls, delete_acls, describe_acls};
+use chorus_platform::acl_apply::apply_acls;
+use chorus_platform::acls::{Principals, derive_acls};
 
 use crate::args::{ApplyAclsArgs, Global};
 
@@ -23,19 +23,19 @@ pub async fn apply(global: &Global, args: &ApplyAclsArgs) -> anyhow::Result<()> 
         println!("  {acl}");
     }
     let kafka = global.kafka()?;
-    let mut existing = Vec::new();
-    for principal in principals.all() {
-        existing.extend(
-            describe_acls(&kafka, principal, global.timeout())
-                .await
-                .map_err(anyhow::Error::msg)?,
-        );
-    }
-    let changes = changes(&derived, &existing, catalogue.namespace());
+    let changes = apply_acls(
+        &kafka,
+        &catalogue,
+        &principals,
+        args.dry_run,
+        global.timeout(),
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
     let (add, remove) = if args.dry_run {
         ("would add", "would remove")
     } else {
-        ("add", "remove")
+        ("added", "removed")
     };
     for acl in &changes.add {
         println!("{add:<12} {acl}");
@@ -46,14 +46,5 @@ pub async fn apply(global: &Global, args: &ApplyAclsArgs) -> anyhow::Result<()> 
     if changes.add.is_empty() && changes.remove.is_empty() {
         println!("up to date: nothing to add or remove");
     }
-    if args.dry_run {
-        return Ok(());
-    }
-    create_acls(&kafka, changes.add, global.timeout())
-        .await
-        .map_err(anyhow::Error::msg)?;
-    delete_acls(&kafka, changes.remove, global.timeout())
-        .await
-        .map_err(anyhow::Error::msg)?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! itself lives in `chorus-runtime`.
 
 pub mod access_check;
+pub mod acl_apply;
 pub mod acls;
 pub mod config;
 pub mod health;
