@@ -15,6 +15,7 @@ mod examples;
 pub mod headers;
 mod json;
 mod registry;
+mod services;
 mod topics;
 pub mod validate;
 
@@ -24,4 +25,5 @@ pub use error::{DecodeError, EncodeError, RegistryError, error_chain};
 pub use events::*;
 pub use json::{JsonError, event_from_json, event_to_json};
 pub use registry::{Compatibility, RegistryClient, RegistrySettings, subject_name};
+pub use services::Service;
 pub use topics::{DEFAULT_PARTITIONS, Topic, TopicCatalogue};

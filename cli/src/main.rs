@@ -1,5 +1,6 @@
 //! `chorus`: the developer and operator command line of chorus.
 
+mod acls;
 mod args;
 mod bench;
 mod chaos;
@@ -20,7 +21,7 @@ mod trace;
 use clap::Parser;
 
 use args::{
-    BenchCommand, ChaosCommand, Cli, Command, DlqCommand, OrderCommand, SagasCommand,
+    AclsCommand, BenchCommand, ChaosCommand, Cli, Command, DlqCommand, OrderCommand, SagasCommand,
     SchemasCommand, StockCommand, TopicsCommand,
 };
 
@@ -30,6 +31,8 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Topics(TopicsCommand::Create(args)) => topics::create(&cli.global, &args).await,
         Command::Topics(TopicsCommand::List) => topics::list(&cli.global).await,
+        Command::Topics(TopicsCommand::Check(args)) => topics::check(&cli.global, &args).await,
+        Command::Acls(AclsCommand::Apply(args)) => acls::apply(&cli.global, &args).await,
         Command::Schemas(SchemasCommand::Register(args)) => {
             schemas::register(&cli.global, &args).await
         }

@@ -1,26 +1,62 @@
-//! `chorus topics create|list`.
+//! `chorus topics create|list|check`.
 
 use anyhow::Context;
-use chorus_platform::topics::{TopicCreation, ensure_topics};
+use chorus_platform::KafkaSettings;
+use chorus_platform::topic_check::check_topics;
+use chorus_platform::topics::{TopicCreation, TopicSpec, ensure_topics_with};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::args::{CreateTopicsArgs, Global};
 
-pub async fn create(global: &Global, args: &CreateTopicsArgs) -> anyhow::Result<()> {
-    let catalogue = global.catalogue();
-    let results = ensure_topics(
-        &global.kafka()?,
-        &catalogue,
+/// The replication factor and min.insync.replicas `create` uses (and
+/// `check` expects): the flags' or the cluster's fit.
+async fn spec(
+    global: &Global,
+    kafka: &KafkaSettings,
+    args: &CreateTopicsArgs,
+) -> anyhow::Result<TopicSpec> {
+    Ok(TopicSpec::for_cluster(
+        kafka,
         args.replication_factor,
+        args.min_insync_replicas,
         global.timeout(),
     )
-    .await?;
+    .await?)
+}
+
+pub async fn create(global: &Global, args: &CreateTopicsArgs) -> anyhow::Result<()> {
+    let catalogue = global.catalogue();
+    let kafka = global.kafka()?;
+    let spec = spec(global, &kafka, args).await?;
+    let results = ensure_topics_with(&kafka, &catalogue, spec, global.timeout()).await?;
     for result in results {
         match result {
             TopicCreation::Created(name) => println!("created  {name}"),
             TopicCreation::AlreadyExisted(name) => println!("exists   {name}"),
         }
     }
+    Ok(())
+}
+
+/// Exit 1 (an error) when any topic is missing or differs.
+pub async fn check(global: &Global, args: &CreateTopicsArgs) -> anyhow::Result<()> {
+    let catalogue = global.catalogue();
+    let kafka = global.kafka()?;
+    let spec = spec(global, &kafka, args).await?;
+    let checks = check_topics(&kafka, &catalogue, spec, global.timeout()).await?;
+    for check in &checks {
+        println!("{check}");
+    }
+    let unfit = checks.iter().filter(|c| !c.fits()).count();
+    anyhow::ensure!(
+        unfit == 0,
+        "{unfit} of {} topics do not fit the catalogue (partitions {}, replication factor {}{})",
+        checks.len(),
+        catalogue.partitions(),
+        spec.replication_factor,
+        spec.min_insync_replicas
+            .map_or(String::new(), |n| format!(", min.insync.replicas {n}"))
+    );
     Ok(())
 }
 

@@ -68,7 +68,7 @@ impl Application {
             Store::lazy_pool(&config.inventory_db_url, config.db_pool_size)
                 .context("CHORUS_INVENTORY_DB_URL")?,
         );
-        crate::kafka_login::check_at_start_up(&config.kafka).await?;
+        crate::kafka_login::check_at_start_up(&config.kafka, &config.catalogue()).await?;
         let codec = Codec::new(&config.codec_config(), config.catalogue())
             .context("CHORUS_SCHEMA_REGISTRY_URL")?;
         let publisher = Arc::new(KafkaPublisher::new(

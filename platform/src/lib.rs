@@ -5,9 +5,13 @@
 //! bearer-token claims, and redaction of credentials. The worker machinery
 //! itself lives in `chorus-runtime`.
 
+pub mod access_check;
+pub mod acl_apply;
+pub mod acls;
 pub mod config;
 pub mod health;
 pub mod kafka;
+pub mod kafka_admin;
 mod kafka_auth;
 pub mod payment_token;
 pub mod redact;
@@ -20,6 +24,7 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod token;
+pub mod topic_check;
 pub mod topics;
 
 /// An error and its sources on one line; one definition for the whole

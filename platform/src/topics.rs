@@ -1,5 +1,8 @@
 //! Creates the catalogue's topics and dead-letter topics. Creating a topic
 //! that already exists is success, so this is safe to run at every start.
+//! New topics fit the cluster ([`TopicSpec::fitted`]): replication factor
+//! min(3, brokers), and `min.insync.replicas=2` once it is 3 or more, so
+//! with `acks=all` a message Kafka acknowledged is on two brokers at least.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +14,10 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::kafka::{KafkaSettings, KafkaUnreachable};
 
+/// The topic config that says how many replicas must have a message before
+/// an `acks=all` produce succeeds.
+pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
+
 /// What happened to one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TopicCreation {
@@ -18,11 +25,67 @@ pub enum TopicCreation {
     AlreadyExisted(String),
 }
 
-/// Creates every topic of the catalogue that is missing.
+/// How topics are created: replication factor and `min.insync.replicas`
+/// (`None`: the broker's default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub replication_factor: i32,
+    pub min_insync_replicas: Option<i32>,
+}
+
+impl TopicSpec {
+    /// What fits a cluster of `brokers` brokers: replication factor
+    /// min(3, brokers) and `min.insync.replicas=2` when that is 3 or more,
+    /// each unless given.
+    pub fn fitted(
+        brokers: usize,
+        replication_factor: Option<i32>,
+        min_insync_replicas: Option<i32>,
+    ) -> TopicSpec {
+        let fitted = i32::try_from(brokers.clamp(1, 3)).unwrap_or(3);
+        let replication_factor = replication_factor.unwrap_or(fitted);
+        TopicSpec {
+            replication_factor,
+            min_insync_replicas: min_insync_replicas.or((replication_factor >= 3).then_some(2)),
+        }
+    }
+
+    /// As [`TopicSpec::fitted`], counting the brokers in the cluster's metadata.
+    pub async fn for_cluster(
+        kafka: &KafkaSettings,
+        replication_factor: Option<i32>,
+        min_insync_replicas: Option<i32>,
+        timeout: Duration,
+    ) -> Result<TopicSpec, KafkaUnreachable> {
+        let brokers = kafka.fetch_metadata(None, timeout).await?.brokers().len();
+        Ok(TopicSpec::fitted(
+            brokers,
+            replication_factor,
+            min_insync_replicas,
+        ))
+    }
+}
+
+/// Creates every topic of the catalogue that is missing, with
+/// `replication_factor` and the broker's default `min.insync.replicas`.
 pub async fn ensure_topics(
     kafka: &KafkaSettings,
     catalogue: &TopicCatalogue,
     replication_factor: i32,
+    timeout: Duration,
+) -> Result<Vec<TopicCreation>, KafkaUnreachable> {
+    let spec = TopicSpec {
+        replication_factor,
+        min_insync_replicas: None,
+    };
+    ensure_topics_with(kafka, catalogue, spec, timeout).await
+}
+
+/// Creates every topic of the catalogue that is missing, as `spec` says.
+pub async fn ensure_topics_with(
+    kafka: &KafkaSettings,
+    catalogue: &TopicCatalogue,
+    spec: TopicSpec,
     timeout: Duration,
 ) -> Result<Vec<TopicCreation>, KafkaUnreachable> {
     // Fail fast, naming the address, when no broker answers at all.
@@ -36,14 +99,19 @@ pub async fn ensure_topics(
         .create()
         .map_err(|e| fail(e.to_string()))?;
     let names = catalogue.all_names();
+    let min_insync = spec.min_insync_replicas.map(|n| n.to_string());
     let new_topics: Vec<NewTopic> = names
         .iter()
         .map(|name| {
-            NewTopic::new(
+            let topic = NewTopic::new(
                 name,
                 catalogue.partitions(),
-                TopicReplication::Fixed(replication_factor),
-            )
+                TopicReplication::Fixed(spec.replication_factor),
+            );
+            match &min_insync {
+                Some(n) => topic.set(MIN_INSYNC_REPLICAS, n),
+                None => topic,
+            }
         })
         .collect();
     let options = AdminOptions::new()
@@ -108,4 +176,26 @@ async fn wait_for_leaders(
     })
     .await
     .expect("leader wait does not panic")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_fit_the_cluster_unless_told_otherwise() {
+        let fitted = |brokers, rf, isr| TopicSpec::fitted(brokers, rf, isr);
+        let spec = |replication_factor, min_insync_replicas| TopicSpec {
+            replication_factor,
+            min_insync_replicas,
+        };
+        assert_eq!(fitted(1, None, None), spec(1, None));
+        assert_eq!(fitted(2, None, None), spec(2, None));
+        assert_eq!(fitted(3, None, None), spec(3, Some(2)));
+        assert_eq!(fitted(5, None, None), spec(3, Some(2)));
+        assert_eq!(fitted(5, Some(1), None), spec(1, None));
+        assert_eq!(fitted(1, Some(3), None), spec(3, Some(2)));
+        assert_eq!(fitted(3, None, Some(3)), spec(3, Some(3)));
+        assert_eq!(fitted(1, None, Some(1)), spec(1, Some(1)));
+    }
 }

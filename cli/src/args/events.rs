@@ -11,14 +11,21 @@ pub enum TopicsCommand {
     Create(CreateTopicsArgs),
     /// List the chorus topics with partition and message counts.
     List,
+    /// Compare each topic's partitions, replication factor and
+    /// min.insync.replicas with what `create` would make; exit 1 on any difference.
+    Check(CreateTopicsArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct CreateTopicsArgs {
-    /// Replication factor of new topics.
-    #[arg(long, env = "CHORUS_REPLICATION_FACTOR", default_value_t = 1,
+    /// Replication factor of new topics [default: min(3, brokers in the cluster)].
+    #[arg(long, env = "CHORUS_REPLICATION_FACTOR",
           value_parser = clap::value_parser!(i32).range(1..=10))]
-    pub replication_factor: i32,
+    pub replication_factor: Option<i32>,
+    /// min.insync.replicas of new topics [default: 2 when the replication factor is 3 or more, else the broker's].
+    #[arg(long, env = "CHORUS_MIN_INSYNC_REPLICAS",
+          value_parser = clap::value_parser!(i32).range(1..=10))]
+    pub min_insync_replicas: Option<i32>,
 }
 
 #[derive(Debug, Subcommand)]

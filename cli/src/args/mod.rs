@@ -2,6 +2,7 @@
 //! from its `CHORUS_…` environment variable; Kafka security and registry
 //! credentials come from the environment for every verb alike.
 
+mod acls;
 mod chaos;
 mod events;
 mod gateway;
@@ -14,6 +15,7 @@ use chorus_avro::{CodecConfig, RegistrySettings, TopicCatalogue};
 use chorus_platform::{Env, KafkaSettings, registry::registry_with_url};
 use clap::{Args, Parser, Subcommand};
 
+pub use acls::*;
 pub use chaos::*;
 pub use events::*;
 pub use gateway::*;
@@ -112,6 +114,9 @@ pub enum Command {
     /// Register the event schemas or check local edits against the registry.
     #[command(subcommand)]
     Schemas(SchemasCommand),
+    /// Derive the Kafka ACLs of each service and the operator from the topic catalogue and apply them.
+    #[command(subcommand)]
+    Acls(AclsCommand),
     /// Print an example event as JSON, a starting point for `produce`.
     Example(ExampleArgs),
     /// Produce one event from JSON, keyed by its order id (or SKU).
@@ -151,5 +156,55 @@ mod tests {
     #[test]
     fn every_verb_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> super::Cli {
+        use clap::Parser;
+        super::Cli::try_parse_from(args).unwrap()
+    }
+
+    #[test]
+    fn acls_apply_takes_a_dry_run_flag() {
+        use super::{AclsCommand, Command};
+        let Command::Acls(AclsCommand::Apply(args)) =
+            parse(&["chorus", "acls", "apply", "--dry-run"]).command
+        else {
+            panic!("not acls apply");
+        };
+        assert!(args.dry_run);
+        let Command::Acls(AclsCommand::Apply(args)) = parse(&["chorus", "acls", "apply"]).command
+        else {
+            panic!("not acls apply");
+        };
+        assert!(!args.dry_run);
+    }
+
+    #[test]
+    fn topics_create_and_check_fit_the_cluster_unless_told() {
+        use super::{Command, TopicsCommand};
+        // Unset in the test environment, so the defaults are the cluster's.
+        let Command::Topics(TopicsCommand::Create(args)) =
+            parse(&["chorus", "topics", "create"]).command
+        else {
+            panic!("not topics create");
+        };
+        if std::env::var_os("CHORUS_REPLICATION_FACTOR").is_none() {
+            assert_eq!(args.replication_factor, None);
+        }
+        let Command::Topics(TopicsCommand::Check(args)) = parse(&[
+            "chorus",
+            "topics",
+            "check",
+            "--replication-factor",
+            "1",
+            "--min-insync-replicas",
+            "1",
+        ])
+        .command
+        else {
+            panic!("not topics check");
+        };
+        assert_eq!(args.replication_factor, Some(1));
+        assert_eq!(args.min_insync_replicas, Some(1));
     }
 }

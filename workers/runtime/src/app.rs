@@ -301,8 +301,9 @@ impl KafkaClients {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<KafkaClients> {
         let catalogue = config.catalogue();
+        // Workers never create topics; nor do they start without their ACLs.
+        crate::kafka_access::require_kafka_access(config, topics).await?;
         let topics: Vec<String> = topics.iter().map(|&t| catalogue.name(t)).collect();
-        require_topics(config, &catalogue.all_names()).await?;
         let codec = Arc::new(Codec::new(&config.codec_config(), catalogue.clone())?);
         let producer = config
             .kafka
@@ -528,24 +529,5 @@ async fn migrate(pool: &PgPool, migrator: &'static Migrator) -> anyhow::Result<(
             .await
             .with_context(|| format!("{what} migrations"))?;
     }
-    Ok(())
-}
-
-/// Workers never create topics: a missing one means `chorus topics create`
-/// was not run. A refused login stops the worker here, naming the cause.
-async fn require_topics(config: &WorkerConfig, names: &[String]) -> anyhow::Result<()> {
-    let metadata = config
-        .kafka
-        .fetch_metadata(None, Duration::from_secs(10))
-        .await?;
-    let missing: Vec<&String> = names
-        .iter()
-        .filter(|name| !metadata.topics().iter().any(|t| t.name() == name.as_str()))
-        .collect();
-    anyhow::ensure!(
-        missing.is_empty(),
-        "topics missing at {}: {missing:?}; run `chorus topics create`",
-        config.kafka.brokers
-    );
     Ok(())
 }

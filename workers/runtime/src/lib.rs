@@ -17,6 +17,7 @@ pub mod failure;
 pub mod handler;
 pub mod http;
 pub mod inbox;
+mod kafka_access;
 pub mod metrics;
 pub mod outbox;
 pub mod outbox_publisher;
