@@ -673,6 +673,16 @@ component() {
   esac
 }
 
+# With CHORUS_STACK_BROKERS unset, the verbs that report on the running Kafka
+# or act on one of its brokers take its size: the cluster that runs, or else
+# the one started last.
+adopt_running_size() {
+  [[ -z ${CHORUS_STACK_BROKERS:-} ]] || return 0
+  BROKERS=$(kafka_running_size)
+  [[ -n $BROKERS ]] || BROKERS=$(cat "$KAFKA_DIR/brokers-started" 2>/dev/null || true)
+  [[ $BROKERS =~ ^[1-9]$ ]] || BROKERS=1
+}
+
 main() {
   local cmd=${1:-}
   [[ -n $cmd ]] || usage
@@ -684,6 +694,7 @@ main() {
     BROKERS=1
   fi
   if [[ $cmd == env ]]; then
+    ((docker)) || adopt_running_size
     kafka_env
     return 0
   fi
@@ -721,16 +732,14 @@ main() {
       native_down "${1:-}"
       ;;
     clean) native_down --purge ;;
-    status) native_status ;;
+    status)
+      adopt_running_size
+      native_status
+      ;;
     start | stop | restart | kill)
       local name
-      # One broker of a cluster, CHORUS_STACK_BROKERS unset (e.g. a test
-      # killing one): the cluster that runs, or else the one started last.
-      if [[ ${1:-} == kafka-[1-9] && -z ${CHORUS_STACK_BROKERS:-} ]]; then
-        BROKERS=$(kafka_running_size)
-        [[ -n $BROKERS ]] || BROKERS=$(cat "$KAFKA_DIR/brokers-started" 2>/dev/null || true)
-        [[ $BROKERS =~ ^[1-9]$ ]] || BROKERS=1
-      fi
+      # One broker of a cluster (e.g. a test killing one).
+      if [[ ${1:-} == kafka-[1-9] ]]; then adopt_running_size; fi
       name=$(component "${1:-}")
       native_component "$cmd" "$name"
       ;;

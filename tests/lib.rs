@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chorus_avro::{Codec, CodecConfig, RegistrySettings, TopicCatalogue};
 use chorus_platform::KafkaSettings;
-use chorus_platform::topics::ensure_topics;
+use chorus_platform::topics::{TopicSpec, ensure_topics_with};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
@@ -135,7 +135,13 @@ impl Stack {
     pub async fn fresh_topics(&self) -> TopicCatalogue {
         let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let catalogue = TopicCatalogue::new(namespace, 2);
-        ensure_topics(&self.kafka(), &catalogue, 1, Duration::from_secs(30))
+        // As `chorus topics create` makes them: replicated min(3, brokers)
+        // times, two in sync from three on.
+        let timeout = Duration::from_secs(30);
+        let spec = TopicSpec::for_cluster(&self.kafka(), None, None, timeout)
+            .await
+            .expect("the cluster's brokers");
+        ensure_topics_with(&self.kafka(), &catalogue, spec, timeout)
             .await
             .expect("creating the test's topics");
         catalogue
@@ -274,4 +280,21 @@ pub fn describe(output: &Output) -> String {
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+/// The process's exit status, or None (after killing it) when it is still
+/// running after `seconds`.
+pub fn exit_within(
+    mut child: std::process::Child,
+    seconds: u64,
+) -> Option<std::process::ExitStatus> {
+    for _ in 0..seconds * 10 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }

@@ -226,6 +226,11 @@ impl Saga {
     }
 
     /// The file `service` logs to (stdout and stderr), whole.
+    /// The environment `service` runs with (later entries win).
+    pub fn env_of(&self, service: &str) -> &[(String, String)] {
+        &self.env[service]
+    }
+
     pub fn log_file(&self, service: &str) -> PathBuf {
         self.logs.join(format!("{service}.log"))
     }

@@ -3,12 +3,17 @@
 //! catalogue let it write only what it produces. A well-formed `StockReserved`
 //! from the order worker's or the gateway's principal is refused by the
 //! broker and never reaches the topic; the inventory worker's is accepted.
+//! A worker missing one of its ACLs stops at start-up, naming it.
 
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use chorus_avro::{EventType, Topic};
+use chorus_avro::{EventType, Service, Topic};
+use chorus_platform::acls::{Principals, derive_acls};
+use chorus_platform::kafka_admin::{AclBinding, Operation, delete_acls};
+use chorus_platform::testing::TestDb;
 use chorus_platform::{Env, KafkaSettings};
-use chorus_tests::{Stack, describe, run};
+use chorus_tests::{Stack, chorus_bin, describe, exit_within, run};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureRecord;
@@ -79,4 +84,68 @@ async fn a_stock_reserved_from_the_order_worker_or_the_gateway_is_refused_by_the
     .await
     .unwrap();
     assert_eq!(messages, 1, "messages on the inventory topic");
+}
+
+#[tokio::test]
+async fn a_worker_missing_an_acl_stops_at_start_up_naming_the_topic_and_operation() {
+    let stack = Stack::get().await;
+    let topics = stack.fresh_topics().await;
+    let applied = run(stack.chorus(&topics).args(["acls", "apply"]));
+    assert!(applied.status.success(), "{}", describe(&applied));
+    // Take one of the payment worker's ACLs away: WRITE on the topic it produces.
+    let payments = topics.name(Topic::Payments);
+    let principals = Principals::default();
+    let write_payments: Vec<AclBinding> = derive_acls(&topics, &principals)
+        .into_iter()
+        .filter(|b| {
+            b.principal == principals.of(Service::Payment)
+                && b.operation == Operation::Write
+                && b.name == payments
+        })
+        .collect();
+    assert_eq!(write_payments.len(), 1, "{write_payments:?}");
+    delete_acls(&stack.kafka(), write_payments, Duration::from_secs(10))
+        .await
+        .expect("deleting the ACL");
+
+    let db = TestDb::create(&[]).await;
+    let logs = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/e2e-logs")
+        .join(topics.namespace());
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join("payment.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let binary = chorus_bin().with_file_name("chorus-payment");
+    let child = Command::new(&binary)
+        .envs(stack.service_kafka_env("payment"))
+        .env("CHORUS_SCHEMA_REGISTRY_URL", &stack.registry)
+        .env("CHORUS_TOPIC_NAMESPACE", topics.namespace())
+        .env("CHORUS_TOPIC_PARTITIONS", topics.partitions().to_string())
+        .env("CHORUS_DATABASE_URL", &db.url)
+        .env("CHORUS_HTTP_ADDR", "127.0.0.1:0")
+        .env(
+            "CHORUS_PAYMENT_TOKEN_KEY",
+            chorus_tests::saga::PAYMENT_TOKEN_KEY,
+        )
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+    let status = tokio::task::spawn_blocking(move || exit_within(child, 60))
+        .await
+        .unwrap();
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    let status = status.unwrap_or_else(|| panic!("chorus-payment runs without its ACL:\n{log}"));
+    assert!(!status.success(), "chorus-payment exited 0:\n{log}");
+    let named = format!("User:chorus-payment WRITE on topic {payments}");
+    assert!(
+        log.contains(&named),
+        "the log does not say `{named}`:\n{log}"
+    );
+    // It stopped before consuming anything: no partition was ever assigned.
+    assert!(
+        !log.contains("assigned"),
+        "chorus-payment consumed before stopping:\n{log}"
+    );
 }

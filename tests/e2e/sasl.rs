@@ -1,6 +1,6 @@
 //! Every service works through the stack's SASL listener (SASL_PLAINTEXT,
-//! SCRAM-SHA-512), and a wrong password stops a worker at start-up with an
-//! error that names authentication as the cause.
+//! SCRAM-SHA-512) with its own principal, and a wrong password stops a
+//! worker at start-up with an error that names authentication as the cause.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use chorus_platform::testing::TestDb;
 use chorus_platform::{Env, KafkaSettings};
 use chorus_tests::saga::{Saga, WORKERS, sku};
-use chorus_tests::{HOW_TO_START, Stack, chorus_bin, describe, run};
+use chorus_tests::{HOW_TO_START, Stack, chorus_bin, describe, exit_within, run};
 
 /// The SASL listener of the stack and its development user, from
 /// `CHORUS_TEST_KAFKA_SASL_{BROKERS,USERNAME,PASSWORD}` (defaults: what
@@ -57,12 +57,26 @@ impl SaslListener {
 }
 
 #[tokio::test]
-async fn a_saga_runs_with_every_service_connected_through_the_sasl_listener() {
+async fn a_saga_runs_with_every_service_on_its_own_principal() {
     let sasl = SaslListener::from_env();
     sasl.require().await;
-    let env = sasl.service_env(&sasl.password);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let saga = Saga::start_with(&env).await;
+    // A test's deployment connects each service through the authorizing
+    // listener as `chorus-<service>`, with the ACLs `chorus acls apply` gave
+    // it on the test's namespace, and nothing more.
+    let saga = Saga::start().await;
+    for service in WORKERS.iter().chain(["gateway"].iter()) {
+        let env = saga.env_of(service);
+        let user = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "CHORUS_KAFKA_SASL_USERNAME")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(
+            user,
+            Some(format!("chorus-{service}").as_str()),
+            "{service}"
+        );
+    }
 
     let kettle = sku("KETTLE");
     saga.set_stock(&kettle, 10, "29.90").await;
@@ -155,18 +169,4 @@ async fn the_cli_with_a_wrong_password_says_authentication_failed() {
         "{}",
         describe(&output)
     );
-}
-
-/// The process's exit status, or None (after killing it) when it is still
-/// running after `seconds`.
-fn exit_within(mut child: std::process::Child, seconds: u64) -> Option<std::process::ExitStatus> {
-    for _ in 0..seconds * 10 {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
 }
