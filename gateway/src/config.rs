@@ -189,7 +189,7 @@ mod tests {
         let env = Env::from_pairs(&[("CHORUS_DEV", "true")]);
         let config = GatewayConfig::from_env(&env).unwrap();
         assert!(
-            matches!(&config.auth.keys, TokenKeys::SharedSecret(s) if s.expose() == DEV_JWT_SECRET)
+            matches!(&config.auth.keys, TokenKeys::SharedSecret { current, previous: None } if current.expose() == DEV_JWT_SECRET)
         );
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:8000");
         assert_eq!(config.admin_addr, None);
@@ -221,6 +221,23 @@ mod tests {
     }
 
     #[test]
+    fn a_rotation_keeps_the_previous_jwt_secret_unshown() {
+        const PREVIOUS: &str = "the-retiring-secret-long-enough-for-hs256";
+        let env = Env::from_pairs(&[
+            ("CHORUS_JWT_SECRET", SECRET),
+            ("CHORUS_JWT_SECRET_PREVIOUS", PREVIOUS),
+            ("CHORUS_PAYMENT_TOKEN_KEY", KEY),
+        ]);
+        let config = GatewayConfig::from_env(&env).unwrap();
+        assert!(matches!(
+            &config.auth.keys,
+            TokenKeys::SharedSecret { previous: Some(previous), .. } if previous.expose() == PREVIOUS
+        ));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains(PREVIOUS), "{shown}");
+    }
+
+    #[test]
     fn the_idempotency_window_is_given_in_hours() {
         let env = Env::from_pairs(&[
             ("CHORUS_DEV", "true"),
@@ -242,6 +259,8 @@ mod tests {
             ("CHORUS_OTLP_ENDPOINT", "127.0.0.1:4317"),
             ("CHORUS_JWT_SECRET", " "),
             ("CHORUS_JWT_SECRET", "shorter-than-32-bytes"),
+            ("CHORUS_JWT_SECRET_PREVIOUS", "shorter-than-32-bytes"),
+            ("CHORUS_JWT_SECRET_PREVIOUS", DEV_JWT_SECRET),
             ("CHORUS_PAYMENT_TOKEN_KEY", "c2hvcnQ="),
             ("CHORUS_IDEMPOTENCY_WINDOW_HOURS", "0"),
             ("CHORUS_IDEMPOTENCY_WINDOW_HOURS", "1.5"),

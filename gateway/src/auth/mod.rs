@@ -1,6 +1,7 @@
 //! Bearer tokens: every `/v1` route needs one; the admin routes need the
-//! admin role. Tokens are HS256 with a shared secret, or RS256/ES256 from an
-//! identity provider's JWKS (see [`settings`]). The subject is also the unit
+//! admin role. Tokens are HS256 with a shared secret (and, while it rotates,
+//! the one it replaced), or RS256/ES256 from an identity provider's JWKS (see
+//! [`settings`]). The gateway only verifies; it signs no token. The subject is also the unit
 //! of rate limiting and of idempotency.
 
 pub mod claims;
@@ -115,6 +116,46 @@ mod tests {
         assert_eq!(claims.sub, "alice");
         assert_eq!(claims.role, Role::Admin);
         assert!(verifier(TWO).verify(&token).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn during_a_rotation_tokens_of_either_secret_verify_and_no_other() {
+        const RETIRING: &str = "the-retiring-secret-of-at-least-32-bytes";
+        let rotating =
+            TokenVerifier::new(&AuthSettings::shared_secret_rotating(ONE, RETIRING)).unwrap();
+        for (secret, sub) in [(ONE, "signed-now"), (RETIRING, "signed-before")] {
+            let token = issue_token(secret, sub, Role::Customer, Duration::from_secs(60)).unwrap();
+            let claims = rotating.verify(&token).await.unwrap();
+            assert_eq!(claims.sub, sub);
+        }
+        let unrelated = issue_token(TWO, "mallory", Role::Admin, Duration::from_secs(60)).unwrap();
+        let err = rotating.verify(&unrelated).await.unwrap_err();
+        assert!(err.to_string().contains("signature is invalid"), "{err}");
+        // Once the previous secret is gone, its tokens are refused.
+        let retired =
+            issue_token(RETIRING, "late", Role::Customer, Duration::from_secs(60)).unwrap();
+        assert!(verifier(ONE).verify(&retired).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_token_of_the_previous_secret_is_held_to_every_other_rule() {
+        const RETIRING: &str = "the-retiring-secret-of-at-least-32-bytes";
+        let verifier =
+            TokenVerifier::new(&AuthSettings::shared_secret_rotating(ONE, RETIRING)).unwrap();
+        let exp = jsonwebtoken::get_current_timestamp() - 1;
+        let expired = hs(
+            Algorithm::HS256,
+            serde_json::json!({"sub": "alice", "role": "customer", "exp": exp}),
+            RETIRING,
+        );
+        let err = verifier.verify(&expired).await.unwrap_err();
+        assert!(err.to_string().contains("expired"), "{err}");
+        let hs512 = hs(
+            Algorithm::HS512,
+            serde_json::json!({"sub": "a", "role": "admin", "exp": u32::MAX}),
+            RETIRING,
+        );
+        assert!(verifier.verify(&hs512).await.is_err());
     }
 
     #[tokio::test]

@@ -1,8 +1,11 @@
 //! How bearer tokens are verified, from `CHORUS_JWT_…`: an identity
 //! provider's JWKS (RS256, ES256) when `CHORUS_JWT_JWKS_URL` is set,
 //! otherwise HS256 with the shared `CHORUS_JWT_SECRET` (development, or a
-//! single trusted minter). A shared secret shorter than 32 bytes, or the
-//! public development secret outside development, stops the gateway.
+//! single trusted minter) and, while it is being rotated out, the secret it
+//! replaced in `CHORUS_JWT_SECRET_PREVIOUS`. Either secret shorter than 32
+//! bytes, or the public development secret outside development, stops the
+//! gateway naming its variable; so does a previous secret equal to the
+//! current one, or set beside a JWKS URL.
 
 use std::time::Duration;
 
@@ -14,13 +17,19 @@ use chorus_platform::token::DEV_JWT_SECRET;
 /// HS256 secrets shorter than this are refused (RFC 7518 §3.2: a key of at
 /// least the hash's size).
 pub const MIN_SECRET_BYTES: usize = 32;
+pub const SECRET_VARIABLE: &str = "CHORUS_JWT_SECRET";
+pub const PREVIOUS_SECRET_VARIABLE: &str = "CHORUS_JWT_SECRET_PREVIOUS";
 /// Default least time between two JWKS fetches caused by unknown `kid`s.
 pub const DEFAULT_JWKS_MIN_REFRESH: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub enum TokenKeys {
-    /// HS256 with one shared secret.
-    SharedSecret(Secret),
+    /// HS256 with a shared secret. Tokens signed with `previous` verify too,
+    /// so the secret can rotate without a hard cut; the gateway signs nothing.
+    SharedSecret {
+        current: Secret,
+        previous: Option<Secret>,
+    },
     /// RS256 and ES256 keys from an identity provider's JWKS.
     Jwks { url: String, min_refresh: Duration },
 }
@@ -38,7 +47,10 @@ pub struct AuthSettings {
 impl AuthSettings {
     pub fn shared_secret(secret: &str) -> AuthSettings {
         AuthSettings {
-            keys: TokenKeys::SharedSecret(Secret::new(secret)),
+            keys: TokenKeys::SharedSecret {
+                current: Secret::new(secret),
+                previous: None,
+            },
             issuer: None,
             audience: None,
             role_claim: RoleClaim::default(),
@@ -55,13 +67,38 @@ impl AuthSettings {
         }
     }
 
+    /// HS256 with `current`, still accepting tokens signed with `previous`.
+    pub fn shared_secret_rotating(current: &str, previous: &str) -> AuthSettings {
+        AuthSettings {
+            keys: TokenKeys::SharedSecret {
+                current: Secret::new(current),
+                previous: Some(Secret::new(previous)),
+            },
+            ..AuthSettings::shared_secret("")
+        }
+    }
+
     pub fn from_env(env: &Env, dev: bool) -> Result<AuthSettings, ConfigError> {
         let keys = match env.optional_url("CHORUS_JWT_JWKS_URL")? {
-            Some(url) => TokenKeys::Jwks {
-                url,
-                min_refresh: DEFAULT_JWKS_MIN_REFRESH,
-            },
-            None => TokenKeys::SharedSecret(shared_secret(env, dev)?),
+            Some(url) => {
+                // Refused rather than ignored: whoever set it expects tokens
+                // signed with it to verify, and none would. (The current
+                // secret is left unread, as before: compose always sets it.)
+                if env.optional(PREVIOUS_SECRET_VARIABLE).is_some() {
+                    return Err(ConfigError::new(
+                        PREVIOUS_SECRET_VARIABLE,
+                        "",
+                        "has no use with CHORUS_JWT_JWKS_URL: tokens are then verified \
+                         with the identity provider's keys only (its JWKS rotates them); \
+                         unset it",
+                    ));
+                }
+                TokenKeys::Jwks {
+                    url,
+                    min_refresh: DEFAULT_JWKS_MIN_REFRESH,
+                }
+            }
+            None => shared_secrets(env, dev)?,
         };
         let role_claim = env.string("CHORUS_JWT_ROLE_CLAIM", "role")?;
         Ok(AuthSettings {
@@ -75,20 +112,46 @@ impl AuthSettings {
     }
 }
 
-fn shared_secret(env: &Env, dev: bool) -> Result<Secret, ConfigError> {
-    let secret = env.secret("CHORUS_JWT_SECRET", DEV_JWT_SECRET)?;
+fn shared_secrets(env: &Env, dev: bool) -> Result<TokenKeys, ConfigError> {
+    let current = env.secret(SECRET_VARIABLE, DEV_JWT_SECRET)?;
+    check_secret(SECRET_VARIABLE, &current, dev)?;
+    // Unset or blank: no rotation under way.
+    let previous = env.optional(PREVIOUS_SECRET_VARIABLE);
+    if let Some(previous) = &previous {
+        check_secret(PREVIOUS_SECRET_VARIABLE, previous, dev)?;
+        if *previous == current {
+            // Most likely the new secret pasted twice: the old tokens, which
+            // this variable is there to keep working, would all be refused.
+            return Err(ConfigError::new(
+                PREVIOUS_SECRET_VARIABLE,
+                "",
+                "is the same as CHORUS_JWT_SECRET: during a rotation it holds the \
+                 secret being retired (unset it when no rotation is under way)",
+            ));
+        }
+    }
+    Ok(TokenKeys::SharedSecret {
+        current: Secret::new(current),
+        previous: previous.map(Secret::new),
+    })
+}
+
+/// The rules every HS256 secret the gateway verifies with must meet.
+fn check_secret(variable: &str, secret: &str, dev: bool) -> Result<(), ConfigError> {
     if secret == DEV_JWT_SECRET && !dev {
         return Err(ConfigError::new(
-            "CHORUS_JWT_SECRET",
+            variable,
             "<the public development secret>",
-            "refusing to start with the development JWT secret; set CHORUS_JWT_SECRET \
-             to a secret of your own (or CHORUS_JWT_JWKS_URL to an identity provider's keys), \
-             or CHORUS_DEV=true for a development run",
+            &format!(
+                "refusing to start with the development JWT secret; set {variable} \
+                 to a secret of your own (or CHORUS_JWT_JWKS_URL to an identity provider's keys), \
+                 or CHORUS_DEV=true for a development run"
+            ),
         ));
     }
     if secret.len() < MIN_SECRET_BYTES {
         return Err(ConfigError::new(
-            "CHORUS_JWT_SECRET",
+            variable,
             "",
             &format!(
                 "an HS256 secret must be at least {MIN_SECRET_BYTES} bytes (this one has {})",
@@ -96,7 +159,7 @@ fn shared_secret(env: &Env, dev: bool) -> Result<Secret, ConfigError> {
             ),
         ));
     }
-    Ok(Secret::new(secret))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -113,7 +176,88 @@ mod tests {
         let long = "s3cret-of-our-own-long-enough-for-hs256";
         let env = Env::from_pairs(&[("CHORUS_JWT_SECRET", long)]);
         let settings = AuthSettings::from_env(&env, false).unwrap();
-        assert!(matches!(settings.keys, TokenKeys::SharedSecret(s) if s.expose() == long));
+        assert!(matches!(
+            settings.keys,
+            TokenKeys::SharedSecret { current, previous: None } if current.expose() == long
+        ));
+    }
+
+    const CURRENT: &str = "s3cret-of-our-own-long-enough-for-hs256";
+    const RETIRING: &str = "the-retiring-secret-long-enough-for-hs256";
+
+    #[test]
+    fn a_previous_secret_is_kept_beside_the_current_one() {
+        let env = Env::from_pairs(&[
+            ("CHORUS_JWT_SECRET", CURRENT),
+            ("CHORUS_JWT_SECRET_PREVIOUS", RETIRING),
+        ]);
+        let settings = AuthSettings::from_env(&env, false).unwrap();
+        assert!(matches!(
+            &settings.keys,
+            TokenKeys::SharedSecret { current, previous: Some(previous) }
+                if current.expose() == CURRENT && previous.expose() == RETIRING
+        ));
+        assert!(!format!("{settings:?}").contains("retiring"));
+        // Blank is how a deployment template says "no rotation under way".
+        let env = Env::from_pairs(&[
+            ("CHORUS_JWT_SECRET", CURRENT),
+            ("CHORUS_JWT_SECRET_PREVIOUS", " "),
+        ]);
+        let settings = AuthSettings::from_env(&env, false).unwrap();
+        assert!(matches!(
+            settings.keys,
+            TokenKeys::SharedSecret { previous: None, .. }
+        ));
+    }
+
+    #[test]
+    fn a_previous_secret_meets_the_current_ones_rules_or_stops_the_gateway() {
+        let refused = |previous: &str, dev: bool| {
+            let env = Env::from_pairs(&[
+                ("CHORUS_JWT_SECRET", CURRENT),
+                ("CHORUS_JWT_SECRET_PREVIOUS", previous),
+            ]);
+            AuthSettings::from_env(&env, dev).unwrap_err()
+        };
+        let err = refused("weak-0ld-secret", false);
+        assert_eq!(err.variable, "CHORUS_JWT_SECRET_PREVIOUS");
+        assert!(err.problem.contains("at least 32 bytes"), "{err}");
+        assert!(!err.to_string().contains("weak-0ld"), "{err}");
+        // Even in development: 32 bytes is what HS256 needs, not a policy.
+        assert_eq!(
+            refused("weak-0ld-secret", true).variable,
+            "CHORUS_JWT_SECRET_PREVIOUS"
+        );
+
+        let err = refused(DEV_JWT_SECRET, false);
+        assert_eq!(err.variable, "CHORUS_JWT_SECRET_PREVIOUS");
+        assert!(err.problem.contains("development JWT secret"), "{err}");
+        assert!(!err.to_string().contains(DEV_JWT_SECRET), "{err}");
+        let env = Env::from_pairs(&[
+            ("CHORUS_JWT_SECRET", CURRENT),
+            ("CHORUS_JWT_SECRET_PREVIOUS", DEV_JWT_SECRET),
+        ]);
+        assert!(AuthSettings::from_env(&env, true).is_ok());
+
+        let err = refused(CURRENT, false);
+        assert_eq!(err.variable, "CHORUS_JWT_SECRET_PREVIOUS");
+        assert!(
+            err.problem.contains("the same as CHORUS_JWT_SECRET"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains(CURRENT), "{err}");
+    }
+
+    #[test]
+    fn a_previous_secret_beside_a_jwks_url_stops_the_gateway() {
+        let env = Env::from_pairs(&[
+            ("CHORUS_JWT_JWKS_URL", "https://idp.example/certs"),
+            ("CHORUS_JWT_SECRET_PREVIOUS", RETIRING),
+        ]);
+        let err = AuthSettings::from_env(&env, false).unwrap_err();
+        assert_eq!(err.variable, "CHORUS_JWT_SECRET_PREVIOUS");
+        assert!(err.problem.contains("CHORUS_JWT_JWKS_URL"), "{err}");
+        assert!(!err.to_string().contains("retiring"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Verifies a bearer token: its algorithm against the configured key source
-//! (HS256 with the shared secret, or RS256/ES256 with the JWKS key its `kid`
-//! names — never `none`, never HS256 with a public key), its signature, its
-//! expiry, and `iss`/`aud` when configured; then reads the caller's claims.
+//! (HS256 with the shared secret — or, during a rotation, the previous one —
+//! or RS256/ES256 with the JWKS key its `kid` names; never `none`, never
+//! HS256 with a public key), its signature, its expiry, and `iss`/`aud` when
+//! configured; then reads the caller's claims.
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -18,7 +19,10 @@ use crate::error::AppError;
 const IDP_LEEWAY_SECS: u64 = 30;
 
 enum KeySource {
-    Shared(DecodingKey),
+    Shared {
+        current: DecodingKey,
+        previous: Option<DecodingKey>,
+    },
     Jwks(JwksKeys),
 }
 
@@ -32,9 +36,12 @@ pub struct TokenVerifier {
 impl TokenVerifier {
     pub fn new(settings: &AuthSettings) -> anyhow::Result<TokenVerifier> {
         let keys = match &settings.keys {
-            TokenKeys::SharedSecret(secret) => {
-                KeySource::Shared(DecodingKey::from_secret(secret.expose().as_bytes()))
-            }
+            TokenKeys::SharedSecret { current, previous } => KeySource::Shared {
+                current: DecodingKey::from_secret(current.expose().as_bytes()),
+                previous: previous
+                    .as_ref()
+                    .map(|secret| DecodingKey::from_secret(secret.expose().as_bytes())),
+            },
             TokenKeys::Jwks { url, min_refresh } => {
                 KeySource::Jwks(JwksKeys::new(url, *min_refresh)?)
             }
@@ -49,13 +56,25 @@ impl TokenVerifier {
 
     pub async fn verify(&self, token: &str) -> Result<Claims, AppError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(&e))?;
-        let jwks_key;
-        let (algorithm, key, leeway): (Algorithm, &DecodingKey, u64) = match &self.keys {
-            KeySource::Shared(key) => {
+        let claims = match &self.keys {
+            KeySource::Shared { current, previous } => {
                 if header.alg != Algorithm::HS256 {
                     return Err(unauthorized("the bearer token must be signed with HS256"));
                 }
-                (Algorithm::HS256, key, 0)
+                let validation = self.validation(Algorithm::HS256, 0);
+                // The signature is checked before any claim, so only a token
+                // the current secret did not sign is tried with the previous
+                // one, and what that answers (expired, wrong audience, …) is
+                // what the caller hears.
+                match jsonwebtoken::decode::<Value>(token, current, &validation) {
+                    Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => match previous {
+                        Some(previous) => {
+                            jsonwebtoken::decode::<Value>(token, previous, &validation)
+                        }
+                        None => Err(e),
+                    },
+                    decoded => decoded,
+                }
             }
             KeySource::Jwks(jwks) => {
                 if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
@@ -67,7 +86,7 @@ impl TokenVerifier {
                     .kid
                     .as_deref()
                     .ok_or_else(|| unauthorized("the bearer token names no key (`kid`)"))?;
-                jwks_key = jwks.key(kid).await.map_err(|e| match e {
+                let jwks_key = jwks.key(kid).await.map_err(|e| match e {
                     JwksError::UnknownKey(_) => unauthorized(&e.to_string()),
                     JwksError::Unavailable(cause) => AppError::Unavailable {
                         dependency: "identity_provider",
@@ -79,12 +98,12 @@ impl TokenVerifier {
                         "the bearer token's algorithm does not fit its key",
                     ));
                 }
-                (jwks_key.algorithm, &*jwks_key.key, IDP_LEEWAY_SECS)
+                let validation = self.validation(jwks_key.algorithm, IDP_LEEWAY_SECS);
+                jsonwebtoken::decode::<Value>(token, &jwks_key.key, &validation)
             }
-        };
-        let claims = jsonwebtoken::decode::<Value>(token, key, &self.validation(algorithm, leeway))
-            .map_err(|e| invalid(&e))?
-            .claims;
+        }
+        .map_err(|e| invalid(&e))?
+        .claims;
         caller_claims(&claims, &self.role_claim).map_err(|m| unauthorized(&m))
     }
 

@@ -13,6 +13,7 @@ mod group_commit;
 mod helpers;
 mod inventory;
 mod jwks;
+mod jwt_rotation;
 mod kafka;
 mod key_expiry;
 mod openapi;

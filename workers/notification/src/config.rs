@@ -10,7 +10,10 @@ use chorus_runtime::{ConfigError, Env};
 use lettre::message::Mailbox;
 
 use crate::rules::Channel;
-use crate::signature::WebhookSecret;
+use crate::signature::{SigningSecrets, WebhookSecret};
+
+const SECRET_VARIABLE: &str = "CHORUS_WEBHOOK_SECRET";
+const PREVIOUS_SECRET_VARIABLE: &str = "CHORUS_WEBHOOK_SECRET_PREVIOUS";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotificationConfig {
@@ -26,9 +29,10 @@ pub struct NotificationConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookConfig {
     pub url: String,
-    /// `CHORUS_WEBHOOK_SECRET` (`whsec_<base64 key>`), required with the URL;
-    /// its `Debug` shows nothing of it.
-    pub secret: WebhookSecret,
+    /// `CHORUS_WEBHOOK_SECRET` (`whsec_<base64 key>`), required with the URL,
+    /// and during a rotation `CHORUS_WEBHOOK_SECRET_PREVIOUS` (same form):
+    /// every delivery is signed under each. Their `Debug` shows nothing of them.
+    pub secrets: SigningSecrets,
     /// `CHORUS_WEBHOOK_TIMEOUT_MS` (default 2000).
     pub timeout: Duration,
 }
@@ -99,17 +103,39 @@ fn webhook(env: &Env) -> Result<Option<WebhookConfig>, ConfigError> {
         return Ok(None);
     };
     let secret = env.required(
-        "CHORUS_WEBHOOK_SECRET",
+        SECRET_VARIABLE,
         "required when CHORUS_WEBHOOK_URL is set (webhooks are signed with it)",
     )?;
-    // The value is a key: the error names the variable and the problem only.
-    let secret = WebhookSecret::parse(&secret)
-        .map_err(|e| ConfigError::new("CHORUS_WEBHOOK_SECRET", "<redacted>", &e.to_string()))?;
+    let current = parse_secret(SECRET_VARIABLE, &secret)?;
+    // Unset or blank: no rotation under way.
+    let previous = match env.optional(PREVIOUS_SECRET_VARIABLE) {
+        None => None,
+        Some(text) => {
+            let previous = parse_secret(PREVIOUS_SECRET_VARIABLE, &text)?;
+            if previous == current {
+                // Most likely the new secret pasted twice: receivers still on
+                // the old one, which this variable is there to serve, would
+                // refuse every delivery.
+                return Err(ConfigError::new(
+                    PREVIOUS_SECRET_VARIABLE,
+                    "<redacted>",
+                    "is the same key as CHORUS_WEBHOOK_SECRET: during a rotation it holds \
+                     the secret being retired (unset it when no rotation is under way)",
+                ));
+            }
+            Some(previous)
+        }
+    };
     Ok(Some(WebhookConfig {
         url,
-        secret,
+        secrets: SigningSecrets { current, previous },
         timeout: env.positive_duration_ms("CHORUS_WEBHOOK_TIMEOUT_MS", 2_000)?,
     }))
+}
+
+/// The value is a key: the error names the variable and the problem only.
+fn parse_secret(variable: &str, text: &str) -> Result<WebhookSecret, ConfigError> {
+    WebhookSecret::parse(text).map_err(|e| ConfigError::new(variable, "<redacted>", &e.to_string()))
 }
 
 fn smtp(env: &Env) -> Result<Option<SmtpConfig>, ConfigError> {
@@ -175,10 +201,57 @@ mod tests {
         assert_eq!(webhook.url, "http://127.0.0.1:9000/hooks");
         assert_eq!(webhook.timeout, Duration::from_secs(2));
         assert_eq!(
-            webhook.secret,
-            WebhookSecret::parse("whsec_czNjcmV0LWtleQ==").unwrap()
+            webhook.secrets,
+            SigningSecrets::new(WebhookSecret::parse("whsec_czNjcmV0LWtleQ==").unwrap())
         );
         assert!(!format!("{webhook:?}").contains("czNjcmV0"));
+    }
+
+    #[test]
+    fn a_previous_secret_signs_beside_the_current_one_until_it_is_unset() {
+        let with_previous = |previous: &str| {
+            config(&[
+                ("CHORUS_WEBHOOK_URL", "http://127.0.0.1:9000/hooks"),
+                ("CHORUS_WEBHOOK_SECRET", "whsec_czNjcmV0LWtleQ=="),
+                ("CHORUS_WEBHOOK_SECRET_PREVIOUS", previous),
+            ])
+        };
+        let webhook = with_previous("whsec_b2xkLWtleQ==")
+            .unwrap()
+            .webhook
+            .unwrap();
+        assert_eq!(
+            webhook.secrets.previous,
+            Some(WebhookSecret::parse("whsec_b2xkLWtleQ==").unwrap())
+        );
+        assert!(!format!("{webhook:?}").contains("b2xkLWtleQ"));
+        // Blank is how a deployment template says "no rotation under way".
+        let webhook = with_previous("").unwrap().webhook.unwrap();
+        assert_eq!(webhook.secrets.previous, None);
+    }
+
+    #[test]
+    fn a_previous_secret_is_held_to_the_current_ones_form_and_may_not_repeat_it() {
+        for bad in [
+            "0ld-s3cret-key",
+            "whsec_0ld s3cret!",
+            "whsec_",
+            "whsec_czNjcmV0LWtleQ==",
+        ] {
+            let err = config(&[
+                ("CHORUS_WEBHOOK_URL", "http://127.0.0.1:9000"),
+                ("CHORUS_WEBHOOK_SECRET", "whsec_czNjcmV0LWtleQ=="),
+                ("CHORUS_WEBHOOK_SECRET_PREVIOUS", bad),
+            ])
+            .unwrap_err();
+            assert_eq!(err.variable, "CHORUS_WEBHOOK_SECRET_PREVIOUS", "{bad}");
+            let shown = err.to_string();
+            assert!(shown.contains("CHORUS_WEBHOOK_SECRET_PREVIOUS"), "{shown}");
+            assert!(
+                !shown.contains("s3cret") && !shown.contains("czNjcmV0"),
+                "{shown}"
+            );
+        }
     }
 
     #[test]

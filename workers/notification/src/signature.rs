@@ -3,7 +3,11 @@
 //! with): every attempt carries `webhook-id` (the delivery id, the same on
 //! every resend), `webhook-timestamp` (Unix seconds of that attempt) and
 //! `webhook-signature` (`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`),
-//! keyed with the bytes of a `whsec_<base64>` secret.
+//! keyed with the bytes of a `whsec_<base64>` secret. While a secret is
+//! being rotated out, each delivery is signed under both, space-delimited
+//! (`v1,<current> v1,<previous>`), as the specification allows: a receiver
+//! verifies if any one signature is its secret's, so receivers can move to
+//! the new secret one at a time.
 //!
 //! Guarantee: a secret is accepted only in the `whsec_<base64>` form with a
 //! non-empty key (the library alone would take any base64, prefix or not,
@@ -75,6 +79,35 @@ impl WebhookSecret {
     }
 }
 
+/// The secrets every delivery is signed under: the current one, and while a
+/// rotation is under way the one it replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningSecrets {
+    pub current: WebhookSecret,
+    pub previous: Option<WebhookSecret>,
+}
+
+impl SigningSecrets {
+    /// Just `current`: one signature per delivery.
+    pub fn new(current: WebhookSecret) -> SigningSecrets {
+        SigningSecrets {
+            current,
+            previous: None,
+        }
+    }
+
+    /// The `webhook-signature` value: `v1,<sig>` under the current secret,
+    /// then ` v1,<sig>` under the previous one when there is one.
+    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> Result<String, SignError> {
+        let mut signatures = self.current.sign(id, timestamp, body)?;
+        if let Some(previous) = &self.previous {
+            signatures.push(' ');
+            signatures.push_str(&previous.sign(id, timestamp, body)?);
+        }
+        Ok(signatures)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +138,30 @@ mod tests {
         assert_ne!(signed, sign("d-1", 1_700_000_000, b"[]"));
         let other = WebhookSecret::parse("whsec_b3RoZXIta2V5").unwrap();
         assert_ne!(signed, other.sign("d-1", 1_700_000_000, b"{}").unwrap());
+    }
+
+    #[test]
+    fn during_a_rotation_the_header_carries_one_signature_per_secret_current_first() {
+        let current = WebhookSecret::parse("whsec_c2VjcmV0LWtleQ==").unwrap();
+        let previous = WebhookSecret::parse("whsec_b3RoZXIta2V5").unwrap();
+        let (id, timestamp, body) = ("d-1", 1_700_000_000, b"{}");
+        let alone = SigningSecrets::new(current.clone());
+        assert_eq!(
+            alone.sign(id, timestamp, body).unwrap(),
+            current.sign(id, timestamp, body).unwrap()
+        );
+        let rotating = SigningSecrets {
+            current: current.clone(),
+            previous: Some(previous.clone()),
+        };
+        assert_eq!(
+            rotating.sign(id, timestamp, body).unwrap(),
+            format!(
+                "{} {}",
+                current.sign(id, timestamp, body).unwrap(),
+                previous.sign(id, timestamp, body).unwrap()
+            )
+        );
     }
 
     #[test]

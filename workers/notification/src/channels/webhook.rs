@@ -12,12 +12,12 @@ use uuid::Uuid;
 
 use super::DeliveryError;
 use crate::config::WebhookConfig;
-use crate::signature::{ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookSecret};
+use crate::signature::{ID_HEADER, SIGNATURE_HEADER, SigningSecrets, TIMESTAMP_HEADER};
 
 pub struct WebhookChannel {
     client: reqwest::Client,
     url: String,
-    secret: WebhookSecret,
+    secrets: SigningSecrets,
     retry: RetryPolicy,
 }
 
@@ -48,7 +48,7 @@ impl WebhookChannel {
         Ok(WebhookChannel {
             client,
             url: config.url.clone(),
-            secret: config.secret.clone(),
+            secrets: config.secrets.clone(),
             retry,
         })
     }
@@ -94,7 +94,7 @@ impl WebhookChannel {
         // with its own time rather than the first attempt's.
         let id = delivery_id.to_string();
         let timestamp = chrono::Utc::now().timestamp();
-        let signature = match self.secret.sign(&id, timestamp, body) {
+        let signature = match self.secrets.sign(&id, timestamp, body) {
             Ok(signature) => signature,
             // Signing again would fail again: nothing a receiver could take.
             Err(e) => return Attempt::Refused(e.to_string()),

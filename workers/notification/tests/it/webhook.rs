@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::http::HeaderValue;
-use chorus_notification::signature::WebhookSecret;
+use chorus_notification::signature::{SigningSecrets, WebhookSecret};
 use chorus_notification::{DeliveryError, RetryPolicy, WebhookChannel, WebhookConfig};
 use standardwebhooks::{Webhook, WebhookError};
 use uuid::Uuid;
@@ -14,11 +14,21 @@ use crate::stubs::{Hook, webhook_receiver};
 
 /// `whsec_` + base64 of "chorus webhook test key".
 const SECRET: &str = "whsec_Y2hvcnVzIHdlYmhvb2sgdGVzdCBrZXk=";
+/// `whsec_` + base64 of "the key being rotated out".
+const PREVIOUS: &str = "whsec_dGhlIGtleSBiZWluZyByb3RhdGVkIG91dA==";
 
 fn channel(url: &str, max_attempts: u32) -> WebhookChannel {
+    channel_signing(url, max_attempts, None)
+}
+
+/// A channel signing with `SECRET` and, when given, a previous secret.
+fn channel_signing(url: &str, max_attempts: u32, previous: Option<&str>) -> WebhookChannel {
     let config = WebhookConfig {
         url: url.into(),
-        secret: WebhookSecret::parse(SECRET).unwrap(),
+        secrets: SigningSecrets {
+            current: WebhookSecret::parse(SECRET).unwrap(),
+            previous: previous.map(|p| WebhookSecret::parse(p).unwrap()),
+        },
         timeout: Duration::from_secs(2),
     };
     let retry = RetryPolicy {
@@ -68,10 +78,50 @@ async fn a_standard_webhooks_library_verifies_the_delivery() {
         hook.header("content-type").as_deref(),
         Some("application/json")
     );
-    assert!(hook.header("webhook-signature").unwrap().starts_with("v1,"));
+    // One signature, as before rotations existed: no space-delimited list.
+    let signature = hook.header("webhook-signature").unwrap();
+    assert!(signature.starts_with("v1,"), "{signature}");
+    assert_eq!(signature.split(' ').count(), 1, "{signature}");
     assert_stamped_between(hook, before, now());
     assert_eq!(hook.header("x-chorus-signature"), None);
     assert_eq!(hook.header("x-chorus-delivery"), None);
+}
+
+#[tokio::test]
+async fn during_a_rotation_receivers_on_either_secret_verify_and_no_other() {
+    let (url, received) = webhook_receiver(|n| if n == 0 { 503 } else { 204 }).await;
+    let delivery_id = Uuid::new_v4();
+
+    let attempts = channel_signing(&url, 4, Some(PREVIOUS))
+        .deliver(BODY, delivery_id)
+        .await
+        .unwrap();
+
+    assert_eq!(attempts, 2);
+    let received = received.lock().unwrap();
+    // Every attempt, the retry too, carries both signatures.
+    for hook in received.iter() {
+        let signature = hook.header("webhook-signature").unwrap();
+        let signatures: Vec<&str> = signature.split(' ').collect();
+        assert_eq!(signatures.len(), 2, "{signature}");
+        assert!(
+            signatures.iter().all(|s| s.starts_with("v1,")),
+            "{signature}"
+        );
+        // A receiver already moved to the new secret, and one not yet.
+        for receiver_secret in [SECRET, PREVIOUS] {
+            Webhook::new(receiver_secret)
+                .unwrap()
+                .verify(&hook.body, &hook.headers)
+                .unwrap_or_else(|e| panic!("{receiver_secret}: {e:?}"));
+        }
+        let unrelated = Webhook::new("whsec_b3RoZXIga2V5").unwrap();
+        assert!(matches!(
+            unrelated.verify(&hook.body, &hook.headers),
+            Err(WebhookError::InvalidSignature)
+        ));
+        assert_eq!(hook.delivery(), Some(delivery_id.to_string()));
+    }
 }
 
 #[tokio::test]
