@@ -298,3 +298,37 @@ pub fn exit_within(
     let _ = child.wait();
     None
 }
+
+/// Starts worker binary `chorus-<worker>` alone against this stack's registry,
+/// in `topics`' namespace, with the database at `database_url`, `kafka` for
+/// its Kafka settings, and its output in `target/e2e-logs/<namespace>/<worker>.log`
+/// (returned): for tests of how a worker starts, or refuses to.
+pub fn spawn_worker(
+    stack: &Stack,
+    worker: &str,
+    topics: &TopicCatalogue,
+    database_url: &str,
+    kafka: &[(String, String)],
+) -> (std::process::Child, PathBuf) {
+    let logs = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/e2e-logs")
+        .join(topics.namespace());
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join(format!("{worker}.log"));
+    let out = std::fs::File::create(&log).unwrap();
+    let binary = chorus_bin().with_file_name(format!("chorus-{worker}"));
+    let child = Command::new(&binary)
+        .envs(kafka.iter().map(|(k, v)| (k, v)))
+        .env("CHORUS_SCHEMA_REGISTRY_URL", &stack.registry)
+        .env("CHORUS_TOPIC_NAMESPACE", topics.namespace())
+        .env("CHORUS_TOPIC_PARTITIONS", topics.partitions().to_string())
+        .env("CHORUS_DATABASE_URL", database_url)
+        .env("CHORUS_HTTP_ADDR", "127.0.0.1:0")
+        .env("CHORUS_PAYMENT_TOKEN_KEY", saga::PAYMENT_TOKEN_KEY)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::from(out.try_clone().unwrap()))
+        .stderr(std::process::Stdio::from(out))
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+    (child, log)
+}

@@ -4,11 +4,56 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::designed::{Design, Placed};
-use crate::saga::order_body;
+use crate::designed::{self, Design, Placed, Stop};
+use crate::saga::{Saga, order_body, sku};
 use crate::storefront::Storefront;
+
+/// Stock of the SKU payable and declined orders buy (never runs out).
+pub const PLENTY: i64 = 100_000;
+/// Stock of the SKU out-of-stock orders ask `SCARCE + 1` of.
+pub const SCARCE: i64 = 5;
+
+/// A flow of orders on two fresh SKUs, running until [`Flowing::stop`].
+pub struct Flowing {
+    pub skus: Skus,
+    flowing: CancellationToken,
+    placer: JoinHandle<Flow>,
+}
+
+impl Flowing {
+    /// Stocks a plentiful and a scarce SKU and places an order every `every`.
+    pub async fn start(saga: &Saga, every: Duration, refused: Refused) -> Flowing {
+        let skus = Skus {
+            plenty: sku("PLENTY"),
+            scarce: sku("SCARCE"),
+            scarce_stock: SCARCE,
+        };
+        saga.set_stock(&skus.plenty, PLENTY, "4.00").await;
+        saga.set_stock(&skus.scarce, SCARCE, "9.00").await;
+        let flowing = CancellationToken::new();
+        let placer = tokio::spawn(place_until(
+            saga.storefront(),
+            skus.clone(),
+            every,
+            flowing.clone(),
+            refused,
+        ));
+        Flowing {
+            skus,
+            flowing,
+            placer,
+        }
+    }
+
+    /// Stops placing; what was placed and refused, once every order is answered.
+    pub async fn stop(self) -> Flow {
+        self.flowing.cancel();
+        self.placer.await.expect("the order placer")
+    }
+}
 
 /// What the flow does when the gateway does not accept an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +72,38 @@ pub struct Skus {
     pub plenty: String,
     pub scarce: String,
     pub scarce_stock: i64,
+}
+
+impl Skus {
+    /// Every order ends as designed, final within `final_within` of being
+    /// placed (`payment_stops`: see [`designed::check`]), and the stock sold
+    /// is exactly what was confirmed, nothing left reserved.
+    pub async fn assert_ended_as_designed(
+        &self,
+        saga: &Saga,
+        orders: &[Placed],
+        payment_stops: &[Stop],
+        final_within: Duration,
+    ) {
+        // Past the default deadline (60 s): an order a fault stalled ends, as
+        // `timeout`, and shows here as the wrong fate.
+        designed::wait_final(saga, orders, Duration::from_secs(90)).await;
+        designed::check(saga, orders, payment_stops, Some(final_within))
+            .await
+            .assert_as_designed();
+        let confirmed = orders
+            .iter()
+            .filter(|o| o.design == Design::Payable)
+            .count() as i32;
+        assert_eq!(
+            saga.settled_stock(&self.plenty).await,
+            (PLENTY as i32 - confirmed, 0, confirmed)
+        );
+        assert_eq!(
+            saga.settled_stock(&self.scarce).await,
+            (SCARCE as i32, 0, 0)
+        );
+    }
 }
 
 /// What the flow placed, and what the gateway refused (`Refused::Record`).

@@ -7,11 +7,9 @@
 
 use std::time::Duration;
 
-use chorus_tests::designed::{self, Design};
-use chorus_tests::placer::{Refused, Skus, place_until};
-use chorus_tests::saga::{Saga, sku};
+use chorus_tests::placer::{Flowing, Refused};
+use chorus_tests::saga::Saga;
 use chorus_tests::{StackBroker, describe};
-use tokio_util::sync::CancellationToken;
 
 /// Ten orders a second.
 const EVERY: Duration = Duration::from_millis(100);
@@ -21,8 +19,6 @@ const DOWN: Duration = Duration::from_secs(12);
 const AFTER: Duration = Duration::from_secs(5);
 /// Every order final within this long of being placed, broker kill or not.
 const FINAL_WITHIN: Duration = Duration::from_secs(30);
-const PLENTY: i64 = 100_000;
-const SCARCE: i64 = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_leader_of_the_orders_topic_refuses_and_loses_no_order() {
@@ -37,23 +33,7 @@ async fn killing_the_leader_of_the_orders_topic_refuses_and_loses_no_order() {
     let (leader, replicas) = saga.stack.leader_of(&orders_topic, 0).await;
     assert_eq!(replicas, 3, "{orders_topic} must be replicated three times");
 
-    let plenty = sku("PLENTY");
-    let scarce = sku("SCARCE");
-    saga.set_stock(&plenty, PLENTY, "4.00").await;
-    saga.set_stock(&scarce, SCARCE, "9.00").await;
-    let flowing = CancellationToken::new();
-    let skus = Skus {
-        plenty: plenty.clone(),
-        scarce: scarce.clone(),
-        scarce_stock: SCARCE,
-    };
-    let placer = tokio::spawn(place_until(
-        saga.storefront(),
-        skus,
-        EVERY,
-        flowing.clone(),
-        Refused::Record,
-    ));
+    let flow = Flowing::start(&saga, EVERY, Refused::Record).await;
 
     tokio::time::sleep(BEFORE).await;
     // Started again when the test ends, whatever happens before.
@@ -71,8 +51,8 @@ async fn killing_the_leader_of_the_orders_topic_refuses_and_loses_no_order() {
     assert!(restart.status.success(), "{}", describe(&restart));
     eprintln!("broker {leader} is back");
     tokio::time::sleep(AFTER).await;
-    flowing.cancel();
-    let flow = placer.await.expect("the order placer");
+    let skus = flow.skus.clone();
+    let flow = flow.stop().await;
 
     assert!(
         flow.refused.is_empty(),
@@ -81,18 +61,6 @@ async fn killing_the_leader_of_the_orders_topic_refuses_and_loses_no_order() {
         flow.refused.len() + flow.placed.len(),
         flow.refused.join("\n")
     );
-    let orders = flow.placed;
-    designed::wait_final(&saga, &orders, Duration::from_secs(90)).await;
-    designed::check(&saga, &orders, &[], Some(FINAL_WITHIN))
-        .await
-        .assert_as_designed();
-    let confirmed = orders
-        .iter()
-        .filter(|o| o.design == Design::Payable)
-        .count() as i32;
-    assert_eq!(
-        saga.settled_stock(&plenty).await,
-        (PLENTY as i32 - confirmed, 0, confirmed)
-    );
-    assert_eq!(saga.settled_stock(&scarce).await, (SCARCE as i32, 0, 0));
+    skus.assert_ended_as_designed(&saga, &flow.placed, &[], FINAL_WITHIN)
+        .await;
 }

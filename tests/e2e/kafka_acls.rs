@@ -5,7 +5,6 @@
 //! broker and never reaches the topic; the inventory worker's is accepted.
 //! A worker missing one of its ACLs stops at start-up, naming it.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chorus_avro::{EventType, Service, Topic};
@@ -13,7 +12,7 @@ use chorus_platform::acls::{Principals, derive_acls};
 use chorus_platform::kafka_admin::{AclBinding, Operation, delete_acls};
 use chorus_platform::testing::TestDb;
 use chorus_platform::{Env, KafkaSettings};
-use chorus_tests::{Stack, chorus_bin, describe, exit_within, run};
+use chorus_tests::{Stack, describe, exit_within, run, spawn_worker};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureRecord;
@@ -109,29 +108,8 @@ async fn a_worker_missing_an_acl_stops_at_start_up_naming_the_topic_and_operatio
         .expect("deleting the ACL");
 
     let db = TestDb::create(&[]).await;
-    let logs = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/e2e-logs")
-        .join(topics.namespace());
-    std::fs::create_dir_all(&logs).unwrap();
-    let log = logs.join("payment.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let binary = chorus_bin().with_file_name("chorus-payment");
-    let child = Command::new(&binary)
-        .envs(stack.service_kafka_env("payment"))
-        .env("CHORUS_SCHEMA_REGISTRY_URL", &stack.registry)
-        .env("CHORUS_TOPIC_NAMESPACE", topics.namespace())
-        .env("CHORUS_TOPIC_PARTITIONS", topics.partitions().to_string())
-        .env("CHORUS_DATABASE_URL", &db.url)
-        .env("CHORUS_HTTP_ADDR", "127.0.0.1:0")
-        .env(
-            "CHORUS_PAYMENT_TOKEN_KEY",
-            chorus_tests::saga::PAYMENT_TOKEN_KEY,
-        )
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::from(out.try_clone().unwrap()))
-        .stderr(Stdio::from(out))
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+    let kafka = stack.service_kafka_env("payment");
+    let (child, log) = spawn_worker(&stack, "payment", &topics, &db.url, &kafka);
     let status = tokio::task::spawn_blocking(move || exit_within(child, 60))
         .await
         .unwrap();

@@ -8,11 +8,10 @@
 
 use std::time::Duration;
 
-use chorus_tests::designed::{self, Design, Stop};
-use chorus_tests::placer::{Refused, Skus, place_until};
-use chorus_tests::saga::{Saga, sku};
+use chorus_tests::designed::Stop;
+use chorus_tests::placer::{Flowing, Refused};
+use chorus_tests::saga::Saga;
 use chrono::Utc;
-use tokio_util::sync::CancellationToken;
 
 /// Four orders a second.
 const EVERY: Duration = Duration::from_millis(250);
@@ -20,10 +19,6 @@ const EVERY: Duration = Duration::from_millis(250);
 const BETWEEN: Duration = Duration::from_secs(6);
 /// Every order final within this long of being placed, restart or not.
 const FINAL_WITHIN: Duration = Duration::from_secs(20);
-/// Stock of the SKU payable and declined orders buy (never runs out).
-const PLENTY: i64 = 100_000;
-/// Stock of the SKU out-of-stock orders ask `SCARCE + 1` of.
-const SCARCE: i64 = 5;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stopped {
@@ -47,24 +42,7 @@ async fn a_worker_crashing_and_restarted_at_once_ends_every_order_as_designed() 
 
 async fn orders_through_restarts(services: &[&'static str], how: Stopped) {
     let mut saga = Saga::start().await;
-    let plenty = sku("PLENTY");
-    let scarce = sku("SCARCE");
-    saga.set_stock(&plenty, PLENTY, "4.00").await;
-    saga.set_stock(&scarce, SCARCE, "9.00").await;
-
-    let flowing = CancellationToken::new();
-    let skus = Skus {
-        plenty: plenty.clone(),
-        scarce: scarce.clone(),
-        scarce_stock: SCARCE,
-    };
-    let placer = tokio::spawn(place_until(
-        saga.storefront(),
-        skus,
-        EVERY,
-        flowing.clone(),
-        Refused::AskAgain,
-    ));
+    let flow = Flowing::start(&saga, EVERY, Refused::AskAgain).await;
     let mut payment_stops: Vec<Stop> = Vec::new();
     for &service in services {
         tokio::time::sleep(BETWEEN).await;
@@ -96,24 +74,8 @@ async fn orders_through_restarts(services: &[&'static str], how: Stopped) {
         }
     }
     tokio::time::sleep(BETWEEN).await;
-    flowing.cancel();
-    let orders = placer.await.expect("the order placer").placed;
-
-    // Past the default deadline (60 s): an order a restart stalled ends, as
-    // `timeout`, and shows here as the wrong fate.
-    designed::wait_final(&saga, &orders, Duration::from_secs(90)).await;
-    designed::check(&saga, &orders, &payment_stops, Some(FINAL_WITHIN))
-        .await
-        .assert_as_designed();
-
-    // Stock conserved: sold exactly what was confirmed, nothing left reserved.
-    let confirmed = orders
-        .iter()
-        .filter(|o| o.design == Design::Payable)
-        .count() as i32;
-    assert_eq!(
-        saga.settled_stock(&plenty).await,
-        (PLENTY as i32 - confirmed, 0, confirmed)
-    );
-    assert_eq!(saga.settled_stock(&scarce).await, (SCARCE as i32, 0, 0));
+    let skus = flow.skus.clone();
+    let orders = flow.stop().await.placed;
+    skus.assert_ended_as_designed(&saga, &orders, &payment_stops, FINAL_WITHIN)
+        .await;
 }

@@ -2,13 +2,12 @@
 //! SCRAM-SHA-512) with its own principal, and a wrong password stops a
 //! worker at start-up with an error that names authentication as the cause.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chorus_platform::testing::TestDb;
 use chorus_platform::{Env, KafkaSettings};
 use chorus_tests::saga::{Saga, WORKERS, sku};
-use chorus_tests::{HOW_TO_START, Stack, chorus_bin, describe, exit_within, run};
+use chorus_tests::{HOW_TO_START, Stack, describe, exit_within, run, spawn_worker};
 
 /// The SASL listener of the stack and its development user, from
 /// `CHORUS_TEST_KAFKA_SASL_{BROKERS,USERNAME,PASSWORD}` (defaults: what
@@ -99,34 +98,16 @@ async fn a_worker_with_a_wrong_password_stops_at_start_up_naming_authentication(
     let topics = stack.fresh_topics().await;
     let wrong = sasl.service_env("not-the-password");
 
-    let logs = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/e2e-logs")
-        .join(topics.namespace());
-    std::fs::create_dir_all(&logs).unwrap();
-
     // Every worker at once, each with its own (empty) database, so that
     // Kafka is the only thing that can refuse them.
     let mut running = Vec::new();
     for worker in WORKERS {
         let db = TestDb::create(&[]).await;
-        let binary = chorus_bin().with_file_name(format!("chorus-{worker}"));
-        let log = logs.join(format!("{worker}.log"));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(&binary)
-            .envs(wrong.iter().map(|(k, v)| (k, v)))
-            .env("CHORUS_SCHEMA_REGISTRY_URL", &stack.registry)
-            .env("CHORUS_TOPIC_NAMESPACE", topics.namespace())
-            .env("CHORUS_DATABASE_URL", &db.url)
-            .env("CHORUS_HTTP_ADDR", "127.0.0.1:0")
-            .env(
-                "CHORUS_PAYMENT_TOKEN_KEY",
-                chorus_tests::saga::PAYMENT_TOKEN_KEY,
-            )
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::from(out.try_clone().unwrap()))
-            .stderr(Stdio::from(out))
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        let wrong: Vec<(String, String)> = wrong
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let (child, log) = spawn_worker(&stack, worker, &topics, &db.url, &wrong);
         running.push((worker, child, log, db));
     }
     for (worker, child, log, _db) in running {

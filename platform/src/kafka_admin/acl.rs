@@ -104,53 +104,6 @@ unsafe fn read_binding(acl: *const rd::rd_kafka_AclBinding_t) -> AclBinding {
     }
 }
 
-/// Creates `bindings` (an existing one is success). Needs ALTER on the cluster.
-pub async fn create_acls(
-    kafka: &KafkaSettings,
-    bindings: Vec<AclBinding>,
-    timeout: Duration,
-) -> Result<(), String> {
-    if bindings.is_empty() {
-        return Ok(());
-    }
-    let kafka = kafka.clone();
-    blocking(move || {
-        let admin = AdminHandle::connect(&kafka, timeout)?;
-        let raw: Vec<RawBinding> = bindings
-            .iter()
-            .map(|b| RawBinding::exact(b, false))
-            .collect::<Result<_, _>>()?;
-        let mut pointers: Vec<*mut rd::rd_kafka_AclBinding_t> = raw.iter().map(|r| r.0).collect();
-        let event = admin.request(
-            rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_CREATEACLS,
-            false,
-            &format!("creating ACLs at {}", kafka.brokers),
-            // SAFETY: the bindings are live until `raw` drops, after the
-            // request; librdkafka copies them.
-            |rk, options, queue| unsafe {
-                rd::rd_kafka_CreateAcls(rk, pointers.as_mut_ptr(), pointers.len(), options, queue)
-            },
-        )?;
-        // SAFETY: the event is live while its results are read.
-        unsafe {
-            let result = rd::rd_kafka_event_CreateAcls_result(event.0);
-            let mut count = 0;
-            let results = slice(
-                rd::rd_kafka_CreateAcls_result_acls(result, &mut count),
-                count,
-            );
-            for (binding, acl_result) in bindings.iter().zip(results) {
-                let error = rd::rd_kafka_acl_result_error(*acl_result);
-                if !error.is_null() {
-                    return Err(format!("creating ACL {binding}: {}", error_text(error)));
-                }
-            }
-        }
-        Ok(())
-    })
-    .await
-}
-
 /// Every ACL binding whose principal is `principal`.
 pub async fn describe_acls(
     kafka: &KafkaSettings,
@@ -186,45 +139,103 @@ pub async fn describe_acls(
     .await
 }
 
+/// Creates `bindings` (an existing one is success). Needs ALTER on the cluster.
+pub async fn create_acls(
+    kafka: &KafkaSettings,
+    bindings: Vec<AclBinding>,
+    timeout: Duration,
+) -> Result<(), String> {
+    change_acls(kafka, bindings, Change::Create, timeout).await
+}
+
 /// Deletes exactly `bindings`.
 pub async fn delete_acls(
     kafka: &KafkaSettings,
     bindings: Vec<AclBinding>,
     timeout: Duration,
 ) -> Result<(), String> {
+    change_acls(kafka, bindings, Change::Delete, timeout).await
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Create,
+    Delete,
+}
+
+/// One request creating or deleting `bindings`; the first binding the
+/// broker refused, if any, is the error.
+async fn change_acls(
+    kafka: &KafkaSettings,
+    bindings: Vec<AclBinding>,
+    change: Change,
+    timeout: Duration,
+) -> Result<(), String> {
     if bindings.is_empty() {
         return Ok(());
     }
     let kafka = kafka.clone();
+    let (op, verb) = match change {
+        Change::Create => (
+            rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_CREATEACLS,
+            "creating",
+        ),
+        Change::Delete => (
+            rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DELETEACLS,
+            "deleting",
+        ),
+    };
     blocking(move || {
         let admin = AdminHandle::connect(&kafka, timeout)?;
+        // A deletion takes filters, each matching its binding exactly.
         let raw: Vec<RawBinding> = bindings
             .iter()
-            .map(|b| RawBinding::exact(b, true))
+            .map(|b| RawBinding::exact(b, change == Change::Delete))
             .collect::<Result<_, _>>()?;
         let mut pointers: Vec<*mut rd::rd_kafka_AclBinding_t> = raw.iter().map(|r| r.0).collect();
         let event = admin.request(
-            rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DELETEACLS,
+            op,
             false,
-            &format!("deleting ACLs at {}", kafka.brokers),
-            // SAFETY: the filters are live until `raw` drops, after the
+            &format!("{verb} ACLs at {}", kafka.brokers),
+            // SAFETY: the bindings are live until `raw` drops, after the
             // request; librdkafka copies them.
             |rk, options, queue| unsafe {
-                rd::rd_kafka_DeleteAcls(rk, pointers.as_mut_ptr(), pointers.len(), options, queue)
+                let (acls, count) = (pointers.as_mut_ptr(), pointers.len());
+                match change {
+                    Change::Create => rd::rd_kafka_CreateAcls(rk, acls, count, options, queue),
+                    Change::Delete => rd::rd_kafka_DeleteAcls(rk, acls, count, options, queue),
+                }
             },
         )?;
-        // SAFETY: the event is live while its responses are read.
+        // SAFETY: the event is live while its results are read; each result's
+        // error lives as long as the event.
         unsafe {
-            let result = rd::rd_kafka_event_DeleteAcls_result(event.0);
             let mut count = 0;
-            let responses = slice(
-                rd::rd_kafka_DeleteAcls_result_responses(result, &mut count),
-                count,
-            );
-            for (binding, response) in bindings.iter().zip(responses) {
-                let error = rd::rd_kafka_DeleteAcls_result_response_error(*response);
+            let errors: Vec<*const rd::rd_kafka_error_t> = match change {
+                Change::Create => {
+                    let result = rd::rd_kafka_event_CreateAcls_result(event.0);
+                    slice(
+                        rd::rd_kafka_CreateAcls_result_acls(result, &mut count),
+                        count,
+                    )
+                    .iter()
+                    .map(|r| rd::rd_kafka_acl_result_error(*r))
+                    .collect()
+                }
+                Change::Delete => {
+                    let result = rd::rd_kafka_event_DeleteAcls_result(event.0);
+                    slice(
+                        rd::rd_kafka_DeleteAcls_result_responses(result, &mut count),
+                        count,
+                    )
+                    .iter()
+                    .map(|r| rd::rd_kafka_DeleteAcls_result_response_error(*r))
+                    .collect()
+                }
+            };
+            for (binding, error) in bindings.iter().zip(errors) {
                 if !error.is_null() {
-                    return Err(format!("deleting ACL {binding}: {}", error_text(error)));
+                    return Err(format!("{verb} ACL {binding}: {}", error_text(error)));
                 }
             }
         }
