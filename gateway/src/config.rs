@@ -88,7 +88,7 @@ impl GatewayConfig {
             rate_limit_per_sec.saturating_mul(2),
         )?;
         let partitions = env.positive("CHORUS_TOPIC_PARTITIONS", DEFAULT_PARTITIONS)?;
-        let publish_timeout = env.positive_duration_ms("CHORUS_PUBLISH_TIMEOUT_MS", 5_000)?;
+        let publish_timeout = env.positive_duration_ms("CHORUS_PUBLISH_TIMEOUT_MS", 15_000)?;
         let window_hours: u64 = env.positive("CHORUS_IDEMPOTENCY_WINDOW_HOURS", 24)?;
         if window_hours > MAX_IDEMPOTENCY_WINDOW_HOURS {
             return Err(ConfigError::new(

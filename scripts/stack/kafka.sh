@@ -13,7 +13,7 @@
 #                voter set formatted with one shared cluster id; replication
 #                factor min(3, N), min.insync.replicas 2 from three brokers on
 #                (1 with two), for the internal topics too; a broker that stops
-#                heartbeating is fenced after 3 s, so its partitions move at once.
+#                heartbeating is fenced after 6 s, so its partitions move within seconds.
 
 SCRAM_USERS=("$SASL_USERNAME" chorus-gateway chorus-order chorus-inventory chorus-payment chorus-notification)
 # The operator's password may be set (CHORUS_STACK_SASL_PASSWORD); a
@@ -81,10 +81,15 @@ kafka_render() {
       cat <<EOF
 
 # Node $i of a cluster of $BROKERS (scripts/stack.sh): a broker that stops
-# heartbeating (kill -9) is fenced after 3 s instead of 9, and leaves the ISRs,
-# so its partitions get new leaders within seconds.
-broker.session.timeout.ms=3000
-broker.heartbeat.interval.ms=500
+# heartbeating (kill -9) is fenced after 6 s instead of 9, and leaves the ISRs,
+# so its partitions get new leaders within seconds. The quorum tolerates a
+# node stalled for 3 s (a garbage collection or an fsync on a busy disk; all
+# nodes share one machine) without an election: its fetch and request
+# timeouts are 5 s instead of 2.
+broker.session.timeout.ms=6000
+broker.heartbeat.interval.ms=1000
+controller.quorum.fetch.timeout.ms=5000
+controller.quorum.request.timeout.ms=5000
 EOF
     fi
 }
