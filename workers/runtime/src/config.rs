@@ -145,10 +145,16 @@ fn group_instance_id(
     Ok(Some(format!("chorus-{name}-{id}")))
 }
 
-/// Kafka's own default (45 s) would stall a crashed replica's partitions far
-/// too long for an order's deadline; 6 s is the broker's default minimum.
+/// Kafka's own default (45 s) would stall the partitions of a replica that
+/// never comes back far too long for an order's deadline (a replica restarted
+/// at once takes them back at once: static membership). The session must
+/// outlast a broker's failover, though: while the group's coordinator moves
+/// to another broker (the cluster fences a dead one after its
+/// `broker.session.timeout.ms`, 9 s by default, then elects), heartbeats go
+/// unanswered, and a session that ends meanwhile makes the replica rejoin,
+/// which fences its own in-flight commits. 15 s covers that.
 fn session_timeout(env: &Env) -> Result<Duration, ConfigError> {
-    let timeout = env.positive_duration_ms("CHORUS_KAFKA_SESSION_TIMEOUT_MS", 6_000)?;
+    let timeout = env.positive_duration_ms("CHORUS_KAFKA_SESSION_TIMEOUT_MS", 15_000)?;
     if timeout < Duration::from_secs(3) {
         return Err(ConfigError::new(
             "CHORUS_KAFKA_SESSION_TIMEOUT_MS",
@@ -199,7 +205,7 @@ mod tests {
         );
         assert_eq!(first.group_instance_id, again.group_instance_id);
         assert_ne!(first.group_instance_id, other.group_instance_id);
-        assert_eq!(first.session_timeout, Duration::from_secs(6));
+        assert_eq!(first.session_timeout, Duration::from_secs(15));
     }
 
     #[test]

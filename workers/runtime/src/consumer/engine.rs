@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
@@ -62,8 +62,15 @@ pub async fn run<H: Handler>(
         queues: Queues::new(settings.partition_capacity, settings.retry),
         paused: HashSet::new(),
         applier: &applier,
+        fatal: None,
     };
     loop {
+        if let Some(fatal) = state.fatal.take() {
+            // librdkafka's consumer is unusable after a fatal error (e.g. its
+            // static membership fenced): stop, loudly, so that the process is
+            // started again with a new one, rather than stall.
+            anyhow::bail!("Kafka's consumer failed fatally: {fatal}");
+        }
         progress.beat();
         let now = Instant::now();
         if !state.queues.has_ready(now) {
@@ -111,6 +118,8 @@ struct Loop<'a, H: Handler> {
     /// Partitions this loop has paused.
     paused: HashSet<TopicPartition>,
     applier: &'a Applier<H>,
+    /// A fatal error of the consumer, which ends the loop.
+    fatal: Option<KafkaError>,
 }
 
 impl<H: Handler> Loop<'_, H> {
@@ -137,6 +146,9 @@ impl<H: Handler> Loop<'_, H> {
                     tracing::error!(error = %auth, "Kafka refuses our credentials");
                 }
                 tracing::warn!(error = %e, "Kafka receive error");
+                if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
+                    self.fatal = Some(e);
+                }
             }
         }
     }
