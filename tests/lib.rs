@@ -300,25 +300,27 @@ pub fn exit_within(
 }
 
 /// Starts worker binary `chorus-<worker>` alone against this stack's registry,
-/// in `topics`' namespace, with the database at `database_url`, `kafka` for
-/// its Kafka settings, and its output in `target/e2e-logs/<namespace>/<worker>.log`
-/// (returned): for tests of how a worker starts, or refuses to.
+/// in `topics`' namespace, with the database at `database_url`, `env` (its
+/// Kafka settings, and any other) and its output in
+/// `target/e2e-logs/<namespace>/<log_name>.log` (returned): for tests of how
+/// a worker starts, refuses to, or stops.
 pub fn spawn_worker(
     stack: &Stack,
     worker: &str,
+    log_name: &str,
     topics: &TopicCatalogue,
     database_url: &str,
-    kafka: &[(String, String)],
+    env: &[(String, String)],
 ) -> (std::process::Child, PathBuf) {
     let logs = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../target/e2e-logs")
         .join(topics.namespace());
     std::fs::create_dir_all(&logs).unwrap();
-    let log = logs.join(format!("{worker}.log"));
+    let log = logs.join(format!("{log_name}.log"));
     let out = std::fs::File::create(&log).unwrap();
     let binary = chorus_bin().with_file_name(format!("chorus-{worker}"));
     let child = Command::new(&binary)
-        .envs(kafka.iter().map(|(k, v)| (k, v)))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("CHORUS_SCHEMA_REGISTRY_URL", &stack.registry)
         .env("CHORUS_TOPIC_NAMESPACE", topics.namespace())
         .env("CHORUS_TOPIC_PARTITIONS", topics.partitions().to_string())

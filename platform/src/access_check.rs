@@ -84,6 +84,27 @@ pub async fn require_access(
     needs: &Needs,
     timeout: Duration,
 ) -> Result<(), AccessError> {
+    // A cluster just started, or one whose coordinator is moving, answers
+    // "not now" for a while (the group's coordinator loading, say): ask
+    // again for up to three timeouts before giving up. A refusal or a
+    // missing topic is an answer, and final.
+    let deadline = tokio::time::Instant::now() + timeout * 3;
+    loop {
+        match check_access(kafka, needs, timeout).await {
+            Err(AccessError::Unreachable(e)) if tokio::time::Instant::now() < deadline => {
+                tracing::info!(cause = %e, "Kafka cannot say yet what this service may do; asking again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            answer => return answer,
+        }
+    }
+}
+
+async fn check_access(
+    kafka: &KafkaSettings,
+    needs: &Needs,
+    timeout: Duration,
+) -> Result<(), AccessError> {
     let unreachable = |cause: String| KafkaUnreachable {
         brokers: kafka.brokers.clone(),
         cause,

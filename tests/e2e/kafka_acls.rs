@@ -109,7 +109,7 @@ async fn a_worker_missing_an_acl_stops_at_start_up_naming_the_topic_and_operatio
 
     let db = TestDb::create(&[]).await;
     let kafka = stack.service_kafka_env("payment");
-    let (child, log) = spawn_worker(&stack, "payment", &topics, &db.url, &kafka);
+    let (child, log) = spawn_worker(&stack, "payment", "payment", &topics, &db.url, &kafka);
     let status = tokio::task::spawn_blocking(move || exit_within(child, 60))
         .await
         .unwrap();

@@ -8,6 +8,7 @@ mod cli;
 mod cli_gateway;
 mod compose;
 mod compose_check;
+mod consumer_fenced;
 mod contract;
 mod corrupt;
 mod dlq;

@@ -107,7 +107,7 @@ async fn a_worker_with_a_wrong_password_stops_at_start_up_naming_authentication(
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
-        let (child, log) = spawn_worker(&stack, worker, &topics, &db.url, &wrong);
+        let (child, log) = spawn_worker(&stack, worker, worker, &topics, &db.url, &wrong);
         running.push((worker, child, log, db));
     }
     for (worker, child, log, _db) in running {

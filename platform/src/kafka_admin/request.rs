@@ -185,8 +185,16 @@ pub(crate) unsafe fn error_code(
 /// # Safety
 /// `error` is a live `rd_kafka_error_t`.
 pub(crate) unsafe fn error_text(error: *const rd::rd_kafka_error_t) -> String {
-    // SAFETY: per the function's contract; the string lives as long as the error.
-    unsafe { text(rd::rd_kafka_error_string(error)) }
+    // SAFETY: per the function's contract; the strings live as long as the error.
+    let (name, detail) = unsafe {
+        (
+            text(rd::rd_kafka_error_name(error)),
+            text(rd::rd_kafka_error_string(error)),
+        )
+    };
+    // The broker's message may be empty ("ConsumerGroupDescribe: "): the
+    // error's name always says what it was.
+    format!("{name} ({})", detail.trim_end_matches([':', ' ']))
 }
 
 /// A slice over a librdkafka array (NULL or empty: an empty slice).

@@ -266,7 +266,9 @@ async fn run_until_stopped(
     let mut consuming = std::pin::pin!(consuming);
     let (failure, consumed) = tokio::select! {
         result = &mut consuming => {
-            let failure = (!shutdown.is_cancelled())
+            // Ending with an error says why; ending well before shutdown is
+            // a failure of its own.
+            let failure = (result.is_ok() && !shutdown.is_cancelled())
                 .then(|| anyhow::anyhow!("the consumer loop ended on its own"));
             (failure, Some(result))
         }
