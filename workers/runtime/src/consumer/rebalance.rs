@@ -116,7 +116,18 @@ impl ConsumerContext for LoopContext {
                 tracing::info!(partitions = ?revoked, "partitions revoked");
                 // Offsets stored so far are exactly those whose effects
                 // committed. At close the loop has committed them already.
-                if !self.closing.load(std::sync::atomic::Ordering::SeqCst)
+                // Partitions lost with the session (the coordinator did not
+                // answer in time, e.g. while it moved to another broker) are
+                // not ours to commit any more: a static member rejoining
+                // would fence its own commit, which librdkafka treats as
+                // fatal. Their next owner (this replica, once it has
+                // rejoined) takes up from the last committed offsets, and
+                // the inbox drops what was applied already.
+                if consumer.assignment_lost() {
+                    tracing::info!(
+                        "assignment lost with the group session: not committing on revoke"
+                    );
+                } else if !self.closing.load(std::sync::atomic::Ordering::SeqCst)
                     && let Err(e) = consumer.commit_consumer_state(CommitMode::Sync)
                 {
                     tracing::debug!(error = %e, "nothing to commit on revoke");
