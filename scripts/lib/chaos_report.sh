@@ -18,6 +18,12 @@ json_or_null() { if [[ $(head -c 1 "$1" 2>/dev/null) == "{" ]]; then cat "$1"; e
 load_field() { tr -d '\n' <"$work/load.json" 2>/dev/null | grep -o "\"$1\": *{[^}]*}" | sed -E "s/\"$1\": *//; s/ +/ /g"; }
 # HTTP 503 answers the load received (orders refused, or status polls), 0 when none.
 http_503() { load_field http_errors | grep -o '"503": *[0-9]*' | awk -F': *' '{ n += $2 } END { print n + 0 }'; }
+# Of those, the ones the gateway gave because Kafka did not take the event
+# (its log names the dependency of every 503; the others are PostgreSQL's).
+kafka_503() {
+  tail -n "+$((${gateway_log_from:-0} + 1))" "$(services_log gateway)" 2>/dev/null |
+    sed 's/\x1b\[[0-9;]*m//g' | grep -c 'answering 503 dependency="kafka"' || true
+}
 # The Kafka kill: which broker, for how long, and what it led.
 kafka_kill_figure() {
   [[ -n $kafka_down_secs ]] || { echo "not done"; return 0; }
@@ -44,7 +50,7 @@ chaos_write_json() {
     printf '  "kafka_brokers": %d,\n  "kafka_killed_broker": "%s",\n  "kafka_killed_broker_led_partitions": "%s",\n' \
       "$BROKERS" "$kafka_victim" "$kafka_victim_led"
     printf '  "kafka_down_secs": %s,\n  "postgres_down_secs": %s,\n' "${kafka_down_secs:-null}" "${postgres_down_secs:-null}"
-    printf '  "http_503": %d,\n' "$(http_503)"
+    printf '  "http_503": %d,\n  "http_503_kafka": %d,\n' "$(http_503)" "$(kafka_503)"
     printf '  "registry_down_secs": %s,\n  "worker_restarted_during_registry_outage": "%s",\n' "${registry_down_secs:-null}" "$cold_worker"
     printf '  "poison_messages": %d,\n  "poison_exit_status": %s,\n' "$POISON" "${poison_rc:-null}"
     printf '  "settled": %s,\n  "settle_secs": %d,\n' "$settled" "$settle_secs"
@@ -70,7 +76,7 @@ chaos_print_table() {
     fig "load: POST → final status (ms)" "$(latency)"
     fig "load: outcomes" "$(load_field outcomes)"
     fig "load: HTTP errors" "$(load_field http_errors)"
-    fig "load: HTTP 503 answers" "$(http_503)"
+    fig "load: HTTP 503 answers / of them for Kafka" "$(http_503) / $(kafka_503)"
     fig "worker processes SIGKILLed and restarted" "$kills"
     fig "rolling restart: SIGTERMed and restarted / unclean" "$rolling_restarts of ${#rolling[@]} / $unclean_stops"
     fig "Kafka kill -9 → broker back (s)" "$(kafka_kill_figure)"
