@@ -16,6 +16,7 @@ mod gateway_process;
 mod gateway_reads;
 mod kafka_acls;
 mod logs;
+mod metrics_named;
 mod otlp;
 mod payment_orphans;
 mod payment_sandbox_batches;
