@@ -7,6 +7,7 @@
 mod cancel;
 mod databases;
 mod docs_and_health;
+mod error_codes;
 mod errors;
 mod exit;
 mod group_commit;
