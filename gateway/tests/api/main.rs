@@ -19,6 +19,7 @@ mod kafka;
 mod key_expiry;
 mod openapi;
 mod openapi_check;
+mod openapi_file;
 mod openapi_statuses;
 mod orders;
 mod public_surface;
