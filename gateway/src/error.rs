@@ -1,6 +1,9 @@
 //! The one error type of the HTTP layer. Every failure, axum's own rejections
 //! included, leaves as `{"error":{"code","message","field"}}` with a status
 //! that tells the client what to do: fix the request (4xx) or retry (503).
+//! The `code` is an [`ErrorCode`], which decides the status.
+
+mod code;
 
 use std::time::Duration;
 
@@ -10,6 +13,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+pub use code::ErrorCode;
 
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
@@ -23,7 +28,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Machine-readable, e.g. `invalid_field`, `unauthorized`, `already_final`.
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     /// The offending field or header (`items[0].quantity`), when there is one.
     #[schema(required = true)]
@@ -35,7 +40,7 @@ pub enum AppError {
     /// The request is malformed; `field` names the offending field or header.
     #[error("{message}")]
     BadRequest {
-        code: &'static str,
+        code: ErrorCode,
         message: String,
         field: Option<String>,
     },
@@ -55,7 +60,7 @@ pub enum AppError {
     IdempotencyKeyReused,
     /// The request does not fit the resource's state (e.g. `already_final`).
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
     #[error("too many requests; retry after {} s", retry_after_secs(*retry_after))]
     RateLimited { retry_after: Duration },
     /// A dependency is down; `cause` is logged, never sent to the client.
@@ -72,43 +77,30 @@ pub enum AppError {
 impl AppError {
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> AppError {
         AppError::BadRequest {
-            code: "invalid_field",
+            code: ErrorCode::InvalidField,
             message: message.into(),
             field: Some(field.into()),
         }
     }
 
+    /// The status is the code's: one code never travels with two statuses.
     pub fn status(&self) -> StatusCode {
-        match self {
-            AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
-            AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            AppError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Conflict { .. } => StatusCode::CONFLICT,
-            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code().status()
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AppError::BadRequest { code, .. } => code,
-            AppError::Unauthorized(_) => "unauthorized",
-            AppError::Forbidden(_) => "forbidden",
-            AppError::NotFound(_) => "not_found",
-            AppError::MethodNotAllowed(_) => "method_not_allowed",
-            AppError::PayloadTooLarge => "payload_too_large",
-            AppError::UnsupportedMediaType => "unsupported_media_type",
-            AppError::IdempotencyKeyReused => "idempotency_key_reused",
-            AppError::Conflict { code, .. } => code,
-            AppError::RateLimited { .. } => "rate_limited",
-            AppError::Unavailable { .. } => "unavailable",
-            AppError::Internal(_) => "internal",
+            AppError::BadRequest { code, .. } | AppError::Conflict { code, .. } => *code,
+            AppError::Unauthorized(_) => ErrorCode::Unauthorized,
+            AppError::Forbidden(_) => ErrorCode::Forbidden,
+            AppError::NotFound(_) => ErrorCode::NotFound,
+            AppError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            AppError::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            AppError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            AppError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            AppError::RateLimited { .. } => ErrorCode::RateLimited,
+            AppError::Unavailable { .. } => ErrorCode::Unavailable,
+            AppError::Internal(_) => ErrorCode::Internal,
         }
     }
 }
@@ -132,7 +124,7 @@ impl IntoResponse for AppError {
         };
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code().to_string(),
+                code: self.code(),
                 message: self.to_string(),
                 field,
             },

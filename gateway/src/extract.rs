@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 
 /// A JSON body of type `T`, parsed with field paths in its errors.
 pub struct JsonBody<T>(pub T);
@@ -28,7 +28,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                     AppError::PayloadTooLarge
                 } else {
                     AppError::BadRequest {
-                        code: "invalid_body",
+                        code: ErrorCode::InvalidBody,
                         message: rejection.body_text(),
                         field: None,
                     }
@@ -57,7 +57,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| AppError::BadRequest {
-            code: "invalid_json",
+            code: ErrorCode::InvalidJson,
             message: format!("the body is not valid JSON: {e}"),
             field: None,
         })?;
@@ -65,7 +65,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     // name fields by position.
     if !value.is_object() {
         return Err(AppError::BadRequest {
-            code: "invalid_body",
+            code: ErrorCode::InvalidBody,
             message: "the body must be a JSON object".to_string(),
             field: None,
         });
@@ -87,7 +87,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         match field {
             Some(field) => AppError::field(field, message),
             None => AppError::BadRequest {
-                code: "invalid_body",
+                code: ErrorCode::InvalidBody,
                 message,
                 field: None,
             },
@@ -106,7 +106,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParam {
             .await
             .map(|Path(value)| PathParam(value))
             .map_err(|rejection| AppError::BadRequest {
-                code: "invalid_path",
+                code: ErrorCode::InvalidPath,
                 message: rejection.body_text(),
                 field: None,
             })
@@ -124,7 +124,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
             .await
             .map(|Query(value)| QueryParams(value))
             .map_err(|rejection| AppError::BadRequest {
-                code: "invalid_query",
+                code: ErrorCode::InvalidQuery,
                 message: rejection.body_text(),
                 field: None,
             })

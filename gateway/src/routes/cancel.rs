@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::extract::PathParam;
 use crate::request_span::{TraceHeaders, record_order_id};
 use crate::routes::openapi::{
@@ -68,7 +68,7 @@ pub async fn cancel_order(
     record_order_id(&view.order_id);
     if view.is_final() {
         return Err(AppError::Conflict {
-            code: "already_final",
+            code: ErrorCode::AlreadyFinal,
             message: format!("order {} is already {}", view.order_id, view.status),
         });
     }

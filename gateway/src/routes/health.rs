@@ -15,7 +15,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::error::ErrorDetail;
+use crate::error::{ErrorCode, ErrorDetail};
 
 /// `{"status":"ok"}`.
 #[derive(Serialize, ToSchema)]
@@ -85,7 +85,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         let body = ReadinessReport {
             status: None,
             error: Some(ErrorDetail {
-                code: "not_ready".to_string(),
+                code: ErrorCode::NotReady,
                 message: format!("not ready: {} unavailable", failed.join(", ")),
                 field: None,
             }),

@@ -1,21 +1,31 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 description of the gateway, generated
 //! by `utoipa` from the handlers' annotations and the types they read and
-//! answer, so the document moves with the code. A test validates it and
-//! holds it to the route table and to the statuses the gateway really sends.
+//! answer, so the document moves with the code; each error response then
+//! enumerates the error codes its route can answer ([`operation_errors`]).
+//! Tests validate it, hold it to the route table, to the statuses and codes
+//! the gateway really sends, and to its copy in `docs/openapi.json`.
+
+mod error_codes;
 
 use axum::Json;
+use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToResponse};
 
+pub use error_codes::{ADMIN, BEARER, JSON_BODY, OperationErrors, PATH, PUBLISH, QUERY, STORE};
+
 use super::{cancel, health, inventory, order_status, orders};
-use crate::error::ErrorBody;
+use crate::error::{ErrorBody, ErrorCode};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "chorus gateway",
         description = "Place orders, read their status (long-poll), ask to cancel them, adjust stock. \
-                       Every error is {\"error\":{\"code\",\"message\",\"field\"}}."
+                       Every error is {\"error\":{\"code\",\"message\",\"field\"}}; each error \
+                       response enumerates the codes it can carry. A request outside these \
+                       operations answers NotFound (no route) or MethodNotAllowed \
+                       (components.responses)."
     ),
     paths(
         orders::place_order,
@@ -29,12 +39,13 @@ use crate::error::ErrorBody;
         openapi_json,
     ),
     components(
-        schemas(ErrorBody),
+        schemas(ErrorBody, ErrorCode),
         responses(
         BadRequest,
         Unauthorized,
         Forbidden,
         NotFound,
+        MethodNotAllowed,
         AlreadyFinal,
         PayloadTooLarge,
         UnsupportedMediaType,
@@ -47,10 +58,78 @@ use crate::error::ErrorBody;
 )]
 pub struct ApiDoc;
 
-/// The document as served.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The document as served (and as `docs/openapi.json` holds it).
+pub fn document() -> Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+    operation_errors().enumerate(&mut document);
+    document
 }
+
+/// `docs/openapi.json`: the document pretty-printed, its keys sorted (the
+/// order of `serde_json`'s map), ending with a newline.
+pub fn document_text() -> String {
+    let mut text = serde_json::to_string_pretty(&document()).expect("the document serializes");
+    text.push('\n');
+    text
+}
+
+/// The error codes each operation (by `operationId`) can answer: those of
+/// what it takes, then its handler's own. A new route adds one
+/// `.operation(..)`; a test fails while an error response of any operation
+/// lists no code, or while the gateway answers a code its route lacks.
+pub fn operation_errors() -> OperationErrors {
+    use crate::error::ErrorCode as C;
+    OperationErrors::new(SHARED_RESPONSES, &[C::NotFound, C::MethodNotAllowed])
+        .operation(
+            "placeOrder",
+            &[
+                BEARER,
+                JSON_BODY,
+                STORE,
+                PUBLISH,
+                &[C::MissingHeader, C::IdempotencyKeyReused],
+            ],
+        )
+        .operation(
+            "getOrder",
+            &[BEARER, PATH, QUERY, STORE, &[C::InvalidField, C::NotFound]],
+        )
+        .operation(
+            "cancelOrder",
+            &[
+                BEARER,
+                PATH,
+                STORE,
+                PUBLISH,
+                &[C::NotFound, C::AlreadyFinal],
+            ],
+        )
+        .operation(
+            "setStock",
+            &[ADMIN, PATH, JSON_BODY, STORE, PUBLISH, &[C::InvalidField]],
+        )
+        .operation(
+            "getStock",
+            &[ADMIN, PATH, STORE, &[C::InvalidField, C::NotFound]],
+        )
+        .operation("readyz", &[&[C::NotReady]])
+}
+
+/// The shared response (`components.responses`) of each error status.
+pub const SHARED_RESPONSES: &[(u16, &str)] = &[
+    (400, "BadRequest"),
+    (401, "Unauthorized"),
+    (403, "Forbidden"),
+    (404, "NotFound"),
+    (405, "MethodNotAllowed"),
+    (409, "AlreadyFinal"),
+    (413, "PayloadTooLarge"),
+    (415, "UnsupportedMediaType"),
+    (422, "IdempotencyKeyReused"),
+    (429, "TooManyRequests"),
+    (500, "InternalError"),
+    (503, "Unavailable"),
+];
 
 /// This document.
 #[utoipa::path(
@@ -60,7 +139,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     tag = "operations",
     responses((status = 200, description = "OpenAPI 3.1", body = Object)),
 )]
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+pub async fn openapi_json() -> Json<Value> {
     Json(document())
 }
 
@@ -98,9 +177,13 @@ pub struct Unauthorized(pub ErrorBody);
 #[derive(ToResponse)]
 pub struct Forbidden(pub ErrorBody);
 
-/// No such resource (or not yours)
+/// No such resource (or not yours), or no route for the path
 #[derive(ToResponse)]
 pub struct NotFound(pub ErrorBody);
+
+/// The path exists but does not accept this method
+#[derive(ToResponse)]
+pub struct MethodNotAllowed(pub ErrorBody);
 
 /// The order is already CONFIRMED or CANCELLED (code `already_final`)
 #[derive(ToResponse)]
@@ -132,3 +215,49 @@ pub struct Unavailable(pub ErrorBody);
 /// A bug on the gateway's side; the detail is in its log
 #[derive(ToResponse)]
 pub struct InternalError(pub ErrorBody);
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn every_listed_operation_exists() {
+        let document = document();
+        let ids: BTreeSet<&str> = document["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .filter_map(|operation| operation["operationId"].as_str())
+            .collect();
+        for id in operation_errors().operation_ids() {
+            assert!(
+                ids.contains(id),
+                "operation_errors() names {id}, which is no operationId"
+            );
+        }
+    }
+
+    #[test]
+    fn every_shared_response_is_declared_under_its_status() {
+        let document = document();
+        for (status, name) in SHARED_RESPONSES {
+            let response = &document["components"]["responses"][name];
+            assert!(response.is_object(), "components.responses.{name}");
+            let codes = &response["content"]["application/json"]["schema"]["properties"]["error"]["properties"]
+                ["code"]["enum"];
+            for code in codes
+                .as_array()
+                .unwrap_or_else(|| panic!("{name}: no codes"))
+            {
+                let code = ErrorCode::ALL
+                    .iter()
+                    .find(|c| code.as_str() == Some(c.as_str()))
+                    .unwrap_or_else(|| panic!("{name}: {code} is no ErrorCode"));
+                assert_eq!(code.status().as_u16(), *status, "{name}: {code}");
+            }
+        }
+    }
+}

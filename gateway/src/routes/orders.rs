@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorCode};
 use crate::extract::JsonBody;
 use crate::group_commit::Attempt;
 use crate::request_span::{TraceHeaders, record_order_id};
@@ -211,7 +211,7 @@ pub async fn place_order(
 
 fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, AppError> {
     let value = headers.get(IDEMPOTENCY_KEY).ok_or(AppError::BadRequest {
-        code: "missing_header",
+        code: ErrorCode::MissingHeader,
         message: "the Idempotency-Key header is required".to_string(),
         field: Some("Idempotency-Key".to_string()),
     })?;

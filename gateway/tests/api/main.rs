@@ -7,6 +7,7 @@
 mod cancel;
 mod databases;
 mod docs_and_health;
+mod error_codes;
 mod errors;
 mod exit;
 mod group_commit;
@@ -18,6 +19,7 @@ mod kafka;
 mod key_expiry;
 mod openapi;
 mod openapi_check;
+mod openapi_file;
 mod openapi_statuses;
 mod orders;
 mod public_surface;
