@@ -323,28 +323,21 @@ async fn every_code_the_gateway_answers_is_documented_on_its_route() {
 
 const TABLE_HEADER: &str = "| code | HTTP status |";
 
-/// The file holding the README's table of error codes (`README.md` once the
-/// table is there, until then `ERROR_CODES.md` beside it) and the table's lines.
+/// The README's table of error codes: its path and the table's lines.
 fn error_table() -> (PathBuf, Vec<String>) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    ["README.md", "ERROR_CODES.md"]
-        .into_iter()
-        .map(|name| root.join(name))
-        .find_map(|path| {
-            let text = std::fs::read_to_string(&path).ok()?;
-            let table: Vec<String> = text
-                .lines()
-                .skip_while(|line| !line.starts_with(TABLE_HEADER))
-                .take_while(|line| line.starts_with('|'))
-                .map(str::to_string)
-                .collect();
-            (!table.is_empty()).then_some((path, table))
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "no table of error codes (a line `{TABLE_HEADER} …`) in README.md or ERROR_CODES.md"
-            )
-        })
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let text = std::fs::read_to_string(&path).expect("README.md");
+    let table: Vec<String> = text
+        .lines()
+        .skip_while(|line| !line.starts_with(TABLE_HEADER))
+        .take_while(|line| line.starts_with('|'))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        !table.is_empty(),
+        "no table of error codes (a line `{TABLE_HEADER} …`) in README.md"
+    );
+    (path, table)
 }
 
 #[test]
