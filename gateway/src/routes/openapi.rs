@@ -7,7 +7,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToResponse};
 
-use super::{cancel, health, inventory, order_status, orders};
+use super::{cancel, health, inventory, list_orders, order_status, orders};
 use crate::error::ErrorBody;
 
 #[derive(OpenApi)]
@@ -19,6 +19,7 @@ use crate::error::ErrorBody;
     ),
     paths(
         orders::place_order,
+        list_orders::list_orders,
         order_status::get_order,
         cancel::cancel_order,
         inventory::set_stock,

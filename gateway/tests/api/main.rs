@@ -16,6 +16,7 @@ mod jwks;
 mod jwt_rotation;
 mod kafka;
 mod key_expiry;
+mod list_orders;
 mod openapi;
 mod openapi_check;
 mod openapi_statuses;
