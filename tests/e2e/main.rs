@@ -14,6 +14,7 @@ mod dlq;
 mod gateway_process;
 mod gateway_reads;
 mod kafka_acls;
+mod list_orders;
 mod logs;
 mod otlp;
 mod payment_orphans;
