@@ -10,8 +10,8 @@ use reqwest::{Client, Method, Url};
 use serde_json::{Value, json};
 
 use crate::args::{
-    CancelOrderArgs, GatewayArgs, GetStockArgs, Global, OrderStatusArgs, PlaceOrderArgs,
-    SetStockArgs, TokenArgs,
+    CancelOrderArgs, GatewayArgs, GetStockArgs, Global, ListOrdersArgs, OrderStatusArgs,
+    PlaceOrderArgs, SetStockArgs, TokenArgs,
 };
 
 /// The gateway refused the request; its answer is already on stderr.
@@ -170,6 +170,45 @@ pub async fn order_status(global: &Global, args: &OrderStatusArgs) -> anyhow::Re
         if FINAL_STATUSES.contains(&status.as_str()) {
             return Ok(());
         }
+    }
+}
+
+/// `GET /v1/orders`: one order per line (as `order status --wait` prints
+/// them), newest first. A page with more after it ends with `next` on
+/// stderr; with --all, the pages are followed until `next` is null.
+pub async fn list_orders(global: &Global, args: &ListOrdersArgs) -> anyhow::Result<()> {
+    let gateway = Gateway::new(global, &args.gateway, Role::Customer)?;
+    let limit = args.limit.map(|n| n.to_string());
+    let mut cursor = args.cursor.clone();
+    loop {
+        let filters = [
+            ("customer", args.customer.as_deref()),
+            ("status", args.status.as_deref()),
+            ("since", args.since.as_deref()),
+            ("limit", limit.as_deref()),
+            ("cursor", cursor.as_deref()),
+        ];
+        let query: Vec<(&str, &str)> = filters
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value?)))
+            .collect();
+        let url = gateway.url(&["v1", "orders"], &query)?;
+        let page = gateway.send(Method::GET, url, None, None).await?;
+        for order in page["orders"].as_array().into_iter().flatten() {
+            println!("{order}");
+        }
+        let Some(next) = page["next"].as_str() else {
+            return Ok(());
+        };
+        if !args.all {
+            eprintln!("more orders: --cursor {next}");
+            return Ok(());
+        }
+        anyhow::ensure!(
+            cursor.as_deref() != Some(next),
+            "the gateway answered the same `next` twice: {next}"
+        );
+        cursor = Some(next.to_string());
     }
 }
 

@@ -50,6 +50,7 @@ async fn main() -> std::process::ExitCode {
         Command::Order(OrderCommand::Status(args)) => {
             gateway::order_status(&cli.global, &args).await
         }
+        Command::Order(OrderCommand::List(args)) => gateway::list_orders(&cli.global, &args).await,
         Command::Order(OrderCommand::Cancel(args)) => {
             gateway::cancel_order(&cli.global, &args).await
         }

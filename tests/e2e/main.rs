@@ -15,6 +15,7 @@ mod dlq;
 mod gateway_process;
 mod gateway_reads;
 mod kafka_acls;
+mod list_orders;
 mod logs;
 mod metrics_named;
 mod otlp;

@@ -44,6 +44,9 @@ pub enum OrderCommand {
     Place(PlaceOrderArgs),
     /// Print an order's status; with --wait, follow it to its final status.
     Status(OrderStatusArgs),
+    /// List orders newest first, one JSON line each: the --sub customer's own,
+    /// or with --role admin anyone's (--customer: one customer's).
+    List(ListOrdersArgs),
     /// Ask to cancel an order; prints the order as the gateway answers it (202).
     Cancel(CancelOrderArgs),
 }
@@ -70,6 +73,30 @@ pub struct OrderStatusArgs {
     /// Long-poll until the order is CONFIRMED or CANCELLED, printing each status change.
     #[arg(long)]
     pub wait: bool,
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListOrdersArgs {
+    /// Only orders with this status: PENDING, RESERVED, CONFIRMED or CANCELLED.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only orders placed at or after this RFC 3339 time, e.g. 2026-12-01T00:00:00Z.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Orders per page, 1 to 100 (the gateway's default: 20).
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// With --role admin: only this customer's orders.
+    #[arg(long)]
+    pub customer: Option<String>,
+    /// Start after the page that printed this `next` (with the same filters).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Follow `next` to the end of the list instead of stopping after one page.
+    #[arg(long)]
+    pub all: bool,
     #[command(flatten)]
     pub gateway: GatewayArgs,
 }

@@ -4,6 +4,7 @@
 pub mod cancel;
 pub mod health;
 pub mod inventory;
+pub mod list_orders;
 pub mod openapi;
 pub mod order_status;
 pub mod orders;
@@ -62,6 +63,7 @@ where
 pub fn table() -> Vec<Route> {
     vec![
         route(Method::POST, "/v1/orders", orders::place_order),
+        route(Method::GET, "/v1/orders", list_orders::list_orders),
         route(
             Method::GET,
             "/v1/orders/{order_id}",

@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi, ToResponse};
 
 pub use error_codes::{ADMIN, BEARER, JSON_BODY, OperationErrors, PATH, PUBLISH, QUERY, STORE};
 
-use super::{cancel, health, inventory, order_status, orders};
+use super::{cancel, health, inventory, list_orders, order_status, orders};
 use crate::error::{ErrorBody, ErrorCode};
 
 #[derive(OpenApi)]
@@ -29,6 +29,7 @@ use crate::error::{ErrorBody, ErrorCode};
     ),
     paths(
         orders::place_order,
+        list_orders::list_orders,
         order_status::get_order,
         cancel::cancel_order,
         inventory::set_stock,
@@ -89,6 +90,10 @@ pub fn operation_errors() -> OperationErrors {
                 PUBLISH,
                 &[C::MissingHeader, C::IdempotencyKeyReused],
             ],
+        )
+        .operation(
+            "listOrders",
+            &[BEARER, QUERY, STORE, &[C::InvalidField, C::Forbidden]],
         )
         .operation(
             "getOrder",

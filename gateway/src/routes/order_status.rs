@@ -321,7 +321,7 @@ pub async fn load_owned(
     Ok((owner, found.into_view()?))
 }
 
-fn from_read_model(row: OrderStatusRow) -> Result<OrderView, AppError> {
+pub(crate) fn from_read_model(row: OrderStatusRow) -> Result<OrderView, AppError> {
     #[derive(Deserialize)]
     struct Item {
         sku: String,

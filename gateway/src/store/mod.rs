@@ -1,9 +1,12 @@
 //! The gateway's storage: its own `accepted_orders` table (the idempotency
 //! record, written before `OrderPlaced` is produced; see [`accepted`]) and
 //! read-only queries of the workers' read models (`order_status`,
-//! `stock_levels`).
+//! `stock_levels`; lists of orders in [`listing`]).
 
 mod accepted;
+mod listing;
+
+pub use listing::{ListKey, ListedRow, OrderListing};
 
 use std::time::Duration;
 

@@ -17,6 +17,8 @@ mod jwks;
 mod jwt_rotation;
 mod kafka;
 mod key_expiry;
+mod list_orders;
+mod list_orders_plans;
 mod openapi;
 mod openapi_check;
 mod openapi_file;
