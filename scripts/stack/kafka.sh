@@ -108,7 +108,9 @@ kafka_config_current() {
 
 # kafka_java_opts NODE - the JVM options of that node, one a line.
 kafka_java_opts() {
-  if ((BROKERS == 1)); then printf '%s\n' -Xms512m -Xmx512m; else printf '%s\n' -Xms384m -Xmx384m; fi
+  # Every node of a cluster holds a replica of every partition (replication
+  # factor 3): a day of tests leaves thousands, and 384 MB ran out.
+  if ((BROKERS == 1)); then printf '%s\n' -Xms512m -Xmx512m; else printf '%s\n' -Xms1g -Xmx1g; fi
   printf '%s\n' -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
     -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true
   # JMX without authentication, bound to loopback: the bench reads the
