@@ -10,6 +10,8 @@
 //! every combination would scan all orders for a customer who has few.
 
 use chrono::{DateTime, Utc};
+use sqlx::Arguments;
+use sqlx::postgres::PgArguments;
 
 use super::{ORDER_DB, OrderStatusRow, Store};
 use crate::error::{AppError, database_error};
@@ -55,6 +57,29 @@ impl ListedRow {
 }
 
 impl OrderListing<'_> {
+    /// The statement's parameters (see [`OrderListing::sql`]), in its order.
+    pub fn arguments(&self) -> Result<PgArguments, AppError> {
+        let mut arguments = PgArguments::default();
+        let add = |added: Result<(), sqlx::error::BoxDynError>| {
+            added.map_err(|e| AppError::Internal(format!("binding a list parameter: {e}")))
+        };
+        if let Some(customer) = self.customer {
+            add(arguments.add(customer))?;
+        }
+        if let Some(status) = self.status {
+            add(arguments.add(status))?;
+        }
+        if let Some(since) = self.since {
+            add(arguments.add(since))?;
+        }
+        if let Some(after) = self.after {
+            add(arguments.add(after.created_at))?;
+            add(arguments.add(after.order_id.as_str()))?;
+        }
+        add(arguments.add(self.limit))?;
+        Ok(arguments)
+    }
+
     /// The statement for these filters (public so tests can EXPLAIN it).
     /// Its parameters are those present of customer, status, since, the
     /// key after which to start (time, then id) and the limit, in this order.
@@ -99,25 +124,13 @@ impl Store {
         &self,
         listing: &OrderListing<'_>,
     ) -> Result<Vec<ListedRow>, AppError> {
-        let sql = listing.sql();
-        let mut query = sqlx::query_as::<_, ListedRow>(sqlx::AssertSqlSafe(sql));
-        if let Some(customer) = listing.customer {
-            query = query.bind(customer);
-        }
-        if let Some(status) = listing.status {
-            query = query.bind(status);
-        }
-        if let Some(since) = listing.since {
-            query = query.bind(since);
-        }
-        if let Some(after) = listing.after {
-            query = query.bind(after.created_at).bind(&after.order_id);
-        }
-        query
-            .bind(listing.limit)
-            .fetch_all(&self.orders)
-            .await
-            .map_err(database_error(ORDER_DB))
+        sqlx::query_as_with::<_, ListedRow, _>(
+            sqlx::AssertSqlSafe(listing.sql()),
+            listing.arguments()?,
+        )
+        .fetch_all(&self.orders)
+        .await
+        .map_err(database_error(ORDER_DB))
     }
 }
 

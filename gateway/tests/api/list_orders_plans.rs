@@ -16,20 +16,11 @@ use crate::list_orders::order_pool;
 /// The plan PostgreSQL chooses for a listing, as JSON.
 async fn plan(pool: &PgPool, listing: &OrderListing<'_>) -> Value {
     let sql = format!("EXPLAIN (FORMAT JSON) {}", listing.sql());
-    let mut query = sqlx::query_scalar::<_, Value>(sqlx::AssertSqlSafe(sql));
-    if let Some(customer) = listing.customer {
-        query = query.bind(customer);
-    }
-    if let Some(status) = listing.status {
-        query = query.bind(status);
-    }
-    if let Some(since) = listing.since {
-        query = query.bind(since);
-    }
-    if let Some(after) = listing.after {
-        query = query.bind(after.created_at).bind(&after.order_id);
-    }
-    query.bind(listing.limit).fetch_one(pool).await.unwrap()
+    let arguments = listing.arguments().unwrap();
+    sqlx::query_scalar_with::<_, Value, _>(sqlx::AssertSqlSafe(sql), arguments)
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 /// Every `(node type, index name)` of a plan.

@@ -208,6 +208,7 @@ where
         .run(shutdown.clone()),
     );
 
+    let consumer_metrics = metrics.clone();
     let applier = Arc::new(Applier {
         handler,
         pool: pool.clone(),
@@ -233,9 +234,14 @@ where
         partition_capacity: 1000,
         retry: config.retry_policy(),
     };
+    let replace = {
+        let (config, metrics, topics) = (config.clone(), consumer_metrics, kafka.topics.clone());
+        move || subscribed_consumer(&config, metrics.clone(), &topics)
+    };
     let consuming = consumer::run(
         applier,
         kafka.consumer.clone(),
+        replace,
         settings,
         loops.consumer.clone(),
         shutdown.clone(),
@@ -310,9 +316,7 @@ impl KafkaClients {
         let producer = config
             .kafka
             .producer(Duration::from_secs(30), Duration::from_millis(1))?;
-        let consumer = Arc::new(create_consumer(config, metrics)?);
-        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topic_refs).context("subscribing")?;
+        let consumer = subscribed_consumer(config, metrics, &topics)?;
         Ok(KafkaClients {
             topics,
             catalogue,
@@ -448,6 +452,18 @@ impl<H: Handler> crate::handler::Calls for CallsOf<H> {
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
         self.0.calls().release(conn, calls)
     }
+}
+
+/// The worker's consumer, subscribed to `topics`.
+fn subscribed_consumer(
+    config: &WorkerConfig,
+    metrics: Arc<Metrics>,
+    topics: &[String],
+) -> anyhow::Result<Arc<WorkerConsumer>> {
+    let consumer = Arc::new(create_consumer(config, metrics)?);
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topic_refs).context("subscribing")?;
+    Ok(consumer)
 }
 
 fn create_consumer(config: &WorkerConfig, metrics: Arc<Metrics>) -> anyhow::Result<WorkerConsumer> {

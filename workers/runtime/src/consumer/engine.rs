@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use anyhow::Context;
 use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -48,29 +49,57 @@ pub struct LoopSettings {
     pub retry: RetryPolicy,
 }
 
+/// How many fatal consumer errors in [`FATAL_WINDOW`] a worker replaces its
+/// consumer for before it stops.
+const FATAL_REPLACEMENTS: usize = 3;
+const FATAL_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Consumes until `shutdown`, then commits the stored offsets and returns.
 /// An error is the loop itself failing (not a message): the worker must stop.
+/// `replace` makes a new subscribed consumer, for when librdkafka declares
+/// the current one dead.
 pub async fn run<H: Handler>(
     applier: Arc<Applier<H>>,
     consumer: Arc<WorkerConsumer>,
+    replace: impl Fn() -> anyhow::Result<Arc<WorkerConsumer>>,
     settings: LoopSettings,
     progress: Progress,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut state = Loop {
-        consumer: &consumer,
+        consumer,
         queues: Queues::new(settings.partition_capacity, settings.retry),
         paused: HashSet::new(),
         applier: &applier,
         fatal: None,
     };
+    let mut fatal_at: Vec<Instant> = Vec::new();
     loop {
         if let Some(fatal) = state.fatal.take() {
-            // librdkafka's consumer is unusable after a fatal error (e.g. its
-            // static membership fenced): stop, loudly, so that the process is
-            // started again with a new one, rather than stall.
-            anyhow::bail!("Kafka's consumer failed fatally: {fatal}");
+            // librdkafka's consumer is unusable after a fatal error: a static
+            // member fenced when its session ended while the group's
+            // coordinator moved to another broker (its rejoin fences what the
+            // old member still had in flight). A new consumer with the same
+            // identity takes the partitions back; what the old one held and
+            // had not committed is delivered again, and the inbox drops what
+            // was applied. Fenced again and again is another replica with
+            // this identity: stop, loudly.
+            fatal_at.retain(|at| at.elapsed() < FATAL_WINDOW);
+            anyhow::ensure!(
+                fatal_at.len() < FATAL_REPLACEMENTS,
+                "Kafka's consumer failed fatally {} times in {} s, the last time: {fatal}; \
+                 is another replica running with this CHORUS_INSTANCE_ID?",
+                fatal_at.len() + 1,
+                FATAL_WINDOW.as_secs()
+            );
+            fatal_at.push(Instant::now());
+            tracing::error!(error = %fatal, "Kafka's consumer failed fatally; replacing it");
+            state.consumer.context().close();
+            state.consumer = replace().context("replacing the failed Kafka consumer")?;
+            state.queues = Queues::new(settings.partition_capacity, settings.retry);
+            state.paused.clear();
         }
+        let consumer = state.consumer.clone();
         progress.beat();
         let now = Instant::now();
         if !state.queues.has_ready(now) {
@@ -97,6 +126,7 @@ pub async fn run<H: Handler>(
         }
         state.sync_pauses();
     }
+    let consumer = &state.consumer;
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => tracing::info!("offsets committed"),
         Err(e) => tracing::debug!(error = %e, "no offsets to commit at shutdown"),
@@ -113,7 +143,7 @@ async fn sleep_until(due: Option<Instant>) {
 }
 
 struct Loop<'a, H: Handler> {
-    consumer: &'a WorkerConsumer,
+    consumer: Arc<WorkerConsumer>,
     queues: Queues,
     /// Partitions this loop has paused.
     paused: HashSet<TopicPartition>,
