@@ -89,14 +89,12 @@ impl Service {
     /// The full names of the topics the service writes: what it produces, and
     /// the dead-letter topics of what it consumes.
     pub fn writes(self, catalogue: &TopicCatalogue) -> Vec<String> {
-        let mut names: Vec<String> = self.produces().iter().map(|&t| catalogue.name(t)).collect();
-        names.extend(self.consumes().iter().map(|&t| catalogue.dead_letter(t)));
-        names
+        catalogue.written_by(&self.produces(), self.consumes())
     }
 
     /// The full names of the topics the service reads.
     pub fn reads(self, catalogue: &TopicCatalogue) -> Vec<String> {
-        self.consumes().iter().map(|&t| catalogue.name(t)).collect()
+        catalogue.names(self.consumes())
     }
 }
 

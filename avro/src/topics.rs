@@ -85,6 +85,20 @@ impl TopicCatalogue {
         format!("{}.dlq", self.name(topic))
     }
 
+    /// The full names of `topics`.
+    pub fn names(&self, topics: &[Topic]) -> Vec<String> {
+        topics.iter().map(|&t| self.name(t)).collect()
+    }
+
+    /// The full names a process writes when it publishes on `produces` and
+    /// consumes `consumes`: those topics, and the dead-letter topics of what
+    /// it consumes.
+    pub fn written_by(&self, produces: &[Topic], consumes: &[Topic]) -> Vec<String> {
+        let mut names = self.names(produces);
+        names.extend(consumes.iter().map(|&t| self.dead_letter(t)));
+        names
+    }
+
     /// The topic an event type is published on.
     pub fn topic_of(&self, event_type: EventType) -> String {
         self.name(event_type.topic())

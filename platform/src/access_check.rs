@@ -36,15 +36,15 @@ impl Needs {
         consumes: &[Topic],
         group: Option<&str>,
     ) -> Needs {
-        let written = produces
-            .iter()
-            .map(|&t| catalogue.name(t))
-            .chain(consumes.iter().map(|&t| catalogue.dead_letter(t)));
-        let read = consumes.iter().map(|&t| catalogue.name(t));
+        // What `chorus acls apply` grants a service (`Service::writes`,
+        // `Service::reads`) is derived the same way.
+        let written = catalogue.written_by(produces, consumes);
+        let read = catalogue.names(consumes);
         Needs {
             topics: written
+                .into_iter()
                 .map(|t| (t, Operation::Write))
-                .chain(read.map(|t| (t, Operation::Read)))
+                .chain(read.into_iter().map(|t| (t, Operation::Read)))
                 .collect(),
             group: group.map(str::to_string),
         }

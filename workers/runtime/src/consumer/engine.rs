@@ -148,7 +148,7 @@ struct Loop<'a, H: Handler> {
     /// Partitions this loop has paused.
     paused: HashSet<TopicPartition>,
     applier: &'a Applier<H>,
-    /// A fatal error of the consumer, which ends the loop.
+    /// A fatal error of the consumer: it is replaced, or the loop ends.
     fatal: Option<KafkaError>,
 }
 
