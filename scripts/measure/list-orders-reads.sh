@@ -5,13 +5,9 @@
 # it) under EXPLAIN ANALYZE, 7 runs per case, the median reported.
 # Run from the repository; ADMIN is a role with CREATEDB. Drops its database.
 set -euo pipefail
-ADMIN=${ADMIN:-postgres://chorus:chorus@127.0.0.1:55432/postgres}
-DB=chorus_list_bench_$$
-URL=${ADMIN%/*}/$DB
-psql "$ADMIN" -qc "CREATE DATABASE $DB"
-trap 'psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"' EXIT
-q() { psql "$URL" -X -q -v ON_ERROR_STOP=1 "$@"; }
-for f in workers/order/migrations/100[1-4]_*.sql; do q -1 -f "$f"; done  # each in one transaction, as sqlx applies them
+# shellcheck source=scripts/measure/scratch-order-db.sh
+source "$(dirname "$0")/scratch-order-db.sh"
+scratch_order_db chorus_list_bench '100[1-4]'
 
 # 1,000,000 orders over ~14 hours, two per timestamp (as a batch records
 # them): one customer in ten is `whale` (100,000 orders), the rest spread

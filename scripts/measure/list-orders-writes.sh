@@ -3,13 +3,9 @@
 # status changes (200 statements of 50 rows, as the worker's batched
 # UPDATE), on 1,000,000 orders, with and without the three indexes.
 set -euo pipefail
-ADMIN=${ADMIN:-postgres://chorus:chorus@127.0.0.1:55432/postgres}
-DB=chorus_list_writes_$$
-URL=${ADMIN%/*}/$DB
-psql "$ADMIN" -qc "CREATE DATABASE $DB"
-trap 'psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"' EXIT
-q() { psql "$URL" -X -q -v ON_ERROR_STOP=1 "$@"; }
-for f in workers/order/migrations/100[1-5]_*.sql; do q -1 -f "$f"; done
+# shellcheck source=scripts/measure/scratch-order-db.sh
+source "$(dirname "$0")/scratch-order-db.sh"
+scratch_order_db chorus_list_writes '100[1-5]'
 q -c "INSERT INTO orders (order_id, customer_id, currency, items, status, created_at)
       SELECT gen_random_uuid()::text, 'customer-' || (g % 20000), 'EUR', '[{\"sku\": \"MUG-1\", \"quantity\": 2}]',
              'CONFIRMED', now() - (1000000 - g) * interval '50 ms'

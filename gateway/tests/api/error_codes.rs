@@ -40,7 +40,7 @@ fn enumerated(response: &Value) -> Option<BTreeSet<String>> {
 }
 
 /// `(METHOD, path, operation)` of every operation.
-fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
+pub(crate) fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
     doc["paths"]
         .as_object()
         .unwrap()
