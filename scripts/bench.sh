@@ -24,6 +24,8 @@
 # builds (at most about 7 when the largest ramp steps overload it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/prerequisites.sh
+prerequisites build || exit 1
 source scripts/lib/services.sh
 
 began=$(date +%s)

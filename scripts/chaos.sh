@@ -54,6 +54,8 @@ cd "$(dirname "$0")/.."
 
 export CHORUS_REPLICAS=${CHORUS_REPLICAS:-2}
 export CHORUS_STATIC_MEMBERSHIP=${CHORUS_STATIC_MEMBERSHIP:-true}
+source scripts/lib/prerequisites.sh
+prerequisites build || exit 1
 source scripts/lib/services.sh
 source scripts/lib/chaos_report.sh
 services_check_config

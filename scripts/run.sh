@@ -13,9 +13,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+source scripts/lib/prerequisites.sh
+prerequisites build || exit 1
 source scripts/lib/services.sh
 step() { printf '==> %s\n' "$*"; }
 services_ports_free
+
+# A stack that already runs is used as it is and left running at the end
+# (it was started by `make up`); one `make test` is using is not touched.
+stack_was_up=0
+if bash scripts/stack.sh running >/dev/null; then
+  owner=${CHORUS_STACK_DIR:-.stack}/started-by
+  read -r _ _ test_pid <"$owner" 2>/dev/null || test_pid=""
+  if [[ -n $test_pid ]] && tr '\0' ' ' <"/proc/$test_pid/cmdline" 2>/dev/null | grep -q scripts/test.sh; then
+    echo "make run: \`make test\` (pid $test_pid) is using the stack and takes it down when it ends; run \`make run\` after it" >&2
+    exit 1
+  fi
+  stack_was_up=1
+fi
 
 # The stack starts while cargo builds: on a fresh clone both take a while,
 # and the stack mostly waits for downloads and JVM start-ups.
@@ -47,7 +62,11 @@ stop() {
   trap - INT TERM EXIT
   step "stopping services"
   services_stop
-  bash scripts/stack.sh down
+  if ((stack_was_up)); then
+    step "the stack was running before \`make run\`: left running (\`make down\` stops it)"
+  else
+    bash scripts/stack.sh down
+  fi
 }
 trap stop INT TERM EXIT
 

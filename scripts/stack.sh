@@ -6,6 +6,8 @@
 #   scripts/stack.sh down [--purge]  stop what `up` started; --purge also deletes data
 #   scripts/stack.sh clean           same as `down --purge`
 #   scripts/stack.sh status          one line per component (per Kafka broker)
+#   scripts/stack.sh running         exit 0, naming them, when components of this
+#                                    state directory run; 1 when none does
 #   scripts/stack.sh env             the Kafka addresses, as lines a shell can eval:
 #                                    CHORUS_STACK_BROKERS, CHORUS_STACK_KAFKA_BROKERS,
 #                                    CHORUS_STACK_KAFKA_SASL_BROKERS (comma-separated)
@@ -184,6 +186,9 @@ need() {
   command -v "$1" >/dev/null 2>&1 || { echo "stack.sh: '$1' is required but not installed${2:+ ($2)}" >&2; exit 1; }
 }
 
+# shellcheck source=scripts/lib/prerequisites.sh
+source "$REPO/scripts/lib/prerequisites.sh"
+
 # ------------------------------------------------------------------ Kafka
 
 # shellcheck source=scripts/stack/kafka.sh
@@ -334,6 +339,7 @@ pg_install() {
 }
 
 pg_prepare_dirs() {
+  stack_private # PostgreSQL (and its group) may have been installed just now
   mkdir -p "$PG_DATA" "$PG_RUN"
   touch "$LOGS/postgres.log"
   chmod 700 "$PG_DATA"
@@ -483,6 +489,21 @@ java_stop() {
 
 # ---------------------------------------------------------------- commands
 
+# The state directory holds the stack's credentials (the SCRAM users'
+# password files, the development payment-token key) and every byte the
+# brokers and databases keep: its owner alone may enter it. Run as root, the
+# PostgreSQL cluster under it runs as the postgres user, which must traverse
+# it to reach its own data directory: the group is then postgres, with
+# traverse only (0710), and still no one else gets in.
+stack_private() {
+  if ((EUID == 0)) && getent group postgres >/dev/null 2>&1; then
+    chgrp postgres "$STACK"
+    chmod 0710 "$STACK"
+  else
+    chmod 0700 "$STACK"
+  fi
+}
+
 # One `up` or `down` at a time (e.g. two terminals, or make targets in parallel).
 lock() {
   mkdir -p "$STACK"
@@ -493,11 +514,10 @@ lock() {
 native_up() {
   local t0
   t0=$(now)
-  need java "apt-get install openjdk-17-jre-headless"
-  need curl
+  prerequisites stack || exit 1
   lock
   mkdir -p "$LOGS" "$PIDS" "$KAFKA_DIR" "$APICURIO_DIR"
-  chmod 755 "$STACK"
+  stack_private
 
   # Downloads (no-ops once cached) in parallel with PostgreSQL.
   local kpid="" rpid=""
@@ -589,6 +609,16 @@ native_status() {
   fi
 }
 
+# The components of this state directory that run, one a line.
+native_running() {
+  local size
+  size=$(kafka_running_size)
+  [[ -z $size ]] || echo "kafka ($size broker(s))"
+  if running registry; then echo registry; fi
+  if pg_running; then echo postgres; fi
+  return 0
+}
+
 # One component at a time (the chaos campaign, or applying a changed
 # configuration): start / stop / restart waits until it is ready or gone;
 # kill sends SIGKILL to it (and, for PostgreSQL, its postmaster) and returns.
@@ -643,12 +673,10 @@ native_component() {
   esac
 }
 
-use_docker() {
-  [[ ${CHORUS_STACK:-} != native ]] && command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
-}
+use_docker() { stack_uses_docker; }
 
 usage() {
-  echo "usage: scripts/stack.sh up | down [--purge] | clean | status | env" >&2
+  echo "usage: scripts/stack.sh up | down [--purge] | clean | status | running | env" >&2
   echo "       scripts/stack.sh start | stop | restart | kill  kafka | kafka-<i> | registry | postgres" >&2
   exit 2
 }
@@ -700,8 +728,11 @@ main() {
   fi
   if ((docker)); then
     # Compose interpolates the whole file, our services included; they are
-    # not started here, so their required JWT secret may be a placeholder.
-    export CHORUS_JWT_SECRET=${CHORUS_JWT_SECRET:-unused-by-infrastructure}
+    # not started here, so what they require (`${NAME:?…}`) may be a placeholder.
+    local required
+    for required in $(grep -o '\${[A-Z0-9_]*:?' "$COMPOSE_FILE" | sed 's/^\${//; s/:?$//' | sort -u); do
+      [[ -n ${!required:-} ]] || export "$required=unused-by-infrastructure"
+    done
     local compose=(docker compose -f "$COMPOSE_FILE")
     case $cmd in
       up) exec "${compose[@]}" up -d --wait "${COMPOSE_INFRA[@]}" ;;
@@ -712,6 +743,13 @@ main() {
         ;;
       clean) exec "${compose[@]}" down -v ;;
       status) exec "${compose[@]}" ps ;;
+      running)
+        local up
+        up=$("${compose[@]}" ps --status running --services "${COMPOSE_INFRA[@]}")
+        [[ -n $up ]] && echo "$up"
+        [[ -n $up ]]
+        return
+        ;;
       start | stop | restart | kill)
         local svc
         svc=$(component "${1:-}")
@@ -735,6 +773,12 @@ main() {
     status)
       adopt_running_size
       native_status
+      ;;
+    running)
+      local up
+      up=$(native_running)
+      [[ -n $up ]] && echo "$up"
+      [[ -n $up ]]
       ;;
     start | stop | restart | kill)
       local name

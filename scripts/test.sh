@@ -7,17 +7,40 @@
 # meet replication factor 3, min.insync.replicas 2 and a broker failing over;
 # the tests reach every broker (CHORUS_KAFKA_BROKERS) and their SASL listeners
 # (CHORUS_TEST_KAFKA_SASL_BROKERS).
+#
+# It never stops a stack it did not start: when one already runs from this
+# state directory (`make run`, `make up`), it stops at once, touching
+# nothing, and says how to go on. While it runs, it marks the stack as its
+# own (.stack/started-by), so that `make run` leaves it alone too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CHORUS_STACK_BROKERS=${CHORUS_STACK_BROKERS:-3}
+source scripts/lib/prerequisites.sh
+prerequisites build || exit 1
 
 started=$(date +%s)
 step() { printf '==> %s\n' "$*"; }
+if running=$(bash scripts/stack.sh running); then
+  cat >&2 <<MSG
+make test: a stack is already running from ${CHORUS_STACK_DIR:-.stack} ($(paste -sd, - <<<"$running" | sed 's/,/, /g')),
+started by \`make run\` or \`make up\`. make test starts its own stack ($CHORUS_STACK_BROKERS brokers)
+and takes it down at the end, so it does not touch this one. Either
+  - stop it (Ctrl-C in the terminal of \`make run\`, or \`make down\`) and run \`make test\` again, or
+  - run the tests against it yourself, leaving it up:
+      eval "\$(bash scripts/stack.sh env)" && CHORUS_KAFKA_BROKERS=\$CHORUS_STACK_KAFKA_BROKERS \\
+        CHORUS_TEST_KAFKA_SASL_BROKERS=\$CHORUS_STACK_KAFKA_SASL_BROKERS cargo test --workspace
+    (the cluster test needs CHORUS_STACK_BROKERS=3 to have started it)
+MSG
+  exit 1
+fi
+owner=${CHORUS_STACK_DIR:-.stack}/started-by
+mkdir -p "$(dirname "$owner")"
+echo "make test $$" >"$owner"
 # The stack starts while cargo builds.
 stack_log=$(mktemp)
 bash scripts/stack.sh up >"$stack_log" 2>&1 &
 stack_pid=$!
-trap 'wait "$stack_pid" 2>/dev/null || true; bash scripts/stack.sh down' EXIT
+trap 'wait "$stack_pid" 2>/dev/null || true; bash scripts/stack.sh down; rm -f "$owner"' EXIT
 
 step "build (dev profile, all targets; the stack starts meanwhile)"
 build_rc=0

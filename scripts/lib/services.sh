@@ -188,8 +188,13 @@ services_start_one() {
   if [[ $instance != gateway ]]; then
     vars+=("CHORUS_INSTANCE_ID=$instance")
   fi
-  env "${vars[@]}" CHORUS_HTTP_ADDR="127.0.0.1:$(services_port "$instance")" \
-    "$bin/chorus-$svc" >>"$(services_log "$instance")" 2>&1 &
+  vars+=("CHORUS_HTTP_ADDR=127.0.0.1:$(services_port "$instance")")
+  # Exported by the shell, not passed to env(1): the Kafka and database
+  # passwords in them never stand on a command line (ps, /proc/<pid>/cmdline).
+  (
+    export "${vars[@]}"
+    exec "$bin/chorus-$svc"
+  ) >>"$(services_log "$instance")" 2>&1 &
   SERVICE_PID[$instance]=$!
 }
 

@@ -143,12 +143,13 @@ kafka_format() {
   while [[ $id == -* ]]; do
     id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
   done
-  # The SASL users go into the bootstrap metadata, so they exist from the
-  # cluster's first start. One node forms a quorum of itself (--standalone);
-  # a cluster's voters are in its server.properties (controller.quorum.voters).
-  local args=(-t "$id") u
+  # One node forms a quorum of itself (--standalone); a cluster's voters are
+  # in its server.properties (controller.quorum.voters). The SASL users are
+  # not written here: `format --add-scram` takes the password on its command
+  # line, where any local user could read it (ps, /proc); kafka_scram_user
+  # adds them from files once the brokers run.
+  local args=(-t "$id")
   ((BROKERS == 1)) && args+=(--standalone)
-  for u in "${SCRAM_USERS[@]}"; do args+=(--add-scram "SCRAM-SHA-512=[name=$u,password=$(scram_password "$u")]"); done
   for i in "${missing[@]}"; do
     log=$(node_name "$i")-format
     java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
@@ -161,10 +162,9 @@ kafka_format() {
     wait "${pids[$i]}" ||
       fail "$(node_name "${missing[$i]}")-format" "could not format the KRaft storage in $(rel "$(node_dir "${missing[$i]}")/data")"
   done
-  ((${#missing[@]} < BROKERS)) || scram_marker >"$(kafka_storage)/scram-user"
   local what="storage"
   ((BROKERS == 1)) || what="storage of node ${missing[*]} of $BROKERS"
-  say "kafka: formatted $what, cluster id $id, SASL users ${SCRAM_USERS[*]} ($(since "$t0"))"
+  say "kafka: formatted $what, cluster id $id ($(since "$t0"))"
 }
 
 # What the SASL users were made for: this storage (its cluster id), these
@@ -175,23 +175,32 @@ scram_marker() {
   printf '%s %s %s\n' "$(cluster_id_of 1)" "${SCRAM_USERS[*]}" "$(printf '%s' "$all" | sha256sum | cut -c1-16)"
 }
 
-# A storage formatted before these users existed (or for other passwords)
-# gets them through the plaintext listener once, like an operator would add
-# them: kafka-configs --alter --add-config, one user a call (the tool alters
-# one entity at a time), all at once.
+# A new storage (or one whose users were made for other passwords) gets the
+# users through the plaintext listener once, as an operator adds them:
+# kafka-configs --alter, one user a call (the tool alters one entity at a
+# time), all at once. Each password goes in a properties file readable by
+# its owner alone (--add-config-file), never on a command line; the file is
+# deleted once the user exists.
 kafka_scram_user() {
-  local file u pids=()
+  local file u pids=() secrets=() secret
   file=$(kafka_storage)/scram-user
   [[ -f $file ]] && [[ $(scram_marker) == "$(cat "$file")" ]] && return 0
   for u in "${SCRAM_USERS[@]}"; do
+    secret=$(kafka_storage)/scram-$u.properties
+    secrets+=("$secret")
+    # printf is a shell builtin: the password is on no process's command line.
+    (umask 077 && printf 'SCRAM-SHA-512=password=%s\n' "$(scram_password "$u" | sed 's/\\/\\\\/g')" >"$secret")
     "$HERE/kafka-tool.sh" configs --bootstrap-server "$(kafka_addrs)" --alter \
-      --add-config "SCRAM-SHA-512=[password=$(scram_password "$u")]" \
+      --add-config-file "$secret" \
       --entity-type users --entity-name "$u" >>"$LOGS/kafka-tool.log" 2>&1 &
     pids+=($!)
   done
+  local rc=0
   for u in "${!pids[@]}"; do
-    wait "${pids[$u]}" || fail kafka-tool "could not add the SASL user ${SCRAM_USERS[$u]}"
+    wait "${pids[$u]}" || rc=$((u + 1))
   done
+  rm -f "${secrets[@]}"
+  ((rc == 0)) || fail kafka-tool "could not add the SASL user ${SCRAM_USERS[rc - 1]}"
   scram_marker >"$file"
   say "kafka: added SASL users ${SCRAM_USERS[*]} (SCRAM-SHA-512)"
 }
