@@ -92,7 +92,7 @@ PG_TIMEOUT=${CHORUS_STACK_PG_TIMEOUT:-60}
 STOP_TIMEOUT=${CHORUS_STACK_STOP_TIMEOUT:-30}
 
 COMPOSE_FILE="$REPO/compose/docker-compose.yml"
-COMPOSE_INFRA=(kafka schema-registry kafka-ui postgres jaeger mailpit)
+COMPOSE_INFRA=(kafka kafka-users schema-registry kafka-ui postgres jaeger mailpit)
 
 # ---------------------------------------------------------------- helpers
 

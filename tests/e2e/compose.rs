@@ -4,7 +4,9 @@
 //! plugin is installed), each chorus service sets exactly what its binary
 //! reads and is accepted by the services' own configuration loaders,
 //! Prometheus scrapes every service and Grafana finds its data sources.
-//! None of this needs the stack or a Docker engine.
+//! Everything is read as the README's compose command gives it: the
+//! variables that command sets, evaluated by bash, are the shell Compose
+//! interpolates in. None of this needs the stack or a Docker engine.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -14,8 +16,17 @@ use serde_json::Value;
 
 use crate::binary_env::{Reads, scan, workspace_binaries};
 use crate::compose_check::{
-    binaries_of, env_problems, interpolate, load, repo, schema_problems, service_env,
+    ComposeCommand, README_COMPOSE, binaries_of, env_problems, interpolate, interpolated_variables,
+    load, readme_compose_command, repo, required_variables, schema_problems, service_env,
 };
+
+fn compose_text() -> String {
+    std::fs::read_to_string(repo().join("compose/docker-compose.yml")).unwrap()
+}
+
+fn readme_command() -> ComposeCommand {
+    readme_compose_command().unwrap_or_else(|e| panic!("{e}"))
+}
 
 fn compose_file() -> Value {
     let path = repo().join("compose/docker-compose.yml");
@@ -44,16 +55,15 @@ fn the_compose_file_follows_the_compose_specification() {
 
     let plugin = Command::new("docker").args(["compose", "version"]).output();
     if plugin.is_ok_and(|out| out.status.success()) {
+        // The README's command, with `config` in place of `up …`.
+        let readme = readme_command();
+        let up = readme.args.iter().position(|a| a == "up").unwrap();
         let config = Command::new("docker")
-            .args([
-                "compose",
-                "-f",
-                "compose/docker-compose.yml",
-                "config",
-                "--quiet",
-            ])
+            .arg("compose")
+            .args(&readme.args[..up])
+            .args(["config", "--quiet"])
             .current_dir(repo())
-            .env("CHORUS_JWT_SECRET", "compose-check")
+            .envs(&readme.env)
             .output()
             .unwrap();
         assert!(
@@ -63,6 +73,39 @@ fn the_compose_file_follows_the_compose_specification() {
         );
     } else {
         eprintln!("docker compose is not installed: checked against the JSON schema only");
+    }
+}
+
+#[test]
+fn the_readme_compose_command_sets_every_variable_compose_requires() {
+    let readme = readme_command();
+    assert_eq!(
+        readme.args[..3],
+        ["-f", "compose/docker-compose.yml", "up"],
+        "{}",
+        readme.line
+    );
+    let text = compose_text();
+    let required = required_variables(&text);
+    assert!(
+        required.contains("CHORUS_JWT_SECRET") && required.contains("CHORUS_PAYMENT_TOKEN_KEY"),
+        "{required:?}"
+    );
+    let given: BTreeSet<String> = readme.env.keys().cloned().collect();
+    let missing: Vec<_> = required.difference(&given).collect();
+    assert!(
+        missing.is_empty(),
+        "the README's `{README_COMPOSE}` sets no {missing:?}, which compose/docker-compose.yml requires:\n  {}",
+        readme.line
+    );
+    let used = interpolated_variables(&text);
+    let unused: Vec<_> = given.difference(&used).collect();
+    assert!(
+        unused.is_empty(),
+        "the README's command sets {unused:?}, which compose/docker-compose.yml never reads"
+    );
+    for (name, value) in &readme.env {
+        assert!(!value.trim().is_empty(), "{name} comes out empty");
     }
 }
 
@@ -81,7 +124,7 @@ fn every_chorus_service_sets_only_what_its_binary_reads_and_all_it_requires() {
             "binaries found: {binaries:?}"
         );
     }
-    let problems = env_problems(&doc, &binaries);
+    let problems = env_problems(&doc, &binaries, &readme_command().env);
     assert!(
         problems.is_empty(),
         "compose/docker-compose.yml:\n  {}",
@@ -93,13 +136,14 @@ fn every_chorus_service_sets_only_what_its_binary_reads_and_all_it_requires() {
 fn the_services_own_configuration_loaders_accept_the_compose_environment() {
     let doc = compose_file();
     let binaries = workspace_binaries();
+    let shell = readme_command().env;
     let mut problems = Vec::new();
     for service in doc["services"].as_object().unwrap().keys() {
         for binary in binaries_of(&doc, service, &binaries) {
             if binary == "chorus" {
                 continue; // the CLI takes its settings as flags, checked by clap
             }
-            let env = service_env(&doc, service).unwrap();
+            let env = service_env(&doc, service, &shell).unwrap();
             let pairs: Vec<(&str, &str)> =
                 env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             let env = Env::from_pairs(&pairs);
@@ -131,6 +175,7 @@ fn the_services_own_configuration_loaders_accept_the_compose_environment() {
 fn prometheus_scrapes_every_chorus_service_where_it_serves_metrics() {
     let doc = compose_file();
     let binaries = workspace_binaries();
+    let shell = readme_command().env;
     let prometheus = yaml("compose/prometheus/prometheus.yml");
     let targets: BTreeSet<String> = prometheus["scrape_configs"]
         .as_array()
@@ -153,7 +198,7 @@ fn prometheus_scrapes_every_chorus_service_where_it_serves_metrics() {
         {
             continue; // infrastructure, or the one-shot CLI setup
         }
-        let env = service_env(&doc, service).unwrap();
+        let env = service_env(&doc, service, &shell).unwrap();
         let addr = env
             .get("CHORUS_HTTP_ADDR")
             .unwrap_or_else(|| panic!("{service} sets no CHORUS_HTTP_ADDR"));
@@ -235,7 +280,8 @@ fn a_misspelt_missing_or_empty_variable_and_an_unknown_binary_are_refused() {
     scan(
         r#"env.required("CHORUS_MUST", "the service cannot run without it");
            env.required("CHORUS_SOMETIMES", "required when CHORUS_OTHER=yes");
-           env.string("CHORUS_EMPTY_OK", "x");"#,
+           env.string("CHORUS_EMPTY_OK", "x");
+           env.string("CHORUS_KEY", "");"#,
         &mut strict,
     );
     assert_eq!(strict.required, BTreeSet::from(["CHORUS_MUST".to_string()]));
@@ -255,7 +301,13 @@ services:
   strict:
     image: chorus:local
     command: chorus-strict --serve
-    environment: ["CHORUS_EMPTY_OK=x"]
+    environment: ["CHORUS_EMPTY_OK=x", "CHORUS_KEY=${THE_KEY:-}"]
+  insisting:
+    image: chorus:local
+    command: chorus-strict
+    environment:
+      CHORUS_MUST: ${GIVEN:?set GIVEN}
+      CHORUS_KEY: ${NOT_GIVEN:?set NOT_GIVEN}
   mystery:
     image: chorus:local
     command: ["sleep", "1"]
@@ -265,7 +317,8 @@ services:
     )
     .unwrap();
 
-    let problems: BTreeMap<usize, String> = env_problems(&doc, &binaries)
+    let shell = BTreeMap::from([("GIVEN".to_string(), "yes".to_string())]);
+    let problems: BTreeMap<usize, String> = env_problems(&doc, &binaries, &shell)
         .into_iter()
         .enumerate()
         .collect();
@@ -279,24 +332,39 @@ services:
         "{problems:?}"
     );
     assert!(found("strict: does not set CHORUS_MUST"), "{problems:?}");
+    // A blank default is no value.
+    assert!(found("strict: CHORUS_KEY comes out empty"), "{problems:?}");
+    assert!(
+        found("insisting: CHORUS_KEY: compose refuses to start: NOT_GIVEN is required"),
+        "{problems:?}"
+    );
     assert!(!found("CHORUS_SOMETIMES"), "{problems:?}");
     assert!(!found("CHORUS_KAFKA_BROKERS"), "{problems:?}");
     assert!(found("mystery: uses chorus:local"), "{problems:?}");
     assert!(!found("postgres"), "{problems:?}");
-    assert_eq!(problems.len(), 4, "{problems:?}");
+    assert_eq!(problems.len(), 6, "{problems:?}");
 }
 
 #[test]
 fn interpolation_follows_compose() {
-    assert_eq!(interpolate("${RUST_LOG:-info}").unwrap(), "info");
-    assert_eq!(interpolate("a${X-b}c").unwrap(), "abc");
-    assert_eq!(interpolate("${X}").unwrap(), "");
-    assert_eq!(interpolate("$X/y").unwrap(), "/y");
-    assert_eq!(interpolate("$$HOME").unwrap(), "$HOME");
-    assert_eq!(
-        interpolate("${CHORUS_JWT_SECRET:?set it}").unwrap(),
-        "compose-check-CHORUS_JWT_SECRET-a-secret-of-a-sensible-length"
+    let none = BTreeMap::new();
+    assert_eq!(interpolate("${RUST_LOG:-info}", &none).unwrap(), "info");
+    assert_eq!(interpolate("a${X-b}c", &none).unwrap(), "abc");
+    assert_eq!(interpolate("${X}", &none).unwrap(), "");
+    assert_eq!(interpolate("$X/y", &none).unwrap(), "/y");
+    assert_eq!(interpolate("$$HOME", &none).unwrap(), "$HOME");
+    assert!(
+        interpolate("${CHORUS_JWT_SECRET:?set it}", &none)
+            .unwrap_err()
+            .contains("CHORUS_JWT_SECRET is required (set it)")
     );
-    assert!(interpolate("${UNCLOSED").is_err());
-    assert!(interpolate("price $ 5").is_err());
+    let blank = BTreeMap::from([("X".to_string(), String::new())]);
+    assert_eq!(interpolate("${X:-d}", &blank).unwrap(), "d");
+    assert_eq!(interpolate("${X-d}", &blank).unwrap(), "");
+    assert!(interpolate("${X:?m}", &blank).is_err());
+    assert_eq!(interpolate("${X?m}", &blank).unwrap(), "");
+    let set = BTreeMap::from([("X".to_string(), "v".to_string())]);
+    assert_eq!(interpolate("${X:?m}/$X/${X:-d}", &set).unwrap(), "v/v/v");
+    assert!(interpolate("${UNCLOSED", &none).is_err());
+    assert!(interpolate("price $ 5", &none).is_err());
 }

@@ -46,21 +46,12 @@ pub fn schema_problems(doc: &Value) -> Vec<String> {
         .collect()
 }
 
-/// `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?message}`,
-/// `${VAR?message}` and `$$`, with every variable unset, as on a machine
-/// where nothing is exported — except that a variable compose insists on
-/// (`?`) stands for a value the user gave: `compose-check-<VAR>`.
-/// What a user would put in a variable compose requires: a value of the
-/// kind the services check (a key of 32 bytes, a secret long enough).
-fn required_sample(name: &str) -> String {
-    match name {
-        // base64 of 32 bytes, as `openssl rand -base64 32` prints
-        "CHORUS_PAYMENT_TOKEN_KEY" => "Y29tcG9zZS1jaGVjay1wYXltZW50LXRva2VuLWtleSE=".to_string(),
-        _ => format!("compose-check-{name}-a-secret-of-a-sensible-length"),
-    }
-}
-
-pub fn interpolate(text: &str) -> Result<String, String> {
+/// A compose file's `${…}` text as Compose interpolates it in `env` (the
+/// shell's environment): `${VAR}` and `$VAR` (blank when unset),
+/// `${VAR:-default}` (unset or blank), `${VAR-default}` (unset),
+/// `${VAR:?message}` and `${VAR?message}` (Compose refuses to start without
+/// a value: an error here), and `$$`.
+pub fn interpolate(text: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(at) = rest.find('$') {
@@ -81,11 +72,19 @@ pub fn interpolate(text: &str) -> Result<String, String> {
             if name.is_empty() {
                 return Err(format!("no variable name in ${{{expression}}}"));
             }
+            let set = env.get(name);
+            let filled = set.filter(|v| !v.is_empty());
             let value = match operator {
-                "" => String::new(),
-                o if o.starts_with(":-") => o[2..].to_string(),
-                o if o.starts_with('-') => o[1..].to_string(),
-                o if o.starts_with(":?") || o.starts_with('?') => required_sample(name),
+                "" => set.cloned().unwrap_or_default(),
+                o if o.starts_with(":-") => filled.cloned().unwrap_or_else(|| o[2..].to_string()),
+                o if o.starts_with('-') => set.cloned().unwrap_or_else(|| o[1..].to_string()),
+                o if o.starts_with(":?") || o.starts_with('?') => {
+                    let given = if o.starts_with(':') { filled } else { set };
+                    given.cloned().ok_or_else(|| {
+                        let message = o.trim_start_matches(':')[1..].trim();
+                        format!("compose refuses to start: {name} is required ({message})")
+                    })?
+                }
                 o => return Err(format!("unsupported interpolation ${{{name}{o}}}")),
             };
             out.push_str(&value);
@@ -97,6 +96,7 @@ pub fn interpolate(text: &str) -> Result<String, String> {
             if name_end == 0 {
                 return Err(format!("a lone $ in {text:?} (write $$)"));
             }
+            out.push_str(env.get(&after[..name_end]).map_or("", String::as_str));
             rest = &after[name_end..];
         }
     }
@@ -104,8 +104,107 @@ pub fn interpolate(text: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// The environment of `service` (mapping or `KEY=value` list), interpolated.
-pub fn service_env(doc: &Value, service: &str) -> Result<BTreeMap<String, String>, String> {
+/// The variables a compose file insists on (`${VAR:?…}`, `${VAR?…}`):
+/// without them Compose starts nothing.
+pub fn required_variables(text: &str) -> BTreeSet<String> {
+    text.split("${")
+        .skip(1)
+        .filter_map(|body| {
+            let end = body.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
+            let operator = &body[end..];
+            (operator.starts_with(":?") || operator.starts_with('?'))
+                .then(|| body[..end].to_string())
+        })
+        .collect()
+}
+
+/// Every variable a compose file interpolates.
+pub fn interpolated_variables(text: &str) -> BTreeSet<String> {
+    text.split("${")
+        .skip(1)
+        .map(|body| {
+            let end = body
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(body.len());
+            body[..end].to_string()
+        })
+        .collect()
+}
+
+/// The command README.md gives to run everything with Docker, as a user's
+/// shell runs it: the variables it sets (their `$(…)` evaluated by bash) and
+/// the words after `docker compose`.
+#[derive(Debug)]
+pub struct ComposeCommand {
+    pub line: String,
+    pub env: BTreeMap<String, String>,
+    pub args: Vec<String>,
+}
+
+pub const README_COMPOSE: &str = "docker compose -f compose/docker-compose.yml up";
+
+/// The README's one line that runs `docker compose … up` on the whole file
+/// (with `--build`: the services included).
+pub fn readme_compose_command() -> Result<ComposeCommand, String> {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let lines: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.contains(README_COMPOSE) && l.contains("--build"))
+        .collect();
+    let [line] = lines[..] else {
+        return Err(format!(
+            "README.md should hold one `{README_COMPOSE} … --build` line, found {lines:?}"
+        ));
+    };
+    let at = line.find("docker compose").unwrap();
+    let (prefix, command) = line.split_at(at);
+    let args: Vec<String> = command
+        .split_whitespace()
+        .skip(2)
+        .map(String::from)
+        .collect();
+    let names: Vec<String> = prefix
+        .split_whitespace()
+        .filter_map(|word| {
+            let (name, _) = word.split_once('=')?;
+            name.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                .then(|| name.to_string())
+        })
+        .collect();
+    let mut shell = std::process::Command::new("bash");
+    shell.arg("-c").arg(format!("{prefix} printenv -0"));
+    for name in &names {
+        shell.env_remove(name);
+    }
+    let out = shell.output().map_err(|e| format!("bash: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the README's variables do not evaluate in bash: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let env = printed
+        .split('\0')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(name, _)| names.iter().any(|n| n == name))
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    Ok(ComposeCommand {
+        line: line.trim().to_string(),
+        env,
+        args,
+    })
+}
+
+/// The environment of `service` (mapping or `KEY=value` list), interpolated
+/// in `shell` (the variables the user's command sets).
+pub fn service_env(
+    doc: &Value,
+    service: &str,
+    shell: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, String> {
     let scalar = |v: &Value| match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -126,12 +225,20 @@ pub fn service_env(doc: &Value, service: &str) -> Result<BTreeMap<String, String
     };
     pairs
         .into_iter()
-        .map(|(k, v)| Ok((k, interpolate(&v).map_err(|e| format!("{service}: {e}"))?)))
+        .map(|(k, v)| {
+            let value = interpolate(&v, shell).map_err(|e| format!("{service}: {k}: {e}"))?;
+            Ok((k, value))
+        })
         .collect()
 }
 
-/// The workspace binaries `service` runs, from the words of its command.
+/// The workspace binaries `service` runs, from the words of its command;
+/// none unless it runs the chorus image (another image's command may name a
+/// chorus service's user, say, without running it).
 pub fn binaries_of(doc: &Value, service: &str, binaries: &BTreeMap<String, Reads>) -> Vec<String> {
+    if doc["services"][service]["image"].as_str() != Some(CHORUS_IMAGE) {
+        return Vec::new();
+    }
     let command = match &doc["services"][service]["command"] {
         Value::Array(words) => words
             .iter()
@@ -151,12 +258,17 @@ pub fn binaries_of(doc: &Value, service: &str, binaries: &BTreeMap<String, Reads
         .collect()
 }
 
-/// Where the chorus services' `CHORUS_*` environment and their binaries
-/// disagree: a variable no binary of the service reads (a typo, or a setting
-/// that went away), one a binary requires that is not set, one that comes
-/// out empty, or a service built from the chorus image that runs no known
-/// binary.
-pub fn env_problems(doc: &Value, binaries: &BTreeMap<String, Reads>) -> Vec<String> {
+/// Where the chorus services' `CHORUS_*` environment, interpolated in
+/// `shell`, and their binaries disagree: a variable no binary of the service
+/// reads (a typo, or a setting that went away), one a binary requires that
+/// is not set, one that comes out empty (a blank `${X:-}` included), one
+/// Compose would refuse to start without, or a service built from the
+/// chorus image that runs no known binary.
+pub fn env_problems(
+    doc: &Value,
+    binaries: &BTreeMap<String, Reads>,
+    shell: &BTreeMap<String, String>,
+) -> Vec<String> {
     let mut problems = Vec::new();
     let services = doc["services"].as_object().cloned().unwrap_or_default();
     for (service, definition) in &services {
@@ -170,7 +282,7 @@ pub fn env_problems(doc: &Value, binaries: &BTreeMap<String, Reads>) -> Vec<Stri
             }
             continue;
         }
-        let env = match service_env(doc, service) {
+        let env = match service_env(doc, service, shell) {
             Ok(env) => env,
             Err(e) => {
                 problems.push(e);
