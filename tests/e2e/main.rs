@@ -13,6 +13,7 @@ mod contract;
 mod corrupt;
 mod dlq;
 mod documented_env;
+mod extending_doc;
 mod gateway_process;
 mod gateway_reads;
 mod kafka_acls;
