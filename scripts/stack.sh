@@ -92,7 +92,7 @@ PG_TIMEOUT=${CHORUS_STACK_PG_TIMEOUT:-60}
 STOP_TIMEOUT=${CHORUS_STACK_STOP_TIMEOUT:-30}
 
 COMPOSE_FILE="$REPO/compose/docker-compose.yml"
-COMPOSE_INFRA=(kafka kafka-users schema-registry kafka-ui postgres jaeger mailpit)
+COMPOSE_INFRA=(kafka schema-registry kafka-ui postgres jaeger mailpit)
 
 # ---------------------------------------------------------------- helpers
 
@@ -735,7 +735,12 @@ main() {
     done
     local compose=(docker compose -f "$COMPOSE_FILE")
     case $cmd in
-      up) exec "${compose[@]}" up -d --wait "${COMPOSE_INFRA[@]}" ;;
+      up)
+        # Then the SASL users (a one-shot service, which `up --wait` would
+        # count as failed once it exits).
+        "${compose[@]}" up -d --wait "${COMPOSE_INFRA[@]}"
+        exec "${compose[@]}" run --rm kafka-users
+        ;;
       down)
         [[ -z ${1:-} || ${1:-} == --purge ]] || usage
         if [[ ${1:-} == --purge ]]; then exec "${compose[@]}" down -v; fi
