@@ -90,6 +90,7 @@ cat <<MSG
 
 chorus is running:
   gateway          $SERVICES_GATEWAY_URL   (OpenAPI: $SERVICES_GATEWAY_URL/openapi.json)
+                   /readyz /metrics on http://127.0.0.1:$(services_admin_port gateway)
   workers          $workers
                    (/healthz /readyz /metrics on each)
   Kafka            $CHORUS_KAFKA_BROKERS${CHORUS_KAFKA_SECURITY_PROTOCOL:+ ($CHORUS_KAFKA_SECURITY_PROTOCOL)}  (the CLI)

@@ -133,6 +133,11 @@ impl Saga {
                 "CHORUS_HTTP_ADDR".into(),
                 format!("127.0.0.1:{gateway_port}"),
             ),
+            // Readiness and metrics, apart from the API as in production.
+            (
+                "CHORUS_ADMIN_ADDR".into(),
+                format!("127.0.0.1:{}", free_port()),
+            ),
             ("CHORUS_JWT_SECRET".into(), JWT_SECRET.into()),
             ("CHORUS_RATE_LIMIT_PER_SEC".into(), "100000".into()),
             ("CHORUS_INSTANCE_ID".into(), instance_id("gateway")),
@@ -201,13 +206,12 @@ impl Saga {
         panic!("{service} did not exit within 30 s of SIGTERM");
     }
 
-    /// Waits for the service's `/readyz`, failing with its log if it died.
+    /// Waits for the service's `/readyz` (the gateway's on its admin
+    /// address), failing with its log if it died.
     pub async fn wait_ready(&mut self, service: &'static str) {
-        let addr = self.env[service]
-            .iter()
-            .find(|(k, _)| k == "CHORUS_HTTP_ADDR")
-            .map(|(_, v)| v.clone())
-            .unwrap();
+        let addr = self
+            .admin_addr(service)
+            .unwrap_or_else(|| panic!("{service} has no HTTP address"));
         let url = format!("http://{addr}/readyz");
         for _ in 0..600 {
             if let Some(child) = self.processes.get_mut(service)
@@ -223,6 +227,19 @@ impl Saga {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("{service} not ready within 60 s:\n{}", self.log(service));
+    }
+
+    /// Where `service` serves `/readyz` and `/metrics`: the gateway's
+    /// `CHORUS_ADMIN_ADDR`, a worker's `CHORUS_HTTP_ADDR` (later entries win).
+    pub fn admin_addr(&self, service: &str) -> Option<String> {
+        let var = |name: &str| {
+            self.env[service]
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        var("CHORUS_ADMIN_ADDR").or_else(|| var("CHORUS_HTTP_ADDR"))
     }
 
     /// The file `service` logs to (stdout and stderr), whole.

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use chorus_avro::{CodecConfig, DEFAULT_PARTITIONS, RegistrySettings, TopicCatalogue};
 use chorus_platform::payment_token::PaymentTokenKeys;
-use chorus_platform::{ConfigError, Env, KafkaSettings, check_scheme, redact, registry_from_env};
+use chorus_platform::{
+    ConfigError, Env, KafkaSettings, check_scheme, dev_mode, redact, registry_from_env,
+};
 
 use crate::auth::AuthSettings;
 use crate::key_expiry::KeyExpiry;
@@ -16,12 +18,19 @@ use crate::key_expiry::KeyExpiry;
 /// The longest idempotency window accepted (a year), in hours.
 const MAX_IDEMPOTENCY_WINDOW_HOURS: u64 = 24 * 366;
 
+/// Readiness and metrics by default: loopback, on the port the workers'
+/// numbering (9101-9104) leaves free.
+pub const DEFAULT_ADMIN_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9100);
+
 /// Everything the gateway process needs to connect and serve.
 #[derive(Clone)]
 pub struct GatewayConfig {
     pub http_addr: SocketAddr,
-    /// Where `/readyz` and `/metrics` are served instead of `http_addr`.
-    pub admin_addr: Option<SocketAddr>,
+    /// Where `/readyz` and `/metrics` are served (`CHORUS_ADMIN_ADDR`,
+    /// [`DEFAULT_ADMIN_ADDR`]): never on `http_addr`, so operators' routes
+    /// are not public unless an operator binds them so.
+    pub admin_addr: SocketAddr,
     pub kafka: KafkaSettings,
     pub registry: RegistrySettings,
     pub auto_register_schemas: bool,
@@ -80,7 +89,15 @@ impl std::fmt::Debug for GatewayConfig {
 
 impl GatewayConfig {
     pub fn from_env(env: &Env) -> Result<GatewayConfig, ConfigError> {
-        let dev = env.parse("CHORUS_DEV", false)?;
+        let http_addr = env.parse("CHORUS_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?;
+        let admin_addr = env.parse("CHORUS_ADMIN_ADDR", DEFAULT_ADMIN_ADDR)?;
+        let dev = dev_mode::from_env(
+            env,
+            &[
+                ("CHORUS_HTTP_ADDR", http_addr),
+                ("CHORUS_ADMIN_ADDR", admin_addr),
+            ],
+        )?;
         let auth = AuthSettings::from_env(env, dev)?;
         let rate_limit_per_sec: u32 = env.positive("CHORUS_RATE_LIMIT_PER_SEC", 100)?;
         let rate_limit_burst: u32 = env.positive(
@@ -98,11 +115,8 @@ impl GatewayConfig {
             ));
         }
         Ok(GatewayConfig {
-            http_addr: env.parse("CHORUS_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8000)))?,
-            admin_addr: env
-                .optional("CHORUS_ADMIN_ADDR")
-                .map(|_| env.parse("CHORUS_ADMIN_ADDR", SocketAddr::from(([127, 0, 0, 1], 0))))
-                .transpose()?,
+            http_addr,
+            admin_addr,
             kafka: KafkaSettings::from_env(env)?,
             registry: registry_from_env(env)?,
             auto_register_schemas: env.parse("CHORUS_AUTO_REGISTER_SCHEMAS", false)?,
@@ -192,7 +206,7 @@ mod tests {
             matches!(&config.auth.keys, TokenKeys::SharedSecret { current, previous: None } if current.expose() == DEV_JWT_SECRET)
         );
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:8000");
-        assert_eq!(config.admin_addr, None);
+        assert_eq!(config.admin_addr.to_string(), "127.0.0.1:9100");
         assert_eq!(config.rate_limit_per_sec, 100);
         assert_eq!(config.key_expiry.window, Duration::from_secs(24 * 3600));
         assert!(
@@ -235,6 +249,33 @@ mod tests {
         ));
         let shown = format!("{config:?}");
         assert!(!shown.contains(PREVIOUS), "{shown}");
+    }
+
+    #[test]
+    fn development_mode_refuses_a_public_address() {
+        for (variable, addr) in [
+            ("CHORUS_HTTP_ADDR", "0.0.0.0:8000"),
+            ("CHORUS_ADMIN_ADDR", "0.0.0.0:9100"),
+        ] {
+            let env = Env::from_pairs(&[("CHORUS_DEV", "true"), (variable, addr)]);
+            let err = GatewayConfig::from_env(&env).unwrap_err();
+            assert_eq!(err.variable, "CHORUS_DEV");
+            assert!(err.problem.contains(&format!("{variable}={addr}")), "{err}");
+        }
+        let env = Env::from_pairs(&[
+            ("CHORUS_DEV", "true"),
+            ("CHORUS_HTTP_ADDR", "[::1]:8000"),
+            ("CHORUS_ADMIN_ADDR", "127.0.0.1:0"),
+        ]);
+        assert!(GatewayConfig::from_env(&env).unwrap().dev);
+        // A deployment binds where it likes.
+        let env = Env::from_pairs(&[
+            ("CHORUS_HTTP_ADDR", "0.0.0.0:8000"),
+            ("CHORUS_ADMIN_ADDR", "0.0.0.0:9100"),
+            ("CHORUS_JWT_SECRET", SECRET),
+            ("CHORUS_PAYMENT_TOKEN_KEY", KEY),
+        ]);
+        assert!(!GatewayConfig::from_env(&env).unwrap().dev);
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub const STOP_WITHIN: Duration = Duration::from_secs(20);
 
 pub struct Application {
     listener: TcpListener,
-    admin_listener: Option<TcpListener>,
+    admin_listener: TcpListener,
     state: AppState,
     tasks: Supervisor,
     publisher: Arc<KafkaPublisher>,
@@ -46,6 +46,9 @@ impl Application {
     /// the login, not if it is away), prepares the read-model pools and the
     /// Kafka producer (which connect on first use) and binds the listeners.
     pub async fn build(config: GatewayConfig) -> anyhow::Result<Application> {
+        if config.dev {
+            chorus_platform::dev_mode::warn_at_start();
+        }
         let gateway_db = PgPoolOptions::new()
             .max_connections(config.db_pool_size)
             .acquire_timeout(Duration::from_secs(5))
@@ -90,10 +93,7 @@ impl Application {
             },
         )?;
         let listener = bind(config.http_addr, "CHORUS_HTTP_ADDR").await?;
-        let admin_listener = match config.admin_addr {
-            Some(addr) => Some(bind(addr, "CHORUS_ADMIN_ADDR").await?),
-            None => None,
-        };
+        let admin_listener = bind(config.admin_addr, "CHORUS_ADMIN_ADDR").await?;
         Ok(Application {
             listener,
             admin_listener,
@@ -108,9 +108,9 @@ impl Application {
         port_of(&self.listener)
     }
 
-    /// The port of `CHORUS_ADMIN_ADDR`, when it is set.
-    pub fn admin_port(&self) -> Option<u16> {
-        self.admin_listener.as_ref().map(port_of)
+    /// The port of `CHORUS_ADMIN_ADDR` (readiness and metrics).
+    pub fn admin_port(&self) -> u16 {
+        port_of(&self.admin_listener)
     }
 
     /// Cancel it to stop the application as a signal would.
@@ -121,7 +121,13 @@ impl Application {
     /// Serves until SIGINT/SIGTERM or the shutdown token (`Ok`), or until
     /// a task fails (that failure); flushes Kafka either way.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let result = serve(self.state, self.tasks, self.listener, self.admin_listener).await;
+        let result = serve(
+            self.state,
+            self.tasks,
+            self.listener,
+            Some(self.admin_listener),
+        )
+        .await;
         let publisher = self.publisher;
         tokio::task::spawn_blocking(move || publisher.flush(Duration::from_secs(5))).await?;
         if result.is_ok() {

@@ -190,6 +190,38 @@ pub fn check_scheme(
     }
 }
 
+/// Checks that `value` of `variable` is an `https://` URL, or an `http://`
+/// one to a loopback host (`localhost`, `127.0.0.0/8`, `::1`: a test double
+/// on this machine, where nothing crosses a network). For the addresses that
+/// receive secrets or whose answers decide who is trusted; the error shows
+/// the URL without its credentials.
+pub fn check_secure_url(variable: &str, value: &str) -> Result<(), ConfigError> {
+    let shown = crate::redact(value);
+    let parsed = url::Url::parse(value.trim())
+        .map_err(|e| ConfigError::new(variable, &shown, &format!("is not a URL: {e}")))?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.to_canonical().is_loopback(),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(ConfigError::new(
+            variable,
+            &shown,
+            "must be an https:// URL (http:// is allowed only to a loopback host: \
+             localhost, 127.0.0.1, ::1)",
+        )),
+        _ => Err(ConfigError::new(
+            variable,
+            &shown,
+            "must be an https:// URL",
+        )),
+    }
+}
+
 fn check_url(name: &str, value: &str) -> Result<(), ConfigError> {
     check_scheme(
         name,
@@ -230,6 +262,33 @@ mod tests {
             env.positive_duration_ms("UNSET", 5).unwrap(),
             Duration::from_millis(5)
         );
+    }
+
+    #[test]
+    fn a_secure_url_is_https_or_loopback_http() {
+        for good in [
+            "https://idp.example/certs",
+            "http://127.0.0.1:8090/pay",
+            "http://localhost/certs",
+            "http://[::1]:9/x",
+        ] {
+            assert!(check_secure_url("U", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://idp.example/certs",
+            "http://10.0.0.1/pay",
+            "http://localhost.evil.example/",
+            "ftp://127.0.0.1/",
+            "idp.example/certs",
+        ] {
+            assert_eq!(
+                check_secure_url("U", bad).unwrap_err().variable,
+                "U",
+                "{bad}"
+            );
+        }
+        let err = check_secure_url("U", "http://user:pw-9f2@pay.example/").unwrap_err();
+        assert!(!err.to_string().contains("pw-9f2"), "{err}");
     }
 
     #[test]

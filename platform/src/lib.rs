@@ -9,6 +9,7 @@ pub mod access_check;
 pub mod acl_apply;
 pub mod acls;
 pub mod config;
+pub mod dev_mode;
 pub mod health;
 pub mod kafka;
 pub mod kafka_admin;
@@ -30,7 +31,7 @@ pub mod topics;
 /// An error and its sources on one line; one definition for the whole
 /// workspace, in `chorus-avro` (which cannot depend on this crate).
 pub use chorus_avro::error_chain;
-pub use config::{ConfigError, Env, check_scheme};
+pub use config::{ConfigError, Env, check_scheme, check_secure_url};
 pub use kafka::{KafkaSettings, KafkaUnreachable};
 pub use kafka_auth::is_authentication_failure;
 pub use redact::redact;

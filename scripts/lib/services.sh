@@ -10,6 +10,9 @@
 #              inventory 2, payment 3, notification 4), replica i:
 #              CHORUS_WORKER_PORT_BASE (9100) + k + 10 (i - 1), so one
 #              replica each keeps 9101-9104
+#   admin port where /readyz and /metrics are served: a worker's own port;
+#              the gateway's CHORUS_ADMIN_ADDR, 127.0.0.1 on
+#              CHORUS_WORKER_PORT_BASE (9100), the slot the workers leave free
 #   log        .stack/logs/chorus-<service>.log with one replica each,
 #              chorus-<service>-<i>.log with more (CHORUS_STACK_DIR moves .stack)
 #   Kafka      the CLI (and anything else the sourcing script runs) talks to
@@ -33,6 +36,7 @@
 #   services_wait_ready [INSTANCE…]     waits for each /readyz (default all); fails naming the first that is not ready
 #   services_instances                  every instance's name, one a line
 #   services_port / services_log / services_label INSTANCE   its port, log file, name in reports
+#   services_admin_port INSTANCE        the port of its /readyz and /metrics
 #   services_pid INSTANCE               the PID of a started instance
 #   services_kill INSTANCE              SIGKILL, and reap it
 #   services_term INSTANCE              SIGTERM, and wait for it to exit (at most 30 s); its exit status
@@ -129,17 +133,22 @@ services_port() {
   return 1
 }
 
+services_admin_port() {
+  if [[ $1 == gateway ]]; then echo "$SERVICES_WORKER_PORT_BASE"; else services_port "$1"; fi
+}
+
 services_log() { echo "$SERVICES_LOGS/chorus-$(services_label "$1").log"; }
 
 services_ports_free() {
   services_check_config || return 1
   local instance port
   for instance in $(services_instances); do
-    port=$(services_port "$instance")
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "port $port ($instance) is already in use (is \`make run\` still running?); stop it first" >&2
-      return 1
-    fi
+    for port in $(services_port "$instance") $(services_admin_port "$instance"); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "port $port ($instance) is already in use (is \`make run\` still running?); stop it first" >&2
+        return 1
+      fi
+    done
   done
 }
 
@@ -187,6 +196,8 @@ services_start_one() {
   # partitions back without a rebalance.
   if [[ $instance != gateway ]]; then
     vars+=("CHORUS_INSTANCE_ID=$instance")
+  else
+    vars+=("CHORUS_ADMIN_ADDR=127.0.0.1:$(services_admin_port gateway)")
   fi
   vars+=("CHORUS_HTTP_ADDR=127.0.0.1:$(services_port "$instance")")
   # Exported by the shell, not passed to env(1): the Kafka and database
@@ -233,7 +244,7 @@ services_wait_ready() {
     set -- "${all[@]}"
   fi
   for instance in "$@"; do
-    port=$(services_port "$instance")
+    port=$(services_admin_port "$instance")
     for _ in $(seq 1 150); do
       curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" && break
       kill -0 "${SERVICE_PID[$instance]:-0}" 2>/dev/null || break

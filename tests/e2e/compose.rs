@@ -199,8 +199,10 @@ fn prometheus_scrapes_every_chorus_service_where_it_serves_metrics() {
             continue; // infrastructure, or the one-shot CLI setup
         }
         let env = service_env(&doc, service, &shell).unwrap();
+        // The gateway serves metrics on its admin address, workers on their only one.
         let addr = env
-            .get("CHORUS_HTTP_ADDR")
+            .get("CHORUS_ADMIN_ADDR")
+            .or_else(|| env.get("CHORUS_HTTP_ADDR"))
             .unwrap_or_else(|| panic!("{service} sets no CHORUS_HTTP_ADDR"));
         let port = addr.rsplit(':').next().unwrap();
         let target = format!("{service}:{port}");

@@ -38,6 +38,7 @@ mod sagas_stuck;
 mod sasl;
 mod schemas;
 mod stack;
+mod start_refusals;
 mod trace;
 mod trace_scale;
 mod traces;

@@ -390,16 +390,8 @@ fn prometheus_loads_every_rule_file_in_compose() {
 
 /// Where `service` serves `/metrics` in this deployment.
 fn metrics_url(saga: &Saga, service: &str) -> String {
-    let env = saga.env_of(service);
-    let var = |name: &str| {
-        env.iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    // The gateway serves it on its admin address when it has one.
-    let addr = var("CHORUS_ADMIN_ADDR")
-        .or_else(|| var("CHORUS_HTTP_ADDR"))
+    let addr = saga
+        .admin_addr(service)
         .unwrap_or_else(|| panic!("{service} has no HTTP address"));
     format!("http://{addr}/metrics")
 }

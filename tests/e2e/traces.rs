@@ -12,7 +12,7 @@ use chorus_tests::saga::{Saga, sku};
 use crate::otlp::{OtlpReceiver, ReceivedSpan};
 use crate::webhook_receiver::WebhookReceiver;
 
-const WEBHOOK_SECRET: &str = "whsec_Y2hvcnVzIHRyYWNlIHRlc3Qga2V5";
+const WEBHOOK_SECRET: &str = "whsec_Y2hvcnVzIHRyYWNlIHRlc3Qga2V5LCAyNCBieXRlcyBvciBtb3Jl";
 
 /// (service, span name) that one confirmed order with a webhook produces.
 const EXPECTED: [(&str, &str); 9] = [

@@ -19,7 +19,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
-const WEBHOOK_SECRET: &str = "whsec_Y2hvcnVzIHJlZHJpdmUgdGVzdCBrZXk=";
+const WEBHOOK_SECRET: &str = "whsec_Y2hvcnVzIHJlZHJpdmUgdGVzdCBrZXksIDI0IGJ5dGVzIG9yIG1vcmU=";
 const WITHIN: Duration = Duration::from_secs(30);
 
 /// One request as received, and what the receiver answered.

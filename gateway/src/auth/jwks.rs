@@ -3,7 +3,10 @@
 //! such tokens arrive (an attacker cannot make the gateway hammer the
 //! provider); a rotated-in key is found by that refresh, a rotated-out one
 //! is gone after it. Keys older than [`MAX_AGE`] are refetched on use, and
-//! kept when the provider cannot be reached.
+//! kept when the provider cannot be reached. A redirect is refused rather
+//! than followed (the keys that decide who is trusted come from the one
+//! address configured, never from wherever it points), and an answer longer
+//! than [`MAX_BODY_BYTES`] is refused unread.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -17,6 +20,11 @@ use serde_json::Value;
 /// Keys are refetched when they are older than this.
 pub const MAX_AGE: Duration = Duration::from_secs(15 * 60);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest JWKS answer read. Providers' sets hold a handful of keys of
+/// well under 1 KiB each (Google's, Auth0's, Keycloak's are 1-10 KiB), so
+/// 1 MiB leaves room for hundreds of keys while an endpoint that misbehaves,
+/// or an attacker who took it over, cannot make the gateway buffer more.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// A public key from the JWKS and the one algorithm it verifies.
 #[derive(Clone)]
@@ -64,7 +72,10 @@ impl JwksKeys {
     pub fn new(url: &str, min_refresh: Duration) -> Result<JwksKeys, reqwest::Error> {
         Ok(JwksKeys {
             url: url.to_string(),
-            http: reqwest::Client::builder().timeout(FETCH_TIMEOUT).build()?,
+            http: reqwest::Client::builder()
+                .timeout(FETCH_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
             min_refresh,
             cached: RwLock::default(),
             last_fetch: tokio::sync::Mutex::new(None),
@@ -126,18 +137,54 @@ impl JwksKeys {
         let unavailable = |e: &dyn std::fmt::Display| {
             JwksError::Unavailable(format!("{}: {e}", redact(&self.url)))
         };
-        let document: Value = self
+        let response = self
             .http
             .get(&self.url)
             .send()
             .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| unavailable(&e.without_url()))?
-            .json()
-            .await
             .map_err(|e| unavailable(&e.without_url()))?;
+        let status = response.status();
+        if status.is_redirection() {
+            return Err(unavailable(&format_args!(
+                "answered {status}: redirects are not followed; set CHORUS_JWT_JWKS_URL \
+                 to the address the keys are served at"
+            )));
+        }
+        let body = read_capped(
+            response
+                .error_for_status()
+                .map_err(|e| unavailable(&e.without_url()))?,
+        )
+        .await
+        .map_err(|e| unavailable(&e))?;
+        let document: Value = serde_json::from_slice(&body)
+            .map_err(|e| unavailable(&format_args!("not JSON: {e}")))?;
         signing_keys(&document).ok_or_else(|| unavailable(&"the answer is not a JWKS"))
     }
+}
+
+/// The body of `response`, refused once it grows past [`MAX_BODY_BYTES`]
+/// (before any of it is read when its length is announced).
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    let too_long = || format!("the answer is longer than {MAX_BODY_BYTES} bytes");
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_BODY_BYTES as u64)
+    {
+        return Err(too_long());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| e.without_url().to_string())?
+    {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_long());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// The RS256 and ES256 signing keys of a JWKS document, by `kid`. Keys of
@@ -201,5 +248,92 @@ mod tests {
         assert_eq!(keys["r"].algorithm, Algorithm::RS256);
         assert_eq!(keys["e"].algorithm, Algorithm::ES256);
         assert!(signing_keys(&json!({"no": "keys"})).is_none());
+    }
+
+    /// Serves `router` on a loopback port; the base URL.
+    async fn serve(router: axum::Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        base
+    }
+
+    fn unavailable(result: Result<VerifyingKey, JwksError>) -> String {
+        match result {
+            Err(JwksError::Unavailable(cause)) => cause,
+            Err(other) => panic!("not unavailable: {other}"),
+            Ok(_) => panic!("a key was found"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_refused_not_followed() {
+        use axum::routing::get;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let followed = Arc::new(AtomicUsize::new(0));
+        let counter = followed.clone();
+        let router = axum::Router::new()
+            .route(
+                "/certs",
+                get(|| async { axum::response::Redirect::temporary("/elsewhere") }),
+            )
+            .route(
+                "/elsewhere",
+                get(move || async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    axum::Json(json!({"keys": []}))
+                }),
+            );
+        let base = serve(router).await;
+        let jwks = JwksKeys::new(&format!("{base}/certs"), Duration::ZERO).unwrap();
+        let cause = unavailable(jwks.key("k").await);
+        assert!(
+            cause.contains("307") && cause.contains("redirects"),
+            "{cause}"
+        );
+        assert_eq!(
+            followed.load(Ordering::SeqCst),
+            0,
+            "the redirect was followed"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_past_the_cap_is_refused_announced_or_streamed() {
+        use axum::body::Body;
+        use axum::routing::get;
+        let padding = "x".repeat(MAX_BODY_BYTES);
+        let announced = format!(r#"{{"keys": [], "padding": "{padding}"}}"#);
+        let streamed = announced.clone();
+        let router = axum::Router::new()
+            .route("/announced", get(move || async move { announced }))
+            .route(
+                "/streamed",
+                get(move || async move {
+                    // Chunks without a Content-Length: only counting stops it.
+                    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = streamed
+                        .into_bytes()
+                        .chunks(64 * 1024)
+                        .map(|chunk| Ok(chunk.to_vec()))
+                        .collect();
+                    Body::from_stream(futures::stream::iter(chunks))
+                }),
+            )
+            .route(
+                "/small",
+                get(|| async { axum::Json(json!({"keys": [], "padding": "x".repeat(1000)})) }),
+            );
+        let base = serve(router).await;
+        for path in ["/announced", "/streamed"] {
+            let jwks = JwksKeys::new(&format!("{base}{path}"), Duration::ZERO).unwrap();
+            let cause = unavailable(jwks.key("k").await);
+            assert!(
+                cause.contains("longer than 1048576 bytes"),
+                "{path}: {cause}"
+            );
+        }
+        // Under the cap the document is read (and holds no key `k`).
+        let jwks = JwksKeys::new(&format!("{base}/small"), Duration::ZERO).unwrap();
+        assert!(matches!(jwks.key("k").await, Err(JwksError::UnknownKey(_))));
     }
 }

@@ -3,13 +3,17 @@
 //! otherwise HS256 with the shared `CHORUS_JWT_SECRET` (development, or a
 //! single trusted minter) and, while it is being rotated out, the secret it
 //! replaced in `CHORUS_JWT_SECRET_PREVIOUS`. Either secret shorter than 32
-//! bytes, or the public development secret outside development, stops the
+//! bytes, or the public development secret outside development (in any
+//! spelling: surrounding blanks or quotes, other letter case), stops the
 //! gateway naming its variable; so does a previous secret equal to the
-//! current one, or set beside a JWKS URL.
+//! current one, or set beside a JWKS URL. A JWKS URL must be `https://`
+//! (`http://` only to a loopback host) and comes with the issuer and the
+//! audience tokens must name: without them a token the same provider issued
+//! to any other application would be accepted.
 
 use std::time::Duration;
 
-use chorus_platform::{ConfigError, Env, Secret};
+use chorus_platform::{ConfigError, Env, Secret, check_secure_url};
 
 use super::claims::RoleClaim;
 use chorus_platform::token::DEV_JWT_SECRET;
@@ -19,6 +23,7 @@ use chorus_platform::token::DEV_JWT_SECRET;
 pub const MIN_SECRET_BYTES: usize = 32;
 pub const SECRET_VARIABLE: &str = "CHORUS_JWT_SECRET";
 pub const PREVIOUS_SECRET_VARIABLE: &str = "CHORUS_JWT_SECRET_PREVIOUS";
+pub const JWKS_URL_VARIABLE: &str = "CHORUS_JWT_JWKS_URL";
 /// Default least time between two JWKS fetches caused by unknown `kid`s.
 pub const DEFAULT_JWKS_MIN_REFRESH: Duration = Duration::from_secs(10);
 
@@ -37,9 +42,9 @@ pub enum TokenKeys {
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     pub keys: TokenKeys,
-    /// Checked against `iss` when set.
+    /// Checked against `iss` when set (always, with a JWKS).
     pub issuer: Option<String>,
-    /// Checked against `aud` when set.
+    /// Checked against `aud` when set (always, with a JWKS).
     pub audience: Option<String>,
     pub role_claim: RoleClaim,
 }
@@ -57,13 +62,16 @@ impl AuthSettings {
         }
     }
 
-    pub fn jwks(url: &str) -> AuthSettings {
+    /// An identity provider's keys, for tokens it issued as `issuer` to `audience`.
+    pub fn jwks(url: &str, issuer: &str, audience: &str) -> AuthSettings {
         AuthSettings {
             keys: TokenKeys::Jwks {
                 url: url.to_string(),
                 min_refresh: DEFAULT_JWKS_MIN_REFRESH,
             },
-            ..AuthSettings::shared_secret("")
+            issuer: Some(issuer.to_string()),
+            audience: Some(audience.to_string()),
+            role_claim: RoleClaim::default(),
         }
     }
 
@@ -79,8 +87,10 @@ impl AuthSettings {
     }
 
     pub fn from_env(env: &Env, dev: bool) -> Result<AuthSettings, ConfigError> {
-        let keys = match env.optional_url("CHORUS_JWT_JWKS_URL")? {
+        let jwks_url = env.optional_url(JWKS_URL_VARIABLE)?;
+        let keys = match jwks_url {
             Some(url) => {
+                check_secure_url(JWKS_URL_VARIABLE, &url)?;
                 // Refused rather than ignored: whoever set it expects tokens
                 // signed with it to verify, and none would. (The current
                 // secret is left unread, as before: compose always sets it.)
@@ -100,11 +110,30 @@ impl AuthSettings {
             }
             None => shared_secrets(env, dev)?,
         };
+        let (issuer, audience) = match keys {
+            TokenKeys::Jwks { .. } => (
+                Some(env.required(
+                    "CHORUS_JWT_ISSUER",
+                    "required when CHORUS_JWT_JWKS_URL is set: the identity provider's \
+                     issuer (`iss` of its tokens), so tokens of another issuer are refused",
+                )?),
+                Some(env.required(
+                    "CHORUS_JWT_AUDIENCE",
+                    "required when CHORUS_JWT_JWKS_URL is set: the audience the provider \
+                     issues chorus's tokens for (`aud`), so tokens it issued to other \
+                     applications are refused",
+                )?),
+            ),
+            TokenKeys::SharedSecret { .. } => (
+                env.optional("CHORUS_JWT_ISSUER"),
+                env.optional("CHORUS_JWT_AUDIENCE"),
+            ),
+        };
         let role_claim = env.string("CHORUS_JWT_ROLE_CLAIM", "role")?;
         Ok(AuthSettings {
             keys,
-            issuer: env.optional("CHORUS_JWT_ISSUER"),
-            audience: env.optional("CHORUS_JWT_AUDIENCE"),
+            issuer,
+            audience,
             role_claim: RoleClaim::parse(&role_claim).map_err(|problem| {
                 ConfigError::new("CHORUS_JWT_ROLE_CLAIM", &role_claim, &problem)
             })?,
@@ -136,9 +165,18 @@ fn shared_secrets(env: &Env, dev: bool) -> Result<TokenKeys, ConfigError> {
     })
 }
 
+/// Whether `secret` is the public development secret however it is spelt:
+/// blanks or quotes around it (an env file's `" …"`) or another letter case
+/// leave it as public as it was.
+fn is_development_secret(secret: &str) -> bool {
+    secret
+        .trim_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+        .eq_ignore_ascii_case(DEV_JWT_SECRET)
+}
+
 /// The rules every HS256 secret the gateway verifies with must meet.
 fn check_secret(variable: &str, secret: &str, dev: bool) -> Result<(), ConfigError> {
-    if secret == DEV_JWT_SECRET && !dev {
+    if is_development_secret(secret) && !dev {
         return Err(ConfigError::new(
             variable,
             "<the public development secret>",
@@ -289,11 +327,84 @@ mod tests {
             let env = Env::from_pairs(&[
                 (variable, value),
                 ("CHORUS_JWT_JWKS_URL", "https://idp.example/certs"),
+                ("CHORUS_JWT_ISSUER", "https://idp.example"),
+                ("CHORUS_JWT_AUDIENCE", "chorus"),
             ]);
             assert_eq!(
                 AuthSettings::from_env(&env, false).unwrap_err().variable,
                 variable
             );
         }
+    }
+
+    #[test]
+    fn the_development_secret_is_refused_in_any_spelling() {
+        let upper = DEV_JWT_SECRET.to_uppercase();
+        let spellings = [
+            DEV_JWT_SECRET.to_string(),
+            format!("{DEV_JWT_SECRET} "),
+            format!("\t{DEV_JWT_SECRET}\n"),
+            format!("\"{DEV_JWT_SECRET}\""),
+            format!("'{DEV_JWT_SECRET}'"),
+            upper,
+        ];
+        for spelling in &spellings {
+            let env = Env::from_pairs(&[("CHORUS_JWT_SECRET", spelling)]);
+            let err = AuthSettings::from_env(&env, false).unwrap_err();
+            assert_eq!(err.variable, "CHORUS_JWT_SECRET", "{spelling:?}");
+            assert!(err.problem.contains("development JWT secret"), "{err}");
+            assert!(AuthSettings::from_env(&env, true).is_ok(), "{spelling:?}");
+        }
+        let env = Env::from_pairs(&[
+            ("CHORUS_JWT_SECRET", CURRENT),
+            ("CHORUS_JWT_SECRET_PREVIOUS", &spellings[1]),
+        ]);
+        let err = AuthSettings::from_env(&env, false).unwrap_err();
+        assert_eq!(err.variable, "CHORUS_JWT_SECRET_PREVIOUS");
+        // A secret that merely contains it is a secret of its own.
+        let longer = format!("{DEV_JWT_SECRET}-but-ours-9c1e");
+        let env = Env::from_pairs(&[("CHORUS_JWT_SECRET", longer.as_str())]);
+        assert!(AuthSettings::from_env(&env, false).is_ok());
+    }
+
+    fn jwks_env(url: &str, issuer: Option<&str>, audience: Option<&str>) -> Env {
+        let mut pairs = vec![("CHORUS_JWT_JWKS_URL", url)];
+        pairs.extend(issuer.map(|issuer| ("CHORUS_JWT_ISSUER", issuer)));
+        pairs.extend(audience.map(|audience| ("CHORUS_JWT_AUDIENCE", audience)));
+        Env::from_pairs(&pairs)
+    }
+
+    #[test]
+    fn a_jwks_url_must_be_https_unless_it_is_on_this_machine() {
+        const ISSUER: Option<&str> = Some("https://idp.example");
+        const AUDIENCE: Option<&str> = Some("chorus");
+        for url in ["http://idp.example/certs", "http://10.1.2.3/certs"] {
+            let err = AuthSettings::from_env(&jwks_env(url, ISSUER, AUDIENCE), false).unwrap_err();
+            assert_eq!(err.variable, "CHORUS_JWT_JWKS_URL", "{url}");
+            assert!(err.problem.contains("https://"), "{err}");
+        }
+        for url in [
+            "https://idp.example/certs",
+            "http://127.0.0.1:8080/certs",
+            "http://localhost:8080/certs",
+        ] {
+            let settings = AuthSettings::from_env(&jwks_env(url, ISSUER, AUDIENCE), false);
+            assert!(settings.is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_jwks_url_needs_an_issuer_and_an_audience() {
+        let url = "https://idp.example/certs";
+        let err = AuthSettings::from_env(&jwks_env(url, None, Some("chorus")), false).unwrap_err();
+        assert_eq!(err.variable, "CHORUS_JWT_ISSUER");
+        let issuer = Some("https://idp.example");
+        let err = AuthSettings::from_env(&jwks_env(url, issuer, None), false).unwrap_err();
+        assert_eq!(err.variable, "CHORUS_JWT_AUDIENCE");
+        let err = AuthSettings::from_env(&jwks_env(url, issuer, Some(" ")), false).unwrap_err();
+        assert_eq!(err.variable, "CHORUS_JWT_AUDIENCE");
+        // Even in development: they say which tokens are ours, not how safe the run is.
+        let err = AuthSettings::from_env(&jwks_env(url, None, None), true).unwrap_err();
+        assert_eq!(err.variable, "CHORUS_JWT_ISSUER");
     }
 }

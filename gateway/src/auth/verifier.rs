@@ -43,6 +43,13 @@ impl TokenVerifier {
                     .map(|secret| DecodingKey::from_secret(secret.expose().as_bytes())),
             },
             TokenKeys::Jwks { url, min_refresh } => {
+                // Without both, a token the provider issued to any other
+                // application (or any other provider's, on a shared host) verifies.
+                anyhow::ensure!(
+                    settings.issuer.is_some() && settings.audience.is_some(),
+                    "identity-provider tokens need the issuer and the audience to check \
+                     (CHORUS_JWT_ISSUER, CHORUS_JWT_AUDIENCE)"
+                );
                 KeySource::Jwks(JwksKeys::new(url, *min_refresh)?)
             }
         };

@@ -16,8 +16,9 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use crate::AppState;
 use crate::error::AppError;
 
-/// Where a route is served when `CHORUS_ADMIN_ADDR` gives operators an
-/// address of their own (without it, every route is on the API address).
+/// Where a route is served: the gateway process serves operators' routes on
+/// `CHORUS_ADMIN_ADDR`, apart from the API (in-process tests may put every
+/// route on one address, [`crate::app`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Surface {
     /// The public API.

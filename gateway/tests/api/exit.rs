@@ -46,6 +46,7 @@ async fn the_binary_exits_1_naming_a_task_that_dies() {
         .env_clear()
         .envs([
             ("CHORUS_HTTP_ADDR", "127.0.0.1:0"),
+            ("CHORUS_ADMIN_ADDR", "127.0.0.1:0"),
             ("CHORUS_JWT_SECRET", SECRET),
             ("CHORUS_PAYMENT_TOKEN_KEY", PAYMENT_TOKEN_KEY),
             ("CHORUS_DATABASE_URL", url.as_str()),

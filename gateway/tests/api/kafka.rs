@@ -178,7 +178,11 @@ async fn the_gateway_publishes_order_placed_to_kafka_before_its_202() {
     };
     assert_eq!((event.available, event.name.as_str()), (10, "Kettle"));
 
-    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    let ready = http
+        .get(format!("{}/readyz", gateway.admin))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
 
     gateway.stop().await;

@@ -40,7 +40,8 @@ pub async fn registry_url() -> String {
 
 pub struct RunningGateway {
     pub base: String,
-    pub admin: Option<String>,
+    /// Where readiness and metrics are served (`CHORUS_ADMIN_ADDR`).
+    pub admin: String,
     pub namespace: String,
     http: reqwest::Client,
     shutdown: CancellationToken,
@@ -64,6 +65,7 @@ impl RunningGateway {
         );
         let defaults = [
             ("CHORUS_HTTP_ADDR", "127.0.0.1:0"),
+            ("CHORUS_ADMIN_ADDR", "127.0.0.1:0"),
             ("CHORUS_JWT_SECRET", SECRET),
             ("CHORUS_PAYMENT_TOKEN_KEY", PAYMENT_TOKEN_KEY),
             ("CHORUS_TOPIC_NAMESPACE", namespace.as_str()),
@@ -78,9 +80,7 @@ impl RunningGateway {
             .await
             .expect("building the gateway");
         let base = format!("http://127.0.0.1:{}", application.port());
-        let admin = application
-            .admin_port()
-            .map(|port| format!("http://127.0.0.1:{port}"));
+        let admin = format!("http://127.0.0.1:{}", application.admin_port());
         let shutdown = application.shutdown_token();
         let server = tokio::spawn(application.run_until_stopped());
         RunningGateway {

@@ -133,9 +133,28 @@ fn webhook(env: &Env) -> Result<Option<WebhookConfig>, ConfigError> {
     }))
 }
 
+/// The shortest webhook key accepted: the Standard Webhooks specification
+/// asks for keys of 24 to 64 bytes (`whsec_` + base64 of 32 random bytes is
+/// what `chorus`'s docs make); a shorter one can be guessed offline from any
+/// signed delivery a receiver leaks.
+pub const MIN_SECRET_BYTES: usize = 24;
+
 /// The value is a key: the error names the variable and the problem only.
 fn parse_secret(variable: &str, text: &str) -> Result<WebhookSecret, ConfigError> {
-    WebhookSecret::parse(text).map_err(|e| ConfigError::new(variable, "<redacted>", &e.to_string()))
+    let secret = WebhookSecret::parse(text)
+        .map_err(|e| ConfigError::new(variable, "<redacted>", &e.to_string()))?;
+    if secret.key_len() < MIN_SECRET_BYTES {
+        return Err(ConfigError::new(
+            variable,
+            "<redacted>",
+            &format!(
+                "the key after whsec_ must be at least {MIN_SECRET_BYTES} bytes (this one has {}); \
+                 make one with: echo \"whsec_$(head -c 32 /dev/urandom | base64)\"",
+                secret.key_len()
+            ),
+        ));
+    }
+    Ok(secret)
 }
 
 fn smtp(env: &Env) -> Result<Option<SmtpConfig>, ConfigError> {
@@ -178,6 +197,10 @@ fn without_credentials(url: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Keys of 30 and 28 bytes.
+    const CURRENT: &str = "whsec_czNjcmV0LWtleS1vZi0yNC1ieXRlcy1vci1tb3Jl";
+    const OLD: &str = "whsec_b2xkLWtleS1vZi0yNC1ieXRlcy1vci1tb3JlIQ==";
+
     fn config(pairs: &[(&str, &str)]) -> Result<NotificationConfig, ConfigError> {
         NotificationConfig::from_env(&Env::from_pairs(pairs))
     }
@@ -193,7 +216,7 @@ mod tests {
     fn a_webhook_url_with_a_secret_turns_the_webhook_on() {
         let config = config(&[
             ("CHORUS_WEBHOOK_URL", "http://127.0.0.1:9000/hooks"),
-            ("CHORUS_WEBHOOK_SECRET", "whsec_czNjcmV0LWtleQ=="),
+            ("CHORUS_WEBHOOK_SECRET", CURRENT),
         ])
         .unwrap();
         assert_eq!(config.channels(), [Channel::Webhook, Channel::Log]);
@@ -202,7 +225,7 @@ mod tests {
         assert_eq!(webhook.timeout, Duration::from_secs(2));
         assert_eq!(
             webhook.secrets,
-            SigningSecrets::new(WebhookSecret::parse("whsec_czNjcmV0LWtleQ==").unwrap())
+            SigningSecrets::new(WebhookSecret::parse(CURRENT).unwrap())
         );
         assert!(!format!("{webhook:?}").contains("czNjcmV0"));
     }
@@ -212,19 +235,16 @@ mod tests {
         let with_previous = |previous: &str| {
             config(&[
                 ("CHORUS_WEBHOOK_URL", "http://127.0.0.1:9000/hooks"),
-                ("CHORUS_WEBHOOK_SECRET", "whsec_czNjcmV0LWtleQ=="),
+                ("CHORUS_WEBHOOK_SECRET", CURRENT),
                 ("CHORUS_WEBHOOK_SECRET_PREVIOUS", previous),
             ])
         };
-        let webhook = with_previous("whsec_b2xkLWtleQ==")
-            .unwrap()
-            .webhook
-            .unwrap();
+        let webhook = with_previous(OLD).unwrap().webhook.unwrap();
         assert_eq!(
             webhook.secrets.previous,
-            Some(WebhookSecret::parse("whsec_b2xkLWtleQ==").unwrap())
+            Some(WebhookSecret::parse(OLD).unwrap())
         );
-        assert!(!format!("{webhook:?}").contains("b2xkLWtleQ"));
+        assert!(!format!("{webhook:?}").contains(&OLD[6..16]));
         // Blank is how a deployment template says "no rotation under way".
         let webhook = with_previous("").unwrap().webhook.unwrap();
         assert_eq!(webhook.secrets.previous, None);
@@ -232,15 +252,10 @@ mod tests {
 
     #[test]
     fn a_previous_secret_is_held_to_the_current_ones_form_and_may_not_repeat_it() {
-        for bad in [
-            "0ld-s3cret-key",
-            "whsec_0ld s3cret!",
-            "whsec_",
-            "whsec_czNjcmV0LWtleQ==",
-        ] {
+        for bad in ["0ld-s3cret-key", "whsec_0ld s3cret!", "whsec_", CURRENT] {
             let err = config(&[
                 ("CHORUS_WEBHOOK_URL", "http://127.0.0.1:9000"),
-                ("CHORUS_WEBHOOK_SECRET", "whsec_czNjcmV0LWtleQ=="),
+                ("CHORUS_WEBHOOK_SECRET", CURRENT),
                 ("CHORUS_WEBHOOK_SECRET_PREVIOUS", bad),
             ])
             .unwrap_err();
@@ -270,6 +285,31 @@ mod tests {
     }
 
     #[test]
+    fn a_key_shorter_than_24_bytes_is_refused_for_either_secret() {
+        use base64::Engine;
+        let secret = |bytes: usize| {
+            let key = base64::engine::general_purpose::STANDARD.encode(vec![7u8; bytes]);
+            format!("whsec_{key}")
+        };
+        let (short, enough) = (secret(23), secret(24));
+        for variable in ["CHORUS_WEBHOOK_SECRET", "CHORUS_WEBHOOK_SECRET_PREVIOUS"] {
+            let with = |value: &str| {
+                let mut pairs = vec![
+                    ("CHORUS_WEBHOOK_URL", "http://127.0.0.1:9000"),
+                    (variable, value),
+                ];
+                pairs.push(("CHORUS_WEBHOOK_SECRET", CURRENT));
+                config(&pairs)
+            };
+            let err = with(&short).unwrap_err();
+            assert_eq!(err.variable, variable);
+            assert!(err.problem.contains("at least 24 bytes"), "{err}");
+            assert!(!err.to_string().contains(&short[6..]), "{err}");
+            assert!(with(&enough).is_ok(), "{variable}");
+        }
+    }
+
+    #[test]
     fn a_webhook_without_a_secret_is_refused_naming_the_secret() {
         let err = config(&[("CHORUS_WEBHOOK_URL", "http://127.0.0.1:9000")]).unwrap_err();
         assert_eq!(err.variable, "CHORUS_WEBHOOK_SECRET");
@@ -293,7 +333,7 @@ mod tests {
     fn all_three_channels_in_their_order() {
         let config = config(&[
             ("CHORUS_WEBHOOK_URL", "https://hooks.test/x"),
-            ("CHORUS_WEBHOOK_SECRET", "whsec_aw=="),
+            ("CHORUS_WEBHOOK_SECRET", CURRENT),
             ("CHORUS_SMTP_URL", "smtp://mail.test:25"),
         ])
         .unwrap();

@@ -72,6 +72,11 @@ impl WebhookSecret {
         Ok(WebhookSecret { key })
     }
 
+    /// How many bytes the key has (the configuration refuses short ones).
+    pub fn key_len(&self) -> usize {
+        self.key.len()
+    }
+
     /// The `webhook-signature` value of `body` sent as delivery `id` at
     /// `timestamp` (Unix seconds).
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> Result<String, SignError> {

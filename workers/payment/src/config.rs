@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chorus_platform::check_secure_url;
 use chorus_platform::payment_token::PaymentTokenKeys;
 use chorus_runtime::retry::RetryPolicy;
 use chorus_runtime::{ConfigError, Env};
@@ -36,10 +37,7 @@ impl PaymentConfig {
         let provider = match env.string("CHORUS_PAYMENT_PROVIDER", "sandbox")?.trim() {
             "sandbox" => ProviderChoice::Sandbox,
             "http" => ProviderChoice::Http {
-                url: env.required_url(
-                    "CHORUS_PAYMENT_URL",
-                    "required when CHORUS_PAYMENT_PROVIDER=http",
-                )?,
+                url: provider_url(env)?,
                 timeout: env.positive_duration_ms("CHORUS_PAYMENT_TIMEOUT_MS", 2_000)?,
             },
             other => {
@@ -64,6 +62,17 @@ impl PaymentConfig {
             ),
         })
     }
+}
+
+/// The provider receives the customer's opened payment token: `https://`,
+/// or `http://` only to a provider on this machine (a test double).
+fn provider_url(env: &Env) -> Result<String, ConfigError> {
+    let url = env.required_url(
+        "CHORUS_PAYMENT_URL",
+        "required when CHORUS_PAYMENT_PROVIDER=http",
+    )?;
+    check_secure_url("CHORUS_PAYMENT_URL", &url)?;
+    Ok(url)
 }
 
 #[cfg(test)]
@@ -135,11 +144,21 @@ mod tests {
         assert_eq!(
             variable(&[
                 ("CHORUS_PAYMENT_PROVIDER", "http"),
-                ("CHORUS_PAYMENT_URL", "http://x"),
+                ("CHORUS_PAYMENT_URL", "https://pay.example"),
                 ("CHORUS_PAYMENT_TIMEOUT_MS", "soon")
             ]),
             "CHORUS_PAYMENT_TIMEOUT_MS"
         );
+        for url in ["http://pay.example/charge", "http://10.0.0.7:8090"] {
+            assert_eq!(
+                variable(&[
+                    ("CHORUS_PAYMENT_PROVIDER", "http"),
+                    ("CHORUS_PAYMENT_URL", url)
+                ]),
+                "CHORUS_PAYMENT_URL",
+                "{url}"
+            );
+        }
         assert_eq!(
             variable(&[("CHORUS_PAYMENT_MAX_ATTEMPTS", "0")]),
             "CHORUS_PAYMENT_MAX_ATTEMPTS"

@@ -115,6 +115,9 @@ where
     F: FnOnce(WorkerContext) -> Fut,
     Fut: Future<Output = anyhow::Result<H>>,
 {
+    if config.dev {
+        chorus_platform::dev_mode::warn_at_start();
+    }
     let pool = connect(&config).await?;
     migrate(&pool, migrator).await?;
     let metrics = Arc::new(Metrics::new(&config.name));

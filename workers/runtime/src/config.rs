@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chorus_avro::{CodecConfig, DEFAULT_PARTITIONS, RegistrySettings, TopicCatalogue};
-use chorus_platform::{ConfigError, Env, KafkaSettings, registry_from_env};
+use chorus_platform::{ConfigError, Env, KafkaSettings, dev_mode, registry_from_env};
 
 /// Everything a worker process needs to connect and run.
 #[derive(Debug, Clone)]
@@ -20,6 +20,9 @@ pub struct WorkerConfig {
     pub partitions: i32,
     pub consumer_group: String,
     pub http_addr: SocketAddr,
+    /// Development mode (`CHORUS_DEV=true`, one switch for every chorus
+    /// service): then `http_addr` must be a loopback address.
+    pub dev: bool,
     pub otlp_endpoint: Option<String>,
     /// Ceiling of the exponential backoff between retries of a failed message
     /// or external call (`CHORUS_MAX_BACKOFF_MS`).
@@ -58,6 +61,7 @@ impl WorkerConfig {
             "CHORUS_HTTP_ADDR",
             SocketAddr::from(([127, 0, 0, 1], default_port)),
         )?;
+        let dev = dev_mode::from_env(env, &[("CHORUS_HTTP_ADDR", http_addr)])?;
         Ok(WorkerConfig {
             name: name.to_string(),
             kafka: KafkaSettings::from_env(env)?,
@@ -72,6 +76,7 @@ impl WorkerConfig {
             consumer_group: env.string("CHORUS_CONSUMER_GROUP", &format!("{namespace}.{name}"))?,
             namespace,
             http_addr,
+            dev,
             otlp_endpoint: env.optional_url("CHORUS_OTLP_ENDPOINT")?,
             max_backoff: env.positive_duration_ms("CHORUS_MAX_BACKOFF_MS", 5_000)?,
             max_attempts: env.positive("CHORUS_MAX_ATTEMPTS", 10)?,
@@ -219,6 +224,20 @@ mod tests {
         assert_eq!(off.group_instance_id, None);
         let ephemeral = config(&[("CHORUS_HTTP_ADDR", "127.0.0.1:0")]).unwrap();
         assert_eq!(ephemeral.group_instance_id, None);
+    }
+
+    #[test]
+    fn development_mode_keeps_the_health_address_on_loopback() {
+        let err =
+            config(&[("CHORUS_DEV", "true"), ("CHORUS_HTTP_ADDR", "0.0.0.0:9103")]).unwrap_err();
+        assert_eq!(err.variable, "CHORUS_DEV");
+        assert!(
+            err.problem.contains("CHORUS_HTTP_ADDR=0.0.0.0:9103"),
+            "{err}"
+        );
+        assert!(config(&[("CHORUS_DEV", "true")]).unwrap().dev);
+        let deployed = config(&[("CHORUS_HTTP_ADDR", "0.0.0.0:9103")]).unwrap();
+        assert!(!deployed.dev);
     }
 
     #[test]
