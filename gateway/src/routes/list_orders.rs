@@ -311,5 +311,9 @@ mod tests {
             let error = whose(&ops, Some(bad)).unwrap_err();
             assert_eq!(field_of(error).unwrap(), "customer");
         }
+        // Characters, as the document's maxLength counts them (such a
+        // customer has no orders: a subject is at most 128 bytes).
+        let wide = "é".repeat(MAX_SUBJECT_LEN);
+        assert_eq!(whose(&ops, Some(&wide)).unwrap(), Some(wide.as_str()));
     }
 }
