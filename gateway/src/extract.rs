@@ -7,7 +7,8 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer, Error as _, Unexpected};
 
 use crate::error::{AppError, ErrorCode};
 
@@ -95,6 +96,26 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     })
 }
 
+/// A JSON integer as JSON Schema counts one: `319`, and also `319.0` or
+/// `3.19e2`, which many clients' number types write for a whole number.
+/// Beyond `i64` it saturates, so the field's own range check names the
+/// limits; a fraction is refused. Use as `#[serde(deserialize_with = ..)]`.
+pub fn integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(n) = number.as_i64() {
+        return Ok(n);
+    }
+    if number.is_u64() {
+        return Ok(i64::MAX);
+    }
+    match number.as_f64() {
+        // `as` saturates at i64's ends.
+        Some(n) if n.fract() == 0.0 => Ok(n as i64),
+        Some(n) => Err(D::Error::invalid_type(Unexpected::Float(n), &"an integer")),
+        None => Err(D::Error::custom("expected an integer")),
+    }
+}
+
 /// The single path parameter of a route, as text.
 pub struct PathParam(pub String);
 
@@ -145,6 +166,7 @@ mod tests {
     #[allow(dead_code)]
     struct Line {
         sku: String,
+        #[serde(deserialize_with = "integer")]
         quantity: i64,
     }
 
@@ -172,6 +194,31 @@ mod tests {
         assert_eq!(field_of(r#"[]"#), ("invalid_body".into(), None));
         assert_eq!(field_of(r#"{"items":"#), ("invalid_json".into(), None));
         assert_eq!(field_of(r#"{"items":[]} x"#), ("invalid_json".into(), None));
+    }
+
+    #[test]
+    fn integers_as_json_schema_counts_them() {
+        let quantity = |json: &str| {
+            parse_json::<Body>(
+                format!(r#"{{"items":[{{"sku":"A","quantity":{json}}}]}}"#).as_bytes(),
+            )
+            .map(|body| body.items[0].quantity)
+        };
+        assert_eq!(quantity("319").unwrap(), 319);
+        assert_eq!(quantity("319.0").unwrap(), 319);
+        assert_eq!(quantity("3.19e2").unwrap(), 319);
+        assert_eq!(quantity("-0.0").unwrap(), 0);
+        assert_eq!(quantity("1e300").unwrap(), i64::MAX);
+        assert_eq!(quantity("-1e300").unwrap(), i64::MIN);
+        assert_eq!(quantity("18446744073709551615").unwrap(), i64::MAX);
+        for bad in ["319.5", "\"319\"", "null", "true"] {
+            match quantity(bad).unwrap_err() {
+                AppError::BadRequest { field, .. } => {
+                    assert_eq!(field.as_deref(), Some("items[0].quantity"), "{bad}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 
     #[test]

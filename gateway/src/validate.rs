@@ -69,8 +69,9 @@ impl Currency {
 pub struct PaymentToken(String);
 
 impl PaymentToken {
+    /// 1 to 256 characters (as JSON Schema's `maxLength` counts them).
     pub fn parse(s: &str) -> Result<PaymentToken, String> {
-        if (1..=256).contains(&s.len()) && !s.chars().any(char::is_control) {
+        if (1..=256).contains(&s.chars().count()) && !s.chars().any(char::is_control) {
             Ok(PaymentToken(s.to_string()))
         } else {
             Err("must be 1 to 256 characters without control characters".to_string())
@@ -123,6 +124,13 @@ impl UnitPrice {
         if !plain {
             return Err(problem());
         }
+        // Leading zeros carry nothing, and past 28 digits a Decimal refuses them.
+        let significant = s.trim_start_matches('0');
+        let s = if significant.is_empty() || significant.starts_with('.') {
+            &s[s.len() - significant.len() - 1..]
+        } else {
+            significant
+        };
         let price: Decimal = s.parse().map_err(|_| problem())?;
         fields::unit_price(price).map_err(|_| problem())?;
         Ok(UnitPrice(price))
@@ -155,12 +163,14 @@ impl Available {
 pub struct ProductName(String);
 
 impl ProductName {
+    /// Trimmed; the limit counts the characters sent, as the document's
+    /// `maxLength` does.
     pub fn parse(s: &str) -> Result<ProductName, String> {
         let trimmed = s.trim();
-        if fields::product_name(trimmed).is_ok() {
+        if s.chars().count() <= fields::MAX_NAME_CHARS && fields::product_name(trimmed).is_ok() {
             Ok(ProductName(trimmed.to_string()))
         } else {
-            Err("must be 1 to 200 characters without control characters".to_string())
+            Err("must be 1 to 200 characters, not blank, without control characters".to_string())
         }
     }
 
@@ -226,6 +236,9 @@ mod tests {
         assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
         assert!(PaymentToken::parse("tok_ok").is_ok());
         assert!(PaymentToken::parse("").is_err());
+        assert!(PaymentToken::parse(&"é".repeat(256)).is_ok());
+        assert!(PaymentToken::parse(&"é".repeat(257)).is_err());
+        assert!(PaymentToken::parse("tok\u{85}").is_err());
         assert!(!format!("{:?}", PaymentToken::parse("tok_secret").unwrap()).contains("secret"));
     }
 
@@ -236,6 +249,18 @@ mod tests {
             "19.99"
         );
         assert!(UnitPrice::parse("0").is_ok());
+        for (padded, price) in [
+            ("0000", "0"),
+            ("000.5", "0.5"),
+            (&format!("{}19.99", "0".repeat(40)), "19.99"),
+        ] {
+            assert_eq!(
+                UnitPrice::parse(padded).unwrap().get().to_string(),
+                price,
+                "{padded}"
+            );
+        }
+        assert!(UnitPrice::parse(&format!("{}1000000000", "0".repeat(40))).is_err());
         for bad in [
             "",
             "-1",
@@ -253,6 +278,7 @@ mod tests {
         assert!(Available::parse(-1).is_err());
         assert!(ProductName::parse("Blue mug").is_ok());
         assert!(ProductName::parse("  ").is_err());
+        assert!(ProductName::parse(&format!(" {} ", "n".repeat(199))).is_err());
         assert!(StatusName::parse("pending").unwrap().matches("PENDING"));
         assert!(StatusName::parse("PEND ING").is_err());
     }

@@ -20,6 +20,7 @@ mod kafka_acls;
 mod list_orders;
 mod logs;
 mod metrics_named;
+mod openapi_fuzz;
 mod otlp;
 mod payment_orphans;
 mod payment_sandbox_batches;

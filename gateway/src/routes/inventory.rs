@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::Admin;
 use crate::error::AppError;
-use crate::extract::{JsonBody, PathParam};
+use crate::extract::{JsonBody, PathParam, integer};
 use crate::request_span::TraceHeaders;
 use crate::routes::openapi::{
     BadRequest, Forbidden, InternalError, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized,
@@ -22,18 +22,27 @@ use crate::routes::openapi::{
 };
 use crate::validate::{Available, ProductName, Sku, UnitPrice};
 
-/// A SKU's stock and price as an admin sets them.
+/// A SKU's stock and price as an admin sets them. An unknown field is
+/// refused (`additionalProperties: false`): a misspelt `name` must not
+/// leave the old one in place unnoticed.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(as = StockAdjustment)]
 pub struct StockBody {
+    /// A whole number; `5.0` counts as 5, as JSON Schema counts it.
+    #[serde(deserialize_with = "integer")]
     #[schema(minimum = 0, maximum = 1_000_000_000)]
     available: i64,
-    /// Decimal string, at most 4 decimal places, e.g. "19.99".
-    #[schema(pattern = "^[0-9]+(\\.[0-9]{1,4})?$", example = "19.99")]
+    /// Decimal string below 1000000000, at most 4 decimal places, e.g. "19.99".
+    #[schema(pattern = r"^0*[0-9]{1,9}(\.[0-9]{1,4})?$", example = "19.99")]
     unit_price: String,
-    /// Kept as it is when left out.
+    /// Kept as it is when left out; trimmed, not blank, no control characters.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     name: Option<String>,
 }
 

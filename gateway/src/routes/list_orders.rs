@@ -122,9 +122,10 @@ pub struct ListQuery {
                         write `+` as %2B"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 100,
          description = "Orders per page, 1 to 100 (default 20)"),
-        ("cursor" = Option<String>, Query, max_length = 512,
+        ("cursor" = Option<String>, Query, max_length = 512, pattern = "^([0-9a-fA-F]{2}){18,256}$",
          description = "The `next` of the previous page, unchanged; the other \
-                        parameters must be the same as for that page"),
+                        parameters must be the same as for that page. Opaque: \
+                        a cursor this list did not return is 400 `invalid_field`"),
     ),
     responses(
         (status = 200, description = "A page of orders, newest first", body = OrderList),
@@ -196,7 +197,7 @@ pub async fn list_orders(
 /// other routes the role may not use).
 fn whose<'a>(caller: &'a Caller, customer: Option<&'a str>) -> Result<Option<&'a str>, AppError> {
     if let Some(customer) = customer
-        && !(1..=MAX_SUBJECT_LEN).contains(&customer.len())
+        && !(1..=MAX_SUBJECT_LEN).contains(&customer.chars().count())
     {
         return Err(AppError::field(
             "customer",
@@ -310,5 +311,9 @@ mod tests {
             let error = whose(&ops, Some(bad)).unwrap_err();
             assert_eq!(field_of(error).unwrap(), "customer");
         }
+        // Characters, as the document's maxLength counts them (such a
+        // customer has no orders: a subject is at most 128 bytes).
+        let wide = "é".repeat(MAX_SUBJECT_LEN);
+        assert_eq!(whose(&ops, Some(&wide)).unwrap(), Some(wide.as_str()));
     }
 }

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorCode};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, integer};
 use crate::group_commit::Attempt;
 use crate::request_span::{TraceHeaders, record_order_id};
 use crate::routes::openapi::{
@@ -33,8 +33,11 @@ use crate::validate::{Currency, IdempotencyKey, PaymentToken, Quantity, Sku};
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub const MAX_LINES: usize = 50;
 
-/// The body of `POST /v1/orders` as the client sends it.
+/// The body of `POST /v1/orders` as the client sends it. An unknown field
+/// is refused (`additionalProperties: false`): a misspelt field or a price
+/// the client thinks it sets must not pass unnoticed.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(as = PlaceOrderRequest)]
 pub struct PlaceOrderBody {
     #[schema(min_items = 1, max_items = 50)]
@@ -42,16 +45,24 @@ pub struct PlaceOrderBody {
     /// Three capital letters, e.g. EUR.
     #[schema(pattern = "^[A-Z]{3}$")]
     currency: String,
-    /// The payment provider's token; sealed before it leaves the gateway.
-    #[schema(min_length = 1, max_length = 256)]
+    /// The payment provider's token, 1 to 256 characters without control
+    /// characters; sealed before it leaves the gateway.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     payment_token: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(as = OrderLine)]
 struct LineBody {
     #[schema(pattern = "^[A-Z0-9-]{1,32}$")]
     sku: String,
+    /// A whole number; `2.0` counts as 2, as JSON Schema counts it.
+    #[serde(deserialize_with = "integer")]
     #[schema(minimum = 1, maximum = 1000)]
     quantity: i64,
 }

@@ -187,6 +187,20 @@ async fn every_order_rule_is_a_400_naming_its_field() {
             }),
             "payment_token",
         ),
+        (
+            order_with(|b| b["payment_token"] = json!("tok\u{7}")),
+            "payment_token",
+        ),
+        (
+            order_with(|b| b["payment_token"] = json!("é".repeat(257))),
+            "payment_token",
+        ),
+        // Unknown fields are refused by name (`additionalProperties: false`).
+        (order_with(|b| b["coupon"] = json!("FREE")), "coupon"),
+        (
+            order_with(|b| b["items"][0]["unit_price"] = json!("0.01")),
+            "items[0].unit_price",
+        ),
     ];
     for (body, expected) in cases {
         let response = app.post_order(&alice, Some("k1"), &body).await;
@@ -199,13 +213,22 @@ async fn every_order_rule_is_a_400_naming_its_field() {
             response.text
         );
     }
-    // The limits themselves are fine (and only then is the database asked).
+    // The limits themselves are fine (and only then is the database asked),
+    // and so is a whole number written as JSON Schema allows (`2.0`, `1e3`),
+    // a token of 256 characters of two bytes each.
     let fifty = order_with(|b| b["items"] = json!(vec![json!({"sku": "S", "quantity": 1000}); 50]));
-    let response = app.post_order(&alice, Some("k1"), &fifty).await;
-    assert_eq!(
-        response.error(StatusCode::SERVICE_UNAVAILABLE).0,
-        "unavailable"
-    );
+    let whole = order_with(|b| {
+        b["items"] = json!([{"sku": "S", "quantity": 2.0}, {"sku": "T", "quantity": 1e3}]);
+        b["payment_token"] = json!("é".repeat(256));
+    });
+    for body in [fifty, whole] {
+        let response = app.post_order(&alice, Some("k1"), &body).await;
+        assert_eq!(
+            response.error(StatusCode::SERVICE_UNAVAILABLE).0,
+            "unavailable",
+            "{body}"
+        );
+    }
 }
 
 fn raw_post(content_type: Option<&str>, body: impl Into<Body>) -> Request<Body> {
@@ -372,6 +395,22 @@ async fn bad_stock_fields_are_400_naming_the_field() {
             json!({"available": 1, "unit_price": "1", "name": ""}),
             "name",
         ),
+        (
+            json!({"available": 1, "unit_price": "1", "name": " \u{3000} "}),
+            "name",
+        ),
+        (
+            json!({"available": 1, "unit_price": "1000000000", "name": "x"}),
+            "unit_price",
+        ),
+        (
+            json!({"available": 1.5, "unit_price": "1", "name": "x"}),
+            "available",
+        ),
+        (
+            json!({"available": 1, "unit_price": "1", "nmae": "x"}),
+            "nmae",
+        ),
     ];
     for (body, expected) in cases {
         let response = app.put_stock(&admin, "SKU-1", &body).await;
@@ -384,4 +423,10 @@ async fn bad_stock_fields_are_400_naming_the_field() {
         Some("sku")
     );
     assert!(app.publisher.published().is_empty());
+    // A whole number written as `5.0` and a zero-padded price are what they say.
+    let padded = json!({"available": 5.0, "unit_price": "0019.90", "name": "Mug"});
+    let response = app.put_stock(&admin, "SKU-1", &padded).await;
+    assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text);
+    assert_eq!(response.json()["available"], 5);
+    assert_eq!(response.json()["unit_price"], "19.90");
 }
