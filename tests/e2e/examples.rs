@@ -222,7 +222,12 @@ fn python_example() -> Command {
     let source = repository().join("examples/python");
     let venv = examples_cache().join("python-venv");
     let python = venv.join("bin/python");
-    installed(&venv, &source.join("requirements.txt"), || {
+    // A virtualenv whose interpreter went away is made again (or says why not).
+    let usable = Command::new(&python)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    installed(&venv, &source.join("requirements.txt"), usable, || {
         let missing = "the Python example needs python3 with venv and pip \
                        (Debian: apt-get install python3 python3-venv)";
         need(
@@ -254,20 +259,20 @@ fn python_example() -> Command {
 fn node_example() -> Command {
     let source = repository().join("examples/node");
     let dir = examples_cache().join("node");
-    installed(&dir, &source.join("package-lock.json"), || {
-        let missing = "the Node example needs Node.js 18 or later with npm \
-                       (Debian: apt-get install nodejs npm, or https://nodejs.org)";
-        let version = Command::new("node").arg("--version").output();
-        let major = version.ok().and_then(|v| {
-            let text = String::from_utf8_lossy(&v.stdout).to_string();
-            text.trim()
-                .trim_start_matches('v')
-                .split('.')
-                .next()?
-                .parse::<u32>()
-                .ok()
-        });
-        assert!(major.is_some_and(|m| m >= 18), "{missing}");
+    let missing = "the Node example needs Node.js 18 or later with npm \
+                   (Debian: apt-get install nodejs npm, or https://nodejs.org)";
+    let version = Command::new("node").arg("--version").output();
+    let major = version.ok().and_then(|v| {
+        let text = String::from_utf8_lossy(&v.stdout).to_string();
+        text.trim()
+            .trim_start_matches('v')
+            .split('.')
+            .next()?
+            .parse::<u32>()
+            .ok()
+    });
+    assert!(major.is_some_and(|m| m >= 18), "{missing}");
+    installed(&dir, &source.join("package-lock.json"), true, || {
         std::fs::create_dir_all(&dir).unwrap();
         for file in ["package.json", "package-lock.json"] {
             std::fs::copy(source.join(file), dir.join(file)).unwrap();
@@ -292,11 +297,11 @@ fn node_example() -> Command {
 }
 
 /// Runs `install` into the empty directory `dir` unless `dir` already holds
-/// what it installed from this very `lock` file.
-fn installed(dir: &Path, lock: &Path, install: impl FnOnce()) {
+/// what it installed from this very `lock` file and is still `usable`.
+fn installed(dir: &Path, lock: &Path, usable: bool, install: impl FnOnce()) {
     let stamp = dir.join(".installed-from");
     let wanted = std::fs::read(lock).unwrap();
-    if std::fs::read(&stamp).ok().as_ref() == Some(&wanted) {
+    if usable && std::fs::read(&stamp).ok().as_ref() == Some(&wanted) {
         return;
     }
     let _ = std::fs::remove_dir_all(dir);
