@@ -14,6 +14,7 @@ mod corrupt;
 mod dlq;
 mod documented_env;
 mod extending_doc;
+mod examples;
 mod gateway_process;
 mod gateway_reads;
 mod kafka_acls;
