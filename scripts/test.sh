@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CHORUS_STACK_BROKERS=${CHORUS_STACK_BROKERS:-3}
 source scripts/lib/prerequisites.sh
-prerequisites build || exit 1
+prerequisites test || exit 1
 
 started=$(date +%s)
 step() { printf '==> %s\n' "$*"; }

@@ -6,6 +6,9 @@
 #   prerequisites build   the above, plus cargo and what librdkafka's bundled
 #                         C build needs (a C and C++ compiler, make,
 #                         pkg-config, OpenSSL's headers)
+#   prerequisites test    the above, plus Python 3 with its venv module and
+#                         Node.js with npm (the storefront examples and the
+#                         OpenAPI fuzzer run under `make test`)
 #
 # On a Debian-family machine, run as root, whatever is missing is installed
 # with apt-get (one `apt-get install`, after `apt-get update`). Otherwise
@@ -42,11 +45,11 @@ stack_uses_docker() {
   [[ ${CHORUS_STACK:-} != native ]] && command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
 }
 
-# prerequisites stack|build
+# prerequisites stack|build|test
 prerequisites() {
   local what=$1 missing=() packages=() major
   if stack_uses_docker; then
-    [[ $what == build ]] || return 0 # compose brings Kafka, the registry and PostgreSQL
+    [[ $what != stack ]] || return 0 # compose brings Kafka, the registry and PostgreSQL
   elif ! command -v java >/dev/null 2>&1; then
     missing+=("Java 17 or newer")
     packages+=(java)
@@ -61,7 +64,16 @@ prerequisites() {
     command -v mvn >/dev/null 2>&1 || { missing+=(Maven); packages+=(maven); }
   fi
   command -v curl >/dev/null 2>&1 || { missing+=(curl); packages+=(curl); }
-  if [[ $what == build ]]; then
+  if [[ $what == test ]]; then
+    if ! command -v python3 >/dev/null 2>&1; then
+      missing+=("Python 3"); packages+=(python3 python3-venv)
+    elif ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+      missing+=("Python's venv module"); packages+=(python3-venv)
+    fi
+    command -v node >/dev/null 2>&1 || { missing+=(Node.js); packages+=(nodejs); }
+    command -v npm >/dev/null 2>&1 || { missing+=(npm); packages+=(npm); }
+  fi
+  if [[ $what == build || $what == test ]]; then
     command -v cc >/dev/null 2>&1 || { missing+=("a C compiler"); packages+=(gcc); }
     command -v c++ >/dev/null 2>&1 || { missing+=("a C++ compiler"); packages+=(g++); }
     command -v make >/dev/null 2>&1 || { missing+=(make); packages+=(make); }
@@ -72,7 +84,7 @@ prerequisites() {
     fi
   fi
   local rust=1
-  if [[ $what == build ]] && ! command -v cargo >/dev/null 2>&1; then
+  if [[ $what != stack ]] && ! command -v cargo >/dev/null 2>&1; then
     rust=0
     missing+=("Rust (cargo)")
   fi

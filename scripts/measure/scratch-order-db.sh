@@ -6,9 +6,15 @@
 #                                migrations matching GLOB applied in order,
 #                                each in one transaction as sqlx applies them
 #   q ARGS…                      psql on it, stopping at the first error
+# The password travels in PGPASSWORD, never on psql's command line.
 scratch_order_db() {
-  local f
+  local f userinfo
   ADMIN=${ADMIN:-postgres://chorus:chorus@127.0.0.1:55432/postgres}
+  if [[ $ADMIN =~ ^(postgres(ql)?://)([^:@/]+):([^@/]*)@(.*)$ ]]; then
+    userinfo=${BASH_REMATCH[4]}
+    export PGPASSWORD=$userinfo
+    ADMIN=${BASH_REMATCH[1]}${BASH_REMATCH[3]}@${BASH_REMATCH[5]}
+  fi
   DB=$1_$$
   URL=${ADMIN%/*}/$DB
   psql "$ADMIN" -qc "CREATE DATABASE $DB"

@@ -54,7 +54,8 @@ pub async fn healthz() -> Json<Health> {
 ///
 /// 200 when every dependency answers; otherwise 503 naming each one that
 /// failed, in the error shape plus a `checks` map of all of them (`"ok"` or
-/// `"unavailable"`). Served on CHORUS_ADMIN_ADDR when that is set.
+/// `"unavailable"`). Served on the admin address (CHORUS_ADMIN_ADDR,
+/// 127.0.0.1:9100 by default), not on the API address.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -102,7 +103,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 /// Prometheus metrics
 ///
-/// Served on CHORUS_ADMIN_ADDR when that is set.
+/// Served on the admin address (CHORUS_ADMIN_ADDR, 127.0.0.1:9100 by
+/// default), not on the API address.
 #[utoipa::path(
     get,
     path = "/metrics",
