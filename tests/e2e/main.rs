@@ -4,6 +4,7 @@
 
 mod binary_env;
 mod chaos;
+mod customer_texts;
 mod cli;
 mod cli_gateway;
 mod compose;
@@ -41,6 +42,7 @@ mod sasl;
 mod schemas;
 mod stack;
 mod start_refusals;
+mod stub_provider;
 mod trace;
 mod trace_scale;
 mod traces;
