@@ -1,11 +1,12 @@
 //! A payment provider speaking the documented HTTP API
 //! (`workers/payment/README.md`) on 127.0.0.1:0, for tests that set
 //! `CHORUS_PAYMENT_PROVIDER=http`: it records every request, answers an
-//! authorization by the token it carries (a scripted refusal, or
-//! `authorized`), and takes every void.
+//! authorization by the token it carries (as scripted, or `authorized`),
+//! and takes every void.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -13,6 +14,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
+
+/// How the stub answers an authorization carrying a token.
+#[derive(Debug, Clone)]
+pub enum Scripted {
+    /// This status and body.
+    Answer(StatusCode, String),
+    /// Nothing for this long (longer than the worker waits), then `authorized`.
+    Stall(Duration),
+}
 
 /// One request the stub provider received.
 #[derive(Debug, Clone)]
@@ -29,23 +39,23 @@ pub struct StubProvider {
     received: Arc<Mutex<Vec<Request>>>,
     /// What an authorization not refused is answered with.
     authorization_id: String,
-    /// Token → (status, body) of the answer to its authorizations.
-    refusals: Arc<HashMap<String, (StatusCode, String)>>,
+    /// Token → how its authorizations are answered.
+    scripts: Arc<HashMap<String, Scripted>>,
 }
 
 impl StubProvider {
     /// A provider that authorizes every request with `authorization_id`,
-    /// except those whose token is in `refusals`, which get its answer.
+    /// except those whose token is in `scripts`, answered as scripted.
     pub async fn start(
         authorization_id: String,
-        refusals: HashMap<String, (StatusCode, String)>,
+        scripts: HashMap<String, Scripted>,
     ) -> StubProvider {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let provider = StubProvider {
             url: format!("http://{}", listener.local_addr().unwrap()),
             received: Arc::default(),
             authorization_id,
-            refusals: Arc::new(refusals),
+            scripts: Arc::new(scripts),
         };
         let app = Router::new()
             .route("/v1/authorizations", post(authorize))
@@ -80,11 +90,13 @@ async fn authorize(
     body: Bytes,
 ) -> (StatusCode, String) {
     let body = provider.record("/v1/authorizations", &headers, &body);
-    if let Some(refusal) = body["token"]
+    match body["token"]
         .as_str()
-        .and_then(|token| provider.refusals.get(token))
+        .and_then(|token| provider.scripts.get(token))
     {
-        return refusal.clone();
+        Some(Scripted::Answer(status, body)) => return (*status, body.clone()),
+        Some(Scripted::Stall(pause)) => tokio::time::sleep(*pause).await,
+        None => {}
     }
     // serde_json writes a NUL as the JSON escape `\u0000`, as JSON allows.
     let answer = json!({"status": "authorized", "authorization_id": provider.authorization_id});
