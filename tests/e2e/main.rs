@@ -4,7 +4,6 @@
 
 mod binary_env;
 mod chaos;
-mod customer_texts;
 mod cli;
 mod cli_gateway;
 mod compose;
@@ -12,10 +11,11 @@ mod compose_check;
 mod consumer_fenced;
 mod contract;
 mod corrupt;
+mod customer_texts;
 mod dlq;
 mod documented_env;
-mod extending_doc;
 mod examples;
+mod extending_doc;
 mod gateway_process;
 mod gateway_reads;
 mod kafka_acls;
