@@ -4,6 +4,7 @@
 
 use rust_decimal::Decimal;
 
+use crate::customer_texts::CancelReason;
 use crate::events::*;
 
 impl EventType {
@@ -52,8 +53,8 @@ impl EventType {
                 correlation_id,
                 causation_id,
                 customer_id,
-                reason: "out_of_stock".into(),
-                detail: Some("SKU-1".into()),
+                reason: CancelReason::OutOfStock.code().into(),
+                detail: CancelReason::OutOfStock.detail(),
             }
             .into(),
             EventType::OrderCancellationRequested => OrderCancellationRequested {
@@ -137,8 +138,8 @@ impl EventType {
                 causation_id,
                 amount: price * Decimal::TWO,
                 currency,
-                reason: "payment_declined".into(),
-                detail: None,
+                reason: CancelReason::PaymentDeclined.code().into(),
+                detail: CancelReason::PaymentDeclined.detail(),
             }
             .into(),
             EventType::PaymentVoided => PaymentVoided {

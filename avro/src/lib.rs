@@ -9,6 +9,7 @@
 
 mod codec;
 mod compat;
+mod customer_texts;
 mod error;
 mod events;
 mod examples;
@@ -21,6 +22,7 @@ pub mod validate;
 
 pub use codec::{Codec, CodecConfig};
 pub use compat::{SchemaDiff, backward_incompatibilities};
+pub use customer_texts::{CancelReason, UNEXPLAINED_TEXT};
 pub use error::{DecodeError, EncodeError, RegistryError, error_chain};
 pub use events::*;
 pub use json::{JsonError, event_from_json, event_to_json};

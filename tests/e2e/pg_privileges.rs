@@ -1,7 +1,9 @@
 //! PostgreSQL least privilege, as the stack sets it up (scripts/stack/init.sql)
 //! and the services' own migrations leave it: each service's role reaches only
 //! its own database, no role is a superuser or owns another service's tables,
-//! and the gateway's read-only role can read but never write.
+//! and the gateway's read-only role reads the views the gateway serves —
+//! and no table, no inbox, no outbox (which holds sealed payment tokens) —
+//! and never writes.
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
@@ -21,6 +23,11 @@ const SERVICES: [&str; 5] = [
 const READ_ONLY: &str = "chorus_gateway_ro";
 /// The databases the read-only role reads (the order read model, stock levels).
 const READ_ONLY_READS: [&str; 2] = ["chorus_order", "chorus_inventory"];
+/// What the read-only role may read in each: the views the gateway serves.
+const GATEWAY_VIEWS: [(&str, &str); 2] = [
+    ("chorus_order", "order_status"),
+    ("chorus_inventory", "stock_levels"),
+];
 
 /// `role` logging in to `database` with the stack's development password
 /// (the role's name).
@@ -49,8 +56,16 @@ fn code(e: &sqlx::Error) -> String {
 }
 
 /// Migrates every service database as its own role, as the services do at
-/// start-up, so the tables whose owners are checked exist.
+/// start-up, so the tables whose owners are checked exist. Once per run:
+/// the tests of this file run side by side, and two runs of a migration
+/// that waits for other transactions (an index built concurrently) would
+/// deadlock on the migrator's lock.
 async fn migrate_as_owners() {
+    static MIGRATED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    MIGRATED.get_or_init(migrate_once).await;
+}
+
+async fn migrate_once() {
     let workers: [(&str, &'static Migrator); 4] = [
         ("chorus_order", &chorus_order::MIGRATOR),
         ("chorus_inventory", &chorus_inventory::MIGRATOR),
@@ -156,10 +171,7 @@ async fn no_service_role_is_a_superuser_or_owns_another_services_tables() {
 #[tokio::test]
 async fn the_gateways_read_only_role_reads_and_never_writes() {
     migrate_as_owners().await;
-    for (database, view) in [
-        ("chorus_order", "order_status"),
-        ("chorus_inventory", "stock_levels"),
-    ] {
+    for (database, view) in GATEWAY_VIEWS {
         let mut conn = connect(READ_ONLY, database).await.unwrap();
         sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {view} LIMIT 1")))
             .fetch_optional(&mut conn)
@@ -209,4 +221,100 @@ async fn the_gateways_read_only_role_reads_and_never_writes() {
             assert_eq!(code(&e), "42501", "{statement} on {database}: {e}");
         }
     }
+}
+
+#[tokio::test]
+async fn the_gateways_read_only_role_reads_only_the_views_the_gateway_serves() {
+    migrate_as_owners().await;
+    for (database, view) in GATEWAY_VIEWS {
+        let mut owner = connect(database, database).await.unwrap();
+        let readable: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+               AND has_table_privilege($1, c.oid, 'SELECT')
+             ORDER BY 1",
+        )
+        .bind(READ_ONLY)
+        .fetch_all(&mut owner)
+        .await
+        .unwrap();
+        assert_eq!(readable, [view], "{READ_ONLY} reads these of {database}");
+        let columns: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM information_schema.column_privileges
+             WHERE grantee = $1 AND table_name <> $2",
+        )
+        .bind(READ_ONLY)
+        .bind(view)
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+        assert_eq!(columns, 0, "{READ_ONLY} holds column grants in {database}");
+
+        // And the server refuses it the tables, the outbox above all.
+        let mut conn = connect(READ_ONLY, database).await.unwrap();
+        let table = if database == "chorus_order" {
+            "orders"
+        } else {
+            "catalogue"
+        };
+        for relation in ["outbox", "inbox", table] {
+            let e = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT * FROM {relation} LIMIT 1"
+            )))
+            .fetch_optional(&mut conn)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{READ_ONLY} read {database}.{relation}"));
+            assert_eq!(code(&e), "42501", "{database}.{relation}: {e}");
+        }
+    }
+}
+
+/// Every query the gateway sends to the order and inventory databases runs
+/// with the read-only role's grants alone.
+#[tokio::test]
+async fn every_query_of_the_gateway_runs_with_the_read_only_roles_grants() {
+    use chorus_gateway::store::{OrderListing, Store};
+    use sqlx::postgres::PgPoolOptions;
+
+    migrate_as_owners().await;
+    let pool = |role: &str, database: &str| {
+        PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(login(role, database))
+    };
+    let store = Store::new(
+        pool("chorus_gateway", "chorus_gateway"),
+        pool(READ_ONLY, "chorus_order"),
+        pool(READ_ONLY, "chorus_inventory"),
+    );
+    let order_id = uuid::Uuid::new_v4().to_string();
+    store.order_status(&order_id).await.expect("an order");
+    store
+        .changed_orders(&[order_id.as_str()], &[None])
+        .await
+        .expect("the long-poll's reads");
+    let listing = OrderListing {
+        customer: Some("pg-privileges"),
+        status: Some("PENDING"),
+        since: Some(chrono::Utc::now()),
+        after: None,
+        limit: 1,
+    };
+    store.list_orders(&listing).await.expect("a list of orders");
+    let everyone = OrderListing {
+        customer: None,
+        status: None,
+        since: None,
+        ..listing
+    };
+    store
+        .list_orders(&everyone)
+        .await
+        .expect("everyone's orders");
+    store
+        .stock_level("PG-PRIVILEGES")
+        .await
+        .expect("a stock level");
 }

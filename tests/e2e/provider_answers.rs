@@ -5,83 +5,13 @@
 //! ends CANCELLED `payment_unavailable` with its stock released, without
 //! waiting for its deadline and without the worker dying.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use chorus_avro::validate::fields::MAX_AUTHORIZATION_ID_BYTES;
 use chorus_tests::saga::{Saga, sku};
-use serde_json::{Value, json};
 
-/// One request the stub provider received.
-#[derive(Debug, Clone)]
-struct Request {
-    path: &'static str,
-    idempotency_key: String,
-    body: Value,
-}
-
-#[derive(Clone)]
-struct Provider {
-    received: Arc<Mutex<Vec<Request>>>,
-    /// What every authorization is answered with.
-    authorization_id: String,
-}
-
-impl Provider {
-    fn record(&self, path: &'static str, headers: &HeaderMap, body: &Bytes) {
-        self.received.lock().unwrap().push(Request {
-            path,
-            idempotency_key: headers
-                .get("idempotency-key")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string(),
-            body: serde_json::from_slice(body).unwrap_or(Value::Null),
-        });
-    }
-
-    fn received(&self) -> Vec<Request> {
-        self.received.lock().unwrap().clone()
-    }
-}
-
-async fn authorize(
-    State(provider): State<Provider>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, String) {
-    provider.record("/v1/authorizations", &headers, &body);
-    // serde_json writes a NUL as the JSON escape `\u0000`, as JSON allows.
-    let answer = json!({"status": "authorized", "authorization_id": provider.authorization_id});
-    (StatusCode::CREATED, answer.to_string())
-}
-
-async fn void(State(provider): State<Provider>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    provider.record("/v1/voids", &headers, &body);
-    StatusCode::OK
-}
-
-/// A provider speaking the documented HTTP API on 127.0.0.1:0 that
-/// authorizes every request with `authorization_id` and takes every void.
-async fn provider(authorization_id: String) -> (String, Provider) {
-    let provider = Provider {
-        received: Arc::default(),
-        authorization_id,
-    };
-    let app = Router::new()
-        .route("/v1/authorizations", post(authorize))
-        .route("/v1/voids", post(void))
-        .with_state(provider.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, provider)
-}
+use crate::stub_provider::{Request, StubProvider};
 
 /// The payment row's status once it is no longer waiting for a call (or
 /// after 30 s).
@@ -108,7 +38,8 @@ async fn settled_payment(saga: &Saga, order_id: &str) -> Option<(String, Option<
 /// Places one order against a provider that authorizes with
 /// `authorization_id` and checks that it ends as designed.
 async fn an_answer_that_cannot_be_kept_is_voided(authorization_id: String) {
-    let (url, provider) = provider(authorization_id).await;
+    let provider = StubProvider::start(authorization_id, HashMap::new()).await;
+    let url = provider.url.clone();
     // A deadline short enough that an order left waiting would end as
     // `timeout` well within the wait below, instead of passing slowly.
     let mut saga = Saga::start_with(&[

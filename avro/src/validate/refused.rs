@@ -89,6 +89,8 @@ fn order_events() -> Vec<RefusedExample> {
             String::new()),
         refused!(OrderCancelled, "reason", |e| e.reason =
             "Out of stock".into()),
+        refused!(OrderCancelled, "reason", |e| e.reason =
+            "card_declined".into()),
         refused!(OrderCancelled, "detail", |e| e.detail = Some("a\0b".into())),
         refused!(OrderCancelled, "detail", |e| e.detail =
             Some("d".repeat(4097))),
@@ -139,6 +141,8 @@ fn stock_events() -> Vec<RefusedExample> {
             "t".repeat(4097)),
         refused!(StockReservationFailed, "reason", |e| e.reason =
             String::new()),
+        refused!(StockReservationFailed, "reason", |e| e.reason =
+            "payment_declined".into()),
         refused!(StockReservationFailed, "skus[0]", |e| e.skus[0] =
             "sku 404".into()),
         refused!(StockReservationFailed, "order_id", |e| e.order_id =
@@ -165,6 +169,8 @@ fn payment_events() -> Vec<RefusedExample> {
         refused!(PaymentAuthorized, "currency", |e| e.currency = "€".into()),
         refused!(PaymentFailed, "amount", |e| e.amount = price("-10.00")),
         refused!(PaymentFailed, "reason", |e| e.reason = String::new()),
+        refused!(PaymentFailed, "reason", |e| e.reason =
+            "out_of_stock".into()),
         refused!(PaymentFailed, "detail", |e| e.detail =
             Some("declined\0".into())),
         refused!(PaymentFailed, "currency", |e| e.currency = "usd".into()),

@@ -4,7 +4,7 @@
 //! No I/O and no clock: the caller loads (and locks) the state, passes the
 //! envelope of anything emitted, and writes back what comes out.
 
-use chorus_avro::Event;
+use chorus_avro::{CancelReason, Event};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -31,8 +31,8 @@ pub enum FailureReason {
 impl FailureReason {
     pub fn as_str(self) -> &'static str {
         match self {
-            FailureReason::UnknownSku => "unknown_sku",
-            FailureReason::OutOfStock => "out_of_stock",
+            FailureReason::UnknownSku => CancelReason::UnknownSku.code(),
+            FailureReason::OutOfStock => CancelReason::OutOfStock.code(),
         }
     }
 }

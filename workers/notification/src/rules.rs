@@ -2,7 +2,7 @@
 //! channel says about them and their delivery ids. The retry schedule is
 //! [`chorus_runtime::retry::RetryPolicy`]'s.
 
-use chorus_avro::{Envelope, Event, EventPayload, NotificationSent};
+use chorus_avro::{CancelReason, Envelope, Event, EventPayload, NotificationSent};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -56,7 +56,10 @@ impl std::fmt::Display for Channel {
     }
 }
 
-/// What the customer is told: an order's final state and why.
+/// What the customer is told: an order's final state and why. The event's
+/// `detail` is not kept: the customer reads the reason's fixed text
+/// ([`CancelReason`]), whatever an event written before the texts were
+/// fixed says (an outcome stored then, with a `detail`, still reads).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderOutcome {
     pub order_id: String,
@@ -64,7 +67,6 @@ pub struct OrderOutcome {
     pub final_status: FinalStatus,
     /// Why it was cancelled (`out_of_stock`, `payment_declined`, …).
     pub reason: Option<String>,
-    pub detail: Option<String>,
     /// The amount charged, for a confirmed order.
     pub total: Option<Decimal>,
     pub currency: Option<String>,
@@ -87,7 +89,6 @@ pub fn order_outcome(event: &Event) -> Option<OrderOutcome> {
             customer_id: e.customer_id.clone(),
             final_status: FinalStatus::Confirmed,
             reason: None,
-            detail: None,
             total: Some(e.total),
             currency: Some(e.currency.clone()),
             event_id: e.event_id.clone(),
@@ -97,7 +98,6 @@ pub fn order_outcome(event: &Event) -> Option<OrderOutcome> {
             customer_id: e.customer_id.clone(),
             final_status: FinalStatus::Cancelled,
             reason: Some(e.reason.clone()),
-            detail: e.detail.clone(),
             total: None,
             currency: None,
             event_id: e.event_id.clone(),
@@ -162,24 +162,13 @@ pub fn email_text(outcome: &OrderOutcome) -> (String, String) {
                 format!("Your order {order} is confirmed.{amount}\n"),
             )
         }
-        FinalStatus::Cancelled => {
-            let why = match outcome.reason.as_deref() {
-                Some("out_of_stock") => "an item is out of stock",
-                Some("unknown_sku") => "an item is not in our catalogue",
-                Some("payment_declined") => "the payment was declined",
-                Some("payment_unavailable") => "the payment could not be processed",
-                _ => "it could not be completed",
-            };
-            let detail = outcome
-                .detail
-                .as_deref()
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default();
-            (
-                format!("Your order {order} was cancelled"),
-                format!("Your order {order} was cancelled because {why}{detail}.\n"),
-            )
-        }
+        FinalStatus::Cancelled => (
+            format!("Your order {order} was cancelled"),
+            format!(
+                "Your order {order} was cancelled. {}\n",
+                CancelReason::text_of(outcome.reason.as_deref())
+            ),
+        ),
     }
 }
 
@@ -239,7 +228,7 @@ mod tests {
             causation_id: None,
             customer_id: "bob@shop.test".into(),
             reason: reason.into(),
-            detail: Some("sku-9".into()),
+            detail: Some("db-7.internal:5432 refused".into()),
         }
         .into()
     }
@@ -324,7 +313,10 @@ mod tests {
         assert!(body.contains("19.99 EUR"), "{body}");
         let (subject, body) = email_text(&order_outcome(&cancelled("payment_declined")).unwrap());
         assert_eq!(subject, "Your order o-2 was cancelled");
-        assert!(body.contains("the payment was declined (sku-9)"), "{body}");
+        assert_eq!(
+            body, "Your order o-2 was cancelled. The payment was declined.\n",
+            "the fixed text, never the event's detail"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!
 //! No I/O and no clock: the caller passes the time and the envelopes.
 
-use chorus_avro::{Envelope, Event, EventType, OrderCancelled, OrderConfirmed};
+use chorus_avro::{CancelReason, Envelope, Event, EventType, OrderCancelled, OrderConfirmed};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -20,9 +20,9 @@ pub use facts::{
 };
 
 /// `OrderCancelled.reason` when the customer (or an admin) asked.
-pub const CUSTOMER_CANCELLED: &str = "customer_cancelled";
+pub const CUSTOMER_CANCELLED: &str = CancelReason::CustomerCancelled.code();
 /// `OrderCancelled.reason` when the order's deadline passed.
-pub const TIMEOUT: &str = "timeout";
+pub const TIMEOUT: &str = CancelReason::Timeout.code();
 
 /// Content that can never be applied: the message belongs in the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +35,8 @@ pub enum Status {
     Pending,
     Reserved,
     Confirmed,
+    /// `detail` is the reason's fixed text ([`CancelReason`]), never what a
+    /// failed step or a cancellation request said.
     Cancelled {
         reason: String,
         detail: Option<String>,
@@ -137,25 +139,13 @@ impl Order {
 pub fn derive_status(facts: &Facts) -> Option<Status> {
     facts.placed.as_ref()?;
     Some(if let Some(failed) = &facts.reservation_failed {
-        Status::Cancelled {
-            reason: failed.reason.clone(),
-            detail: Some(failed.skus.join(", ")),
-        }
+        cancelled(&failed.reason)
     } else if let Some(declined) = &facts.payment_failed {
-        Status::Cancelled {
-            reason: declined.reason.clone(),
-            detail: declined.detail.clone(),
-        }
-    } else if let Some(requested) = &facts.cancellation_requested {
-        Status::Cancelled {
-            reason: CUSTOMER_CANCELLED.to_string(),
-            detail: Some(format!("requested by {}", requested.requested_by)),
-        }
+        cancelled(&declined.reason)
+    } else if facts.cancellation_requested.is_some() {
+        cancelled(CUSTOMER_CANCELLED)
     } else if facts.timed_out {
-        Status::Cancelled {
-            reason: TIMEOUT.to_string(),
-            detail: Some("the order was not final by its deadline".to_string()),
-        }
+        cancelled(TIMEOUT)
     } else if facts.reserved.is_some() && facts.payment_authorized.is_some() {
         Status::Confirmed
     } else if facts.reserved.is_some() {
@@ -163,6 +153,16 @@ pub fn derive_status(facts: &Facts) -> Option<Status> {
     } else {
         Status::Pending
     })
+}
+
+/// Cancelled for `reason` (validated to be one of the set), with its fixed
+/// text: the SKUs that were short, what the provider said and who asked for
+/// a cancellation stay in the facts and the saga's events, for operators.
+fn cancelled(reason: &str) -> Status {
+    Status::Cancelled {
+        reason: reason.to_string(),
+        detail: CancelReason::parse(reason).and_then(CancelReason::detail),
+    }
 }
 
 /// Records `fact` and moves the order to the status the facts now imply,

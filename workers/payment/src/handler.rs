@@ -384,9 +384,19 @@ impl<P: PaymentProvider> Calls for PaymentCalls<P> {
             } => {
                 let token = match self.tokens.open(order_id, token, token_key_id.as_deref()) {
                     Ok(token) => token,
+                    // Not the customer's card: our key is missing or was
+                    // rotated out. An earlier attempt may have charged, so
+                    // this is recorded as unavailable (voided by the key).
                     Err(problem) => {
+                        tracing::error!(
+                            order_id,
+                            cause = problem.as_str(),
+                            "the payment token cannot be opened; the payment is failed as unavailable"
+                        );
                         return CallOutcome::Answered(PaymentAnswer::Authorize {
-                            answer: AuthorizeAnswer::Declined { detail: problem },
+                            answer: AuthorizeAnswer::Unavailable {
+                                detail: format!("the payment token cannot be opened: {problem}"),
+                            },
                             attempts: attempt - 1,
                         });
                     }
@@ -471,9 +481,12 @@ impl<P: PaymentProvider> Calls for PaymentCalls<P> {
                 });
             match step {
                 Some(step) => {
+                    // What the provider (or the worker) said goes to this
+                    // log and the payment row; the customer reads a fixed text.
                     span.in_scope(|| {
                         tracing::info!(
                             status = step.payment.status.as_str(),
+                            cause = step.payment.reason.as_deref(),
                             "provider answer recorded"
                         )
                     });

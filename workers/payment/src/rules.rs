@@ -12,14 +12,17 @@
 
 use chorus_avro::validate;
 use chorus_avro::{
-    Envelope, Event, EventType, PaymentAuthorized, PaymentFailed, PaymentVoided, StockReserved,
+    CancelReason, Envelope, Event, EventType, PaymentAuthorized, PaymentFailed, PaymentVoided,
+    StockReserved,
 };
 use rust_decimal::Decimal;
 
 /// `PaymentFailed.reason` when the provider said no.
-pub const PAYMENT_DECLINED: &str = "payment_declined";
-/// `PaymentFailed.reason` when the provider could not be reached after every attempt.
-pub const PAYMENT_UNAVAILABLE: &str = "payment_unavailable";
+pub const PAYMENT_DECLINED: &str = CancelReason::PaymentDeclined.code();
+/// `PaymentFailed.reason` when the payment could not be completed: the
+/// provider could not be reached after every attempt, its answer could not
+/// be kept, or the payment token could not be opened.
+pub const PAYMENT_UNAVAILABLE: &str = CancelReason::PaymentUnavailable.code();
 
 /// Where an order's payment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +72,8 @@ pub struct Payment {
     pub currency: String,
     pub status: Status,
     pub authorization_id: Option<String>,
-    /// Why it was declined, or what went wrong.
+    /// Why it was declined, or what went wrong, as the provider (or the
+    /// worker) said it: for operators; the customer reads a fixed text.
     pub reason: Option<String>,
     /// Calls made to the provider.
     pub attempts: i32,
@@ -147,10 +151,13 @@ pub enum AuthorizeAnswer {
     Authorized {
         authorization_id: String,
     },
+    /// `detail`: what the provider said, kept in the payment row and logged.
     Declined {
         detail: String,
     },
-    /// Still "not now" when the attempts ran out: whether it charged is unknown.
+    /// Still "not now" when the attempts ran out, or no call could be made
+    /// (the token could not be opened): whether an earlier attempt charged
+    /// is unknown. `detail`: what went wrong, kept and logged.
     Unavailable {
         detail: String,
     },
@@ -319,7 +326,7 @@ pub fn on_authorize_answer(
             }
         }
         AuthorizeAnswer::Declined { detail } => Step {
-            events: vec![failed_event(current, PAYMENT_DECLINED, detail)],
+            events: vec![failed_event(current, CancelReason::PaymentDeclined)],
             ..Step::to(Payment {
                 status: Status::Declined,
                 reason: Some(detail.clone()),
@@ -348,11 +355,7 @@ pub fn on_void_answer(current: &Payment, answer: VoidAnswer) -> Option<Step> {
         events.push(voided_event(current));
     }
     if unavailable {
-        let detail = current
-            .reason
-            .clone()
-            .unwrap_or_else(|| "the provider did not answer".to_string());
-        events.push(failed_event(current, PAYMENT_UNAVAILABLE, &detail));
+        events.push(failed_event(current, CancelReason::PaymentUnavailable));
     }
     let status = if unavailable {
         Status::Unavailable
@@ -395,7 +398,9 @@ fn authorized_event(payment: &Payment, authorization_id: &str) -> Event {
     .into()
 }
 
-fn failed_event(payment: &Payment, reason: &str, detail: &str) -> Event {
+/// The customer reads `reason`'s fixed text; what the provider said stays
+/// in the payment row (`Payment::reason`) and the worker's log.
+fn failed_event(payment: &Payment, reason: CancelReason) -> Event {
     let env = envelope(payment, EventType::PaymentFailed);
     PaymentFailed {
         event_id: env.event_id,
@@ -405,9 +410,8 @@ fn failed_event(payment: &Payment, reason: &str, detail: &str) -> Event {
         causation_id: env.causation_id,
         amount: payment.amount,
         currency: payment.currency.clone(),
-        reason: reason.to_string(),
-        // What the provider said, made a detail every consumer accepts.
-        detail: Some(validate::fit_detail(detail)),
+        reason: reason.code().to_string(),
+        detail: reason.detail(),
     }
     .into()
 }

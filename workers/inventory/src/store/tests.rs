@@ -183,7 +183,7 @@ async fn a_confirmed_order_is_sold_and_a_resent_order_is_ignored() {
     // Neither a second confirmation nor a late cancellation moves sold stock.
     assert!(handle(&db, confirmed("o1")).await.unwrap().is_empty());
     assert!(
-        handle(&db, cancelled("o1", "late"))
+        handle(&db, cancelled("o1", "timeout"))
             .await
             .unwrap()
             .is_empty()
@@ -210,7 +210,7 @@ async fn refused_orders_hold_nothing_and_invalid_orders_are_permanent() {
         Some("failed")
     );
     assert!(
-        handle(&db, payment_failed("o1", "x"))
+        handle(&db, payment_failed("o1", "payment_declined"))
             .await
             .unwrap()
             .is_empty()
@@ -232,7 +232,7 @@ async fn a_cancellation_that_overtakes_its_order_keeps_the_late_order_from_reser
     let db = TestDb::create(&[&crate::MIGRATOR]).await;
     handle(&db, adjusted("A", 2, "1")).await.unwrap();
     assert!(
-        handle(&db, cancelled("o1", "customer_request"))
+        handle(&db, cancelled("o1", "customer_cancelled"))
             .await
             .unwrap()
             .is_empty()

@@ -12,7 +12,6 @@ pub(super) fn deliver(outcome: &OrderOutcome, delivery_id: Uuid) {
         customer_id = %outcome.customer_id,
         final_status = outcome.final_status.as_str(),
         reason = outcome.reason.as_deref(),
-        detail = outcome.detail.as_deref(),
         total = outcome.total.map(|t| t.to_string()),
         currency = outcome.currency.as_deref(),
         event_id = %outcome.event_id,

@@ -114,14 +114,14 @@ fn nothing_is_decided_before_the_order_is_placed() {
 // ---- compensations ----
 
 #[test]
-fn a_failed_reservation_cancels_naming_the_skus() {
+fn a_failed_reservation_cancels_with_its_fixed_text_not_the_skus() {
     let (order, emitted) = given(vec![
         placed_o1(),
         reservation_failed("o1", "out_of_stock", &["A", "B"]).into(),
     ]);
     let cancelled = Status::Cancelled {
         reason: "out_of_stock".into(),
-        detail: Some("A, B".into()),
+        detail: CancelReason::OutOfStock.detail(),
     };
     assert_eq!(order.status, Some(cancelled));
     assert_eq!(statuses(&order), ["PENDING", "CANCELLED"]);
@@ -130,7 +130,7 @@ fn a_failed_reservation_cancels_naming_the_skus() {
     };
     assert_eq!(
         (e.reason.as_str(), e.detail.as_deref()),
-        ("out_of_stock", Some("A, B"))
+        ("out_of_stock", Some(CancelReason::OutOfStock.text()))
     );
     assert_eq!(e.customer_id, "cust-7");
     assert_eq!(e.event_id, "id-of-OrderCancelled");
@@ -148,7 +148,7 @@ fn an_unknown_sku_arriving_before_the_order_cancels_when_it_is_placed() {
     };
     assert_eq!(
         (e.reason.as_str(), e.detail.as_deref()),
-        ("unknown_sku", Some("GHOST"))
+        ("unknown_sku", Some(CancelReason::UnknownSku.text()))
     );
 }
 
@@ -160,7 +160,11 @@ fn a_failed_payment_cancels_with_its_reason() {
         panic!("{emitted:?}")
     };
     assert_eq!(e.reason, "payment_declined");
-    assert_eq!(e.detail.as_deref(), Some("card declined"));
+    // Not the provider's "card declined": the customer reads the fixed text.
+    assert_eq!(
+        e.detail.as_deref(),
+        Some(CancelReason::PaymentDeclined.text())
+    );
 
     let unavailable: Event = payment_failed("o1", "payment_unavailable").into();
     let (order, _) = given(vec![unavailable, placed_o1(), reserved_o1()]);
@@ -307,7 +311,8 @@ fn a_cancellation_before_payment_cancels_as_customer_cancelled_once() {
         order.status,
         Some(Status::Cancelled {
             reason: CUSTOMER_CANCELLED.into(),
-            detail: Some("requested by cust-7".into())
+            // Not who asked (an admin's subject stays out of it).
+            detail: CancelReason::CustomerCancelled.detail()
         })
     );
     assert_eq!(order.cancellation, Some(Cancellation::Accepted));

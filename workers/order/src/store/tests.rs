@@ -184,7 +184,7 @@ async fn every_fact_survives_the_round_trip_through_the_table() {
     assert_eq!(declined.detail.as_deref(), Some("card declined"));
     let cancelled = Status::Cancelled {
         reason: "out_of_stock".into(),
-        detail: Some("A, B".into()),
+        detail: chorus_avro::CancelReason::OutOfStock.detail(),
     };
     assert_eq!(order.status, Some(cancelled));
     let statuses: Vec<&str> = order.history.iter().map(|h| h.status.as_str()).collect();

@@ -148,6 +148,40 @@ async fn a_declined_token_fails_the_payment() {
     assert_eq!(sandbox.charges(&reserved.order_id).await.unwrap(), 0);
 }
 
+/// A token sealed under a key the worker no longer holds (rotated out
+/// before a retried authorization) is no decline of the customer's card:
+/// the payment could not be completed, and whatever an earlier attempt may
+/// have charged is voided by the key.
+#[tokio::test]
+async fn a_token_sealed_with_a_retired_key_fails_as_unavailable_not_declined() {
+    use chorus_platform::payment_token::PaymentTokenKeys;
+    let db = TestDb::create(&[&chorus_payment::MIGRATOR]).await;
+    // The worker holds key A (base64 of 32 bytes of 7); the token was sealed with key B.
+    let env = Env::from_pairs(&[(
+        "CHORUS_PAYMENT_TOKEN_KEY",
+        "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=",
+    )]);
+    let config = PaymentConfig::from_env(&env).unwrap();
+    let handler = PaymentHandler::from_config(&config, &db.pool).unwrap();
+    let sandbox = SandboxProvider::new(db.pool.clone());
+    let mut reserved = stock_reserved("5.00", "placeholder");
+    let sealed = PaymentTokenKeys::new(&[9; 32], None).seal(&reserved.order_id, "tok_ok");
+    reserved.payment_token = sealed.ciphertext;
+    reserved.payment_token_key_id = Some(sealed.key_id);
+
+    let events = handle(&db, &handler, reserved.clone()).await.unwrap();
+    let [Event::PaymentFailed(failed)] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(failed.reason, "payment_unavailable");
+    assert_eq!(
+        failed.detail.as_deref(),
+        Some(chorus_avro::CancelReason::PaymentUnavailable.text())
+    );
+    assert_eq!(status(&db, &reserved.order_id).await, "unavailable");
+    assert_eq!(sandbox.charges(&reserved.order_id).await.unwrap(), 0);
+}
+
 #[tokio::test]
 async fn an_unreachable_provider_is_voided_by_key_then_fails_as_unavailable() {
     let db = TestDb::create(&[&chorus_payment::MIGRATOR]).await;
