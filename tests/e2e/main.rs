@@ -12,6 +12,7 @@ mod consumer_fenced;
 mod contract;
 mod corrupt;
 mod dlq;
+mod gateway_limits;
 mod gateway_process;
 mod gateway_reads;
 mod kafka_acls;

@@ -34,8 +34,6 @@ use super::Limits;
 use super::client_addr::{PeerAddr, TrustedProxies};
 use super::connection::{Activity, Watched};
 
-/// How long a connection closed for a timeout may take to finish writing.
-const CLOSE_WITHIN: Duration = Duration::from_secs(2);
 /// The pause after an accept error such as running out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -137,25 +135,20 @@ impl ConnectionSettings {
             }
         });
         let mut connection = pin!(self.builder.serve_connection(io, service));
-        let shutting_down = tokio::select! {
+        tokio::select! {
             result = connection.as_mut() => {
                 if let Err(e) = result {
                     tracing::debug!(error = %e, %peer, "connection ended");
                 }
-                return;
             }
-            () = activity.expired() => {
-                tracing::debug!(%peer, "connection timed out");
-                false
+            // No request is in flight: the connection is dropped, closing
+            // the socket (a graceful close would wait for the headers).
+            () = activity.expired() => tracing::debug!(%peer, "connection timed out; closed"),
+            () = self.shutdown.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                // The request in flight finishes (the supervisor bounds shutdown).
+                let _ = connection.await;
             }
-            () = self.shutdown.cancelled() => true,
-        };
-        connection.as_mut().graceful_shutdown();
-        if shutting_down {
-            // The request in flight finishes (the supervisor bounds shutdown).
-            let _ = connection.await;
-        } else {
-            let _ = tokio::time::timeout(CLOSE_WITHIN, connection).await;
         }
     }
 }
