@@ -18,10 +18,15 @@ pub fn reserve(db_pool_size: u32) -> u64 {
 /// Raises the soft limit to what `limits` needs (at most the hard limit),
 /// then fits `max_connections` (and the per-address cap) into it.
 pub fn fit(limits: &mut Limits, reserve: u64) -> Result<(), ConfigError> {
+    match raise_to(limits.max_connections as u64 + reserve) {
+        Some(available) => fit_into(limits, reserve, available),
+        None => Ok(()),
+    }
+}
+
+/// Fits the caps into `available` descriptors, `reserve` of them kept.
+fn fit_into(limits: &mut Limits, reserve: u64, available: u64) -> Result<(), ConfigError> {
     let wanted = limits.max_connections as u64 + reserve;
-    let Some(available) = raise_to(wanted) else {
-        return Ok(());
-    };
     if available >= wanted {
         return Ok(());
     }
@@ -75,4 +80,30 @@ fn raise_to(wanted: u64) -> Option<u64> {
 #[cfg(not(unix))]
 fn raise_to(_wanted: u64) -> Option<u64> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cap_set_beyond_the_descriptors_stops_the_gateway_a_default_one_is_lowered() {
+        let mut set = Limits {
+            max_connections: 10_000,
+            max_connections_set: true,
+            ..Limits::default()
+        };
+        let err = fit_into(&mut set, 304, 4_096).unwrap_err();
+        assert_eq!(err.variable, "CHORUS_GATEWAY_MAX_CONNECTIONS");
+        assert!(err.to_string().contains("at most 3792"), "{err}");
+
+        let mut default = Limits::default();
+        fit_into(&mut default, 304, 1_024).unwrap();
+        assert_eq!(default.max_connections, 720);
+        assert_eq!(default.max_connections_per_addr, 720);
+        // Enough descriptors: nothing changes.
+        let mut roomy = Limits::default();
+        fit_into(&mut roomy, 304, 20_000).unwrap();
+        assert_eq!(roomy.max_connections, 10_000);
+    }
 }

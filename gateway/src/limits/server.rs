@@ -191,3 +191,80 @@ impl Drop for AddressSlot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpSocket;
+
+    async fn connect(from: &str, to: SocketAddr) -> TcpStream {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        socket.connect(to).await.unwrap()
+    }
+
+    /// Sends a request and reads the first bytes of an answer, or `None`
+    /// when the connection is closed or nothing comes within `within`.
+    async fn ask(stream: &mut TcpStream, within: Duration) -> Option<String> {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: gateway\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buffer = [0u8; 64];
+        match tokio::time::timeout(within, stream.read(&mut buffer)).await {
+            Ok(Ok(n)) if n > 0 => Some(String::from_utf8_lossy(&buffer[..n]).into_owned()),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn connections_are_capped_per_address_and_in_all() {
+        let limits = Limits {
+            max_connections: 2,
+            max_connections_per_addr: 1,
+            ..Limits::default()
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { serve(listener, router, &limits, shutdown).await }
+        });
+        let second = Duration::from_secs(1);
+
+        let mut first = connect("127.0.0.2", addr).await;
+        assert!(
+            ask(&mut first, second)
+                .await
+                .unwrap()
+                .starts_with("HTTP/1.1 200")
+        );
+        // A second connection from the same address is closed unanswered.
+        let mut same = connect("127.0.0.2", addr).await;
+        assert_eq!(ask(&mut same, second).await, None);
+        // Another address is served; with it, the cap of all is reached.
+        let mut other = connect("127.0.0.3", addr).await;
+        assert!(ask(&mut other, second).await.is_some());
+        // A third address waits in the backlog until a connection ends.
+        let mut third = connect("127.0.0.4", addr).await;
+        assert_eq!(ask(&mut third, Duration::from_millis(300)).await, None);
+        drop(first);
+        let mut buffer = [0u8; 64];
+        let n = tokio::time::timeout(second, third.read(&mut buffer))
+            .await
+            .expect("served once a place was free")
+            .unwrap();
+        assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+
+        drop((same, other, third));
+        shutdown.cancel();
+        tokio::time::timeout(second, server)
+            .await
+            .expect("the server drains")
+            .unwrap()
+            .unwrap();
+    }
+}
