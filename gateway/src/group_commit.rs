@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::error::AppError;
-use crate::open_order_cap;
+use crate::open_order_cap::OpenOrderCap;
 use crate::publish::Publisher;
 use crate::request_span::TraceHeaders;
 use crate::routes::orders::{PlaceOrder, order_placed_event_id};
@@ -89,7 +89,7 @@ impl GroupCommit {
             publisher,
             payment_tokens,
             metrics,
-            open_orders_per_customer,
+            open_order_cap: OpenOrderCap::new(open_orders_per_customer),
         };
         let run = async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -118,7 +118,7 @@ struct Batcher {
     publisher: Arc<dyn Publisher>,
     payment_tokens: Option<Arc<PaymentTokenKeys>>,
     metrics: BatchMetrics,
-    open_orders_per_customer: u32,
+    open_order_cap: OpenOrderCap,
 }
 
 impl Batcher {
@@ -192,9 +192,8 @@ impl Batcher {
 
     /// The attempts that may go ahead; the others are answered here.
     async fn within_open_order_cap(&self, batch: Vec<(Attempt, Reply)>) -> Vec<(Attempt, Reply)> {
-        let cap = self.open_orders_per_customer;
         let keys: Vec<_> = batch.iter().map(|(attempt, _)| attempt.key()).collect();
-        let verdicts = match open_order_cap::check(&self.store, &keys, cap).await {
+        let verdicts = match self.open_order_cap.check(&self.store, &keys).await {
             Ok(None) => return batch,
             Ok(Some(verdicts)) => verdicts,
             Err(e) => {
@@ -209,7 +208,7 @@ impl Batcher {
             if ok {
                 admitted.push((attempt, reply));
             } else {
-                let _ = reply.send(Err(open_order_cap::refusal(cap)));
+                let _ = reply.send(Err(self.open_order_cap.refusal()));
             }
         }
         admitted

@@ -5,19 +5,27 @@
 //! with orders it never lets finish. A retry of an order already placed (its
 //! Idempotency-Key has an order) is not a new order and always passes.
 //!
-//! Open orders are counted in the order service's read model, which records
-//! an order milliseconds after its 202; orders of the same batch count
-//! together. If the read model cannot be read, the batch is let through
-//! (placing orders does not depend on it) and a warning logged.
+//! Open orders are counted in the order service's read model (which records
+//! an order milliseconds after its 202), in one statement for the customers
+//! of a batch whose count is older than [`FRESH_FOR`] or who would reach the
+//! cap; between two reads, the orders this gateway accepted count on top.
+//! So a customer placing orders costs a read every [`FRESH_FOR`] at most,
+//! not one per order. If the read model cannot be read, the batch is let
+//! through (placing orders does not depend on it) and a warning logged.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::error::{AppError, ErrorCode};
 use crate::store::Store;
 
 /// What a refused POST is told to wait (orders usually finish within seconds).
 const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// How long a customer's count read from the read model is used.
+pub const FRESH_FOR: Duration = Duration::from_secs(2);
+/// Counts older than [`FRESH_FOR`] are forgotten once this many are kept.
+const SWEEP_THRESHOLD: usize = 10_000;
 
 /// (customer, Idempotency-Key) of an attempt.
 pub type Key = (String, String);
@@ -52,8 +60,7 @@ pub fn admit(
         .collect()
 }
 
-/// The error a refused attempt answers.
-pub fn refusal(cap: u32) -> AppError {
+fn refusal(cap: u32) -> AppError {
     AppError::Limited {
         code: ErrorCode::OpenOrderLimit,
         message: format!(
@@ -64,39 +71,111 @@ pub fn refusal(cap: u32) -> AppError {
     }
 }
 
-/// [`admit`] for a batch, reading what it needs: `Ok(None)` when every
-/// attempt may go ahead without looking further.
-pub async fn check(store: &Store, keys: &[Key], cap: u32) -> Result<Option<Vec<bool>>, AppError> {
-    let customers: Vec<String> = keys
-        .iter()
-        .map(|(customer, _)| customer.clone())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let open = match store.open_orders(&customers).await {
-        Ok(open) => open,
-        Err(e) => {
-            tracing::warn!(
-                error = %e,
-                "cannot count open orders in the read model; this batch is not held to the open-order limit"
-            );
-            return Ok(None);
+/// A customer's open orders as last read, plus those accepted since.
+struct Counted {
+    open: i64,
+    read_at: Instant,
+}
+
+/// The cap and the counts it keeps between reads.
+pub struct OpenOrderCap {
+    cap: u32,
+    counts: Mutex<HashMap<String, Counted>>,
+}
+
+impl OpenOrderCap {
+    pub fn new(cap: u32) -> OpenOrderCap {
+        OpenOrderCap {
+            cap,
+            counts: Mutex::new(HashMap::new()),
         }
-    };
-    let unknown = HashSet::new();
-    let verdicts = admit(keys, &open, &unknown, cap);
-    if verdicts.iter().all(|&ok| ok) {
-        return Ok(None);
     }
-    // Some would go past the cap: those that are retries pass after all.
-    let refused: Vec<Key> = keys
-        .iter()
-        .zip(&verdicts)
-        .filter(|(_, ok)| !**ok)
-        .map(|(key, _)| key.clone())
-        .collect();
-    let existing = store.existing_keys(&refused).await?;
-    Ok(Some(admit(keys, &open, &existing, cap)))
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Counted>> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The error a refused attempt answers.
+    pub fn refusal(&self) -> AppError {
+        refusal(self.cap)
+    }
+
+    /// [`admit`] for a batch, reading what it needs: `None` when every
+    /// attempt may go ahead.
+    pub async fn check(&self, store: &Store, keys: &[Key]) -> Result<Option<Vec<bool>>, AppError> {
+        let mut new_per_customer: HashMap<&str, i64> = HashMap::new();
+        for key in keys.iter().collect::<HashSet<_>>() {
+            *new_per_customer.entry(key.0.as_str()).or_default() += 1;
+        }
+        let now = Instant::now();
+        let stale: Vec<String> = {
+            let counts = self.counts();
+            new_per_customer
+                .iter()
+                .filter(|(customer, new)| {
+                    counts.get(**customer).is_none_or(|c| {
+                        now.duration_since(c.read_at) >= FRESH_FOR
+                            || c.open + **new > i64::from(self.cap)
+                    })
+                })
+                .map(|(customer, _)| customer.to_string())
+                .collect()
+        };
+        if !stale.is_empty() {
+            match store.open_orders(&stale).await {
+                Ok(open) => {
+                    let mut counts = self.counts();
+                    if counts.len() >= SWEEP_THRESHOLD {
+                        counts.retain(|_, c| now.duration_since(c.read_at) < FRESH_FOR);
+                    }
+                    for customer in stale {
+                        let open = open.get(&customer).copied().unwrap_or(0);
+                        counts.insert(customer, Counted { open, read_at: now });
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        "cannot count open orders in the read model; this batch is not held to the open-order limit"
+                    );
+                    return Ok(None);
+                }
+            }
+        }
+        let open: HashMap<String, i64> = {
+            let counts = self.counts();
+            new_per_customer
+                .keys()
+                .filter_map(|c| counts.get(*c).map(|counted| (c.to_string(), counted.open)))
+                .collect()
+        };
+        let mut existing = HashSet::new();
+        let mut verdicts = admit(keys, &open, &existing, self.cap);
+        if !verdicts.iter().all(|&ok| ok) {
+            // Some would go past the cap: those that are retries pass after all.
+            let refused: Vec<Key> = keys
+                .iter()
+                .zip(&verdicts)
+                .filter(|(_, ok)| !**ok)
+                .map(|(key, _)| key.clone())
+                .collect();
+            existing = store.existing_keys(&refused).await?;
+            verdicts = admit(keys, &open, &existing, self.cap);
+        }
+        // The new orders admitted count until the next read sees them.
+        let mut counted = HashSet::new();
+        let mut counts = self.counts();
+        for (key, ok) in keys.iter().zip(&verdicts) {
+            if *ok
+                && !existing.contains(key)
+                && counted.insert(key)
+                && let Some(c) = counts.get_mut(&key.0)
+            {
+                c.open += 1;
+            }
+        }
+        Ok((!verdicts.iter().all(|&ok| ok)).then_some(verdicts))
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use tokio::net::TcpSocket;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(3);
 const SLOW_CONNECTIONS: usize = 2_000;
 /// Slow connections come from these loopback addresses, 500 from each (the
-/// per-address cap, 1,000 by default, does not close them first); the
+/// per-address cap, 2,500 by default, is not what closes them); the
 /// storefront comes from 127.0.0.1.
 const SLOW_SOURCES: [&str; 4] = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"];
 

@@ -40,7 +40,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Whether `max_connections` was set, not derived from the default.
     pub max_connections_set: bool,
-    /// Connections held at once from one client address.
+    /// Connections held at once from one peer address (a quarter of
+    /// `max_connections` by default).
     pub max_connections_per_addr: usize,
     /// Requests being handled at once; more answer 503 `overloaded`.
     pub max_in_flight: usize,
@@ -73,16 +74,20 @@ impl Limits {
             "CHORUS_GATEWAY_ADDR_RATE_LIMIT_PER_SEC",
             subject_rate_per_sec.saturating_mul(10),
         )?;
+        let max_connections =
+            env.positive("CHORUS_GATEWAY_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)?;
         let limits = Limits {
             header_timeout: env.positive_duration_ms("CHORUS_GATEWAY_HEADER_TIMEOUT_MS", 10_000)?,
             idle_timeout: env.positive_duration_ms("CHORUS_GATEWAY_IDLE_TIMEOUT_MS", 60_000)?,
             request_timeout: env
                 .positive_duration_ms("CHORUS_GATEWAY_REQUEST_TIMEOUT_MS", 60_000)?,
-            max_connections: env
-                .positive("CHORUS_GATEWAY_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)?,
+            max_connections,
             max_connections_set: env.optional("CHORUS_GATEWAY_MAX_CONNECTIONS").is_some(),
-            max_connections_per_addr: env
-                .positive("CHORUS_GATEWAY_MAX_CONNECTIONS_PER_ADDR", 1_000)?,
+            // No one address takes more than a quarter of the connections.
+            max_connections_per_addr: env.positive(
+                "CHORUS_GATEWAY_MAX_CONNECTIONS_PER_ADDR",
+                (max_connections / 4).max(1),
+            )?,
             max_in_flight: env.positive("CHORUS_GATEWAY_MAX_IN_FLIGHT", 4_096)?,
             long_polls: env.positive("CHORUS_GATEWAY_LONG_POLLS", 2_048)?,
             long_polls_per_subject: env.positive("CHORUS_GATEWAY_LONG_POLLS_PER_SUBJECT", 16)?,
@@ -177,6 +182,7 @@ mod tests {
         assert_eq!(limits.request_timeout, Duration::from_secs(60));
         assert_eq!(limits.max_connections, 10_000);
         assert!(!limits.max_connections_set);
+        assert_eq!(limits.max_connections_per_addr, 2_500);
         assert_eq!(limits.addr_rate_per_sec, 1_000);
         assert_eq!(limits.addr_rate_burst, 2_000);
         assert_eq!(limits.long_polls, 2_048);
