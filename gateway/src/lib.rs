@@ -165,6 +165,11 @@ impl AppState {
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
     }
+
+    /// The connection metrics the server moves.
+    pub fn connection_metrics(&self) -> metrics::ConnectionMetrics {
+        self.inner.metrics.connection_metrics()
+    }
 }
 
 /// Every route on one address; tests drive it with `tower::ServiceExt::oneshot`.

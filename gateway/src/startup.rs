@@ -170,14 +170,14 @@ pub async fn serve(
             let router = admin_app(state.clone());
             tasks.spawn(
                 tasks::ADMIN_SERVER,
-                serve_http(admin, router, state.limits().clone(), shutdown.clone()),
+                serve_http(admin, router, &state, shutdown.clone()),
             );
             public_app(state.clone())
         }
     };
     tasks.spawn(
         tasks::HTTP_SERVER,
-        serve_http(listener, api, state.limits().clone(), shutdown.clone()),
+        serve_http(listener, api, &state, shutdown.clone()),
     );
     // The routers hold the state from here on: when they are gone the
     // batcher sees no more orders coming and ends.
@@ -197,17 +197,21 @@ pub async fn serve(
     }
 }
 
-/// One listener served within `limits` until `shutdown`, then drained.
-async fn serve_http(
+/// One listener served within the state's limits until `shutdown`, then drained.
+fn serve_http(
     listener: TcpListener,
     router: axum::Router,
-    limits: crate::limits::Limits,
+    state: &AppState,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let addr = listener.local_addr()?;
-    crate::limits::server::serve(listener, router, &limits, shutdown)
-        .await
-        .with_context(|| format!("serving HTTP on {addr}"))
+) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
+    let limits = state.limits().clone();
+    let metrics = state.connection_metrics();
+    async move {
+        let addr = listener.local_addr()?;
+        crate::limits::server::serve(listener, router, &limits, metrics, shutdown)
+            .await
+            .with_context(|| format!("serving HTTP on {addr}"))
+    }
 }
 
 /// Probes of Kafka (the orders topic exists), the schema registry and each

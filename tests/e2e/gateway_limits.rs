@@ -1,7 +1,7 @@
 //! The gateway's limits against a whole deployment. 2,000 connections that
 //! send their headers one byte a second do not keep a storefront from
 //! placing and reading an order within a second, and each of them is closed
-//! once the header timeout has passed. Long-polls past the caps (per
+//! once the header timeout has passed (and counted in the metrics). Long-polls past the caps (per
 //! customer and in all) answer 429 `long_poll_limit` with `Retry-After` at
 //! once, while other customers are served.
 
@@ -110,6 +110,28 @@ async fn slow_headers_neither_keep_orders_waiting_nor_outlast_the_header_timeout
     assert!(
         *longest <= HEADER_TIMEOUT + Duration::from_millis(1_500),
         "a slow connection stayed open {longest:?} (header timeout {HEADER_TIMEOUT:?})"
+    );
+    // Operators see them in the metrics.
+    let metrics = saga
+        .http
+        .get(format!("{}/metrics", saga.gateway_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let closed: f64 = metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("chorus_gateway_connections_closed_total{reason=\"header_timeout\"} ")
+        })
+        .unwrap_or_else(|| panic!("no header_timeout closes in:\n{metrics}"))
+        .parse()
+        .unwrap();
+    assert!(
+        closed >= SLOW_CONNECTIONS as f64,
+        "{closed} closed for their headers"
     );
 }
 

@@ -19,6 +19,23 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+/// Which clock ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    Header,
+    Idle,
+}
+
+impl Expired {
+    /// As the metric's `reason` label says it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Expired::Header => "header_timeout",
+            Expired::Idle => "idle_timeout",
+        }
+    }
+}
+
 /// No byte of a next request has arrived yet.
 const NONE: u64 = u64::MAX;
 
@@ -81,33 +98,36 @@ impl Activity {
         InFlight(self.clone())
     }
 
-    /// When the connection is due to close as things stand, if at all.
-    fn deadline(&self) -> Option<Instant> {
+    /// When the connection is due to close as things stand, if at all, and why.
+    fn deadline(&self) -> Option<(Instant, Expired)> {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }
         let first_byte = self.first_byte.load(Ordering::Acquire);
         Some(if first_byte != NONE {
-            self.at(first_byte) + self.header_timeout
+            (self.at(first_byte) + self.header_timeout, Expired::Header)
         } else if self.served.load(Ordering::Acquire) == 0 {
-            self.opened + self.header_timeout
+            (self.opened + self.header_timeout, Expired::Header)
         } else {
-            self.at(self.idle_since.load(Ordering::Acquire)) + self.idle_timeout
+            let idle_since = self.at(self.idle_since.load(Ordering::Acquire));
+            (idle_since + self.idle_timeout, Expired::Idle)
         })
     }
 
     /// Resolves once a deadline passes with nothing having moved it.
-    pub async fn expired(&self) {
+    pub async fn expired(&self) -> Expired {
         loop {
             let mut changed = pin!(self.changed.notified());
             changed.as_mut().enable();
             match self.deadline() {
                 None => changed.await,
-                Some(deadline) => {
+                Some((deadline, _)) => {
                     tokio::select! {
                         () = tokio::time::sleep_until(deadline) => {
-                            if self.deadline().is_some_and(|d| d <= Instant::now()) {
-                                return;
+                            if let Some((due, why)) = self.deadline()
+                                && due <= Instant::now()
+                            {
+                                return why;
                             }
                         }
                         () = changed => {}
@@ -201,6 +221,14 @@ mod tests {
         let start = Instant::now();
         activity.expired().await;
         start.elapsed()
+    }
+
+    #[tokio::test]
+    async fn the_clock_that_ran_out_is_named() {
+        let activity = Activity::new(HEADER, IDLE);
+        assert_eq!(activity.expired().await, Expired::Header);
+        drop(activity.begin());
+        assert_eq!(activity.expired().await, Expired::Idle);
     }
 
     fn about(measured: Duration, expected: Duration) {

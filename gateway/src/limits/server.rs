@@ -33,6 +33,7 @@ use tower::ServiceExt;
 use super::Limits;
 use super::client_addr::{PeerAddr, TrustedProxies};
 use super::connection::{Activity, Watched};
+use crate::metrics::ConnectionMetrics;
 
 /// The pause after an accept error such as running out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -42,6 +43,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: &Limits,
+    metrics: ConnectionMetrics,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
@@ -61,6 +63,7 @@ pub async fn serve(
         router,
         header_timeout: limits.header_timeout,
         idle_timeout: limits.idle_timeout,
+        metrics: metrics.clone(),
         shutdown: shutdown.clone(),
     });
     loop {
@@ -83,6 +86,7 @@ pub async fn serve(
         };
         let Some(slot) = per_address.enter(peer.ip()) else {
             tracing::debug!(%peer, "too many connections from this address; closed");
+            metrics.closed.with_label_values(&["per_address"]).inc();
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -108,6 +112,7 @@ struct ConnectionSettings {
     router: Router,
     header_timeout: Duration,
     idle_timeout: Duration,
+    metrics: ConnectionMetrics,
     shutdown: CancellationToken,
 }
 
@@ -119,6 +124,7 @@ impl ConnectionSettings {
         peer: SocketAddr,
         _held: (OwnedSemaphorePermit, AddressSlot),
     ) {
+        let _open = OpenConnection::count(&self.metrics);
         let activity = Activity::new(self.header_timeout, self.idle_timeout);
         let io = TokioIo::new(Watched::new(stream, activity.clone()));
         let router = self.router.clone();
@@ -143,13 +149,32 @@ impl ConnectionSettings {
             }
             // No request is in flight: the connection is dropped, closing
             // the socket (a graceful close would wait for the headers).
-            () = activity.expired() => tracing::debug!(%peer, "connection timed out; closed"),
+            why = activity.expired() => {
+                tracing::debug!(%peer, reason = why.reason(), "connection timed out; closed");
+                self.metrics.closed.with_label_values(&[why.reason()]).inc();
+            }
             () = self.shutdown.cancelled() => {
                 connection.as_mut().graceful_shutdown();
                 // The request in flight finishes (the supervisor bounds shutdown).
                 let _ = connection.await;
             }
         }
+    }
+}
+
+/// A connection counted in `chorus_gateway_connections_open` until dropped.
+struct OpenConnection(prometheus::IntGauge);
+
+impl OpenConnection {
+    fn count(metrics: &ConnectionMetrics) -> OpenConnection {
+        metrics.open.inc();
+        OpenConnection(metrics.open.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -229,9 +254,10 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let router = Router::new().route("/", axum::routing::get(|| async { "ok" }));
         let shutdown = CancellationToken::new();
+        let metrics = crate::metrics::Metrics::new().connection_metrics();
         let server = tokio::spawn({
-            let shutdown = shutdown.clone();
-            async move { serve(listener, router, &limits, shutdown).await }
+            let (shutdown, metrics) = (shutdown.clone(), metrics.clone());
+            async move { serve(listener, router, &limits, metrics, shutdown).await }
         });
         let second = Duration::from_secs(1);
 
@@ -245,6 +271,8 @@ mod tests {
         // A second connection from the same address is closed unanswered.
         let mut same = connect("127.0.0.2", addr).await;
         assert_eq!(ask(&mut same, second).await, None);
+        let closed = metrics.closed.with_label_values(&["per_address"]);
+        assert_eq!(closed.get(), 1);
         // Another address is served; with it, the cap of all is reached.
         let mut other = connect("127.0.0.3", addr).await;
         assert!(ask(&mut other, second).await.is_some());
@@ -258,6 +286,7 @@ mod tests {
             .expect("served once a place was free")
             .unwrap();
         assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+        assert_eq!(metrics.open.get(), 2);
 
         drop((same, other, third));
         shutdown.cancel();
@@ -266,5 +295,6 @@ mod tests {
             .expect("the server drains")
             .unwrap()
             .unwrap();
+        assert_eq!(metrics.open.get(), 0);
     }
 }
