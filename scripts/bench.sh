@@ -104,6 +104,10 @@ step "services ($bin)"
 export CHORUS_DEV=true
 # The load spreads over many customers, but the bench measures the saga, not the limiter.
 export CHORUS_RATE_LIMIT_PER_SEC=${CHORUS_RATE_LIMIT_PER_SEC:-1000000}
+# The same for the edge's per-customer caps: one load's customers keep up to
+# its concurrency of orders open and long-polled at once.
+export CHORUS_GATEWAY_OPEN_ORDERS_PER_CUSTOMER=${CHORUS_GATEWAY_OPEN_ORDERS_PER_CUSTOMER:-1000000}
+export CHORUS_GATEWAY_LONG_POLLS_PER_SUBJECT=${CHORUS_GATEWAY_LONG_POLLS_PER_SUBJECT:-2048}
 export CHORUS_GATEWAY_URL=$SERVICES_GATEWAY_URL
 services_start "$bin"
 services_wait_ready

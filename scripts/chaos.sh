@@ -154,6 +154,10 @@ $chorus schemas register >/dev/null
 step "services: $SERVICES_REPLICAS of each worker, one gateway (release builds)"
 export CHORUS_DEV=true
 export CHORUS_RATE_LIMIT_PER_SEC=${CHORUS_RATE_LIMIT_PER_SEC:-1000000}
+# The same for the edge's per-customer caps: one load's customers keep up to
+# its concurrency of orders open and long-polled at once.
+export CHORUS_GATEWAY_OPEN_ORDERS_PER_CUSTOMER=${CHORUS_GATEWAY_OPEN_ORDERS_PER_CUSTOMER:-1000000}
+export CHORUS_GATEWAY_LONG_POLLS_PER_SUBJECT=${CHORUS_GATEWAY_LONG_POLLS_PER_SUBJECT:-2048}
 export CHORUS_GATEWAY_URL=$SERVICES_GATEWAY_URL
 export CHORUS_PG_ADMIN_URL=${CHORUS_PG_ADMIN_URL:-postgres://chorus:chorus@127.0.0.1:${CHORUS_STACK_PG_PORT:-55432}/postgres}
 # The gateway's log grows across runs: this campaign's lines start here.

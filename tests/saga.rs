@@ -140,6 +140,12 @@ impl Saga {
             ),
             ("CHORUS_JWT_SECRET".into(), JWT_SECRET.into()),
             ("CHORUS_RATE_LIMIT_PER_SEC".into(), "100000".into()),
+            // Tests place hundreds of orders of one customer in parallel,
+            // faster than the saga finishes them.
+            (
+                "CHORUS_GATEWAY_OPEN_ORDERS_PER_CUSTOMER".into(),
+                "100000".into(),
+            ),
             ("CHORUS_INSTANCE_ID".into(), instance_id("gateway")),
         ]);
         env.insert("gateway", gateway);

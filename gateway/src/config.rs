@@ -14,6 +14,7 @@ use chorus_platform::{
 
 use crate::auth::AuthSettings;
 use crate::key_expiry::KeyExpiry;
+use crate::limits::Limits;
 
 /// The longest idempotency window accepted (a year), in hours.
 const MAX_IDEMPOTENCY_WINDOW_HOURS: u64 = 24 * 366;
@@ -59,6 +60,8 @@ pub struct GatewayConfig {
     pub otlp_endpoint: Option<String>,
     /// How long idempotency keys are kept (`CHORUS_IDEMPOTENCY_WINDOW_HOURS`, 24).
     pub key_expiry: KeyExpiry,
+    /// Connection, request, long-poll and open-order limits (`CHORUS_GATEWAY_…`).
+    pub limits: Limits,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -83,6 +86,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("publish_timeout", &self.publish_timeout)
             .field("otlp_endpoint", &self.otlp_endpoint.as_deref().map(redact))
             .field("key_expiry", &self.key_expiry)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -149,6 +153,7 @@ impl GatewayConfig {
                 window: Duration::from_secs(window_hours * 3600),
                 ..KeyExpiry::default()
             },
+            limits: Limits::from_env(env, rate_limit_per_sec, publish_timeout)?,
         })
     }
 

@@ -63,6 +63,19 @@ pub enum AppError {
     Conflict { code: ErrorCode, message: String },
     #[error("too many requests; retry after {} s", retry_after_secs(*retry_after))]
     RateLimited { retry_after: Duration },
+    /// Another limit than the subject's rate (its `code` says which), answered
+    /// 429 with `Retry-After`.
+    #[error("{message}")]
+    Limited {
+        code: ErrorCode,
+        message: String,
+        retry_after: Duration,
+    },
+    /// Every place for a request in flight is taken.
+    #[error("the gateway is handling as many requests as it allows; retry after 1 s")]
+    Overloaded,
+    #[error("the request took longer than {} s; retry", .0.as_secs_f64())]
+    RequestTimeout(Duration),
     /// A dependency is down; `cause` is logged, never sent to the client.
     #[error("{dependency} is unavailable; retry later")]
     Unavailable {
@@ -90,7 +103,9 @@ impl AppError {
 
     pub fn code(&self) -> ErrorCode {
         match self {
-            AppError::BadRequest { code, .. } | AppError::Conflict { code, .. } => *code,
+            AppError::BadRequest { code, .. }
+            | AppError::Conflict { code, .. }
+            | AppError::Limited { code, .. } => *code,
             AppError::Unauthorized(_) => ErrorCode::Unauthorized,
             AppError::Forbidden(_) => ErrorCode::Forbidden,
             AppError::NotFound(_) => ErrorCode::NotFound,
@@ -99,13 +114,16 @@ impl AppError {
             AppError::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             AppError::IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
             AppError::RateLimited { .. } => ErrorCode::RateLimited,
+            AppError::Overloaded => ErrorCode::Overloaded,
+            AppError::RequestTimeout(_) => ErrorCode::RequestTimeout,
             AppError::Unavailable { .. } => ErrorCode::Unavailable,
             AppError::Internal(_) => ErrorCode::Internal,
         }
     }
 }
 
-fn retry_after_secs(wait: Duration) -> u64 {
+/// Whole seconds, at least one, as `Retry-After` says them.
+pub fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_secs_f64().ceil().max(1.0) as u64
 }
 
@@ -135,10 +153,10 @@ impl IntoResponse for AppError {
             AppError::Unauthorized(_) => {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            AppError::RateLimited { retry_after } => {
+            AppError::RateLimited { retry_after } | AppError::Limited { retry_after, .. } => {
                 headers.insert(RETRY_AFTER, retry_after_secs(*retry_after).into());
             }
-            AppError::Unavailable { .. } => {
+            AppError::Unavailable { .. } | AppError::Overloaded => {
                 headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}

@@ -7,7 +7,8 @@
 //! guarantees are those of one order at a time: a 202 only after Kafka
 //! acknowledged the order's `OrderPlaced`; the same key and body answer the
 //! same order, the same key with another body 422; a GET right after the
-//! 202 finds the order.
+//! 202 finds the order. A batch is first held to the cap on each
+//! customer's orders not yet final ([`open_order_cap`](crate::open_order_cap)).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -20,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::error::AppError;
+use crate::open_order_cap::OpenOrderCap;
 use crate::publish::Publisher;
 use crate::request_span::TraceHeaders;
 use crate::routes::orders::{PlaceOrder, order_placed_event_id};
@@ -75,6 +77,7 @@ impl GroupCommit {
         publisher: Arc<dyn Publisher>,
         payment_tokens: Option<Arc<PaymentTokenKeys>>,
         metrics: BatchMetrics,
+        open_orders_per_customer: u32,
     ) -> (
         GroupCommit,
         impl Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -86,6 +89,7 @@ impl GroupCommit {
             publisher,
             payment_tokens,
             metrics,
+            open_order_cap: OpenOrderCap::new(open_orders_per_customer),
         };
         let run = async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -114,11 +118,16 @@ struct Batcher {
     publisher: Arc<dyn Publisher>,
     payment_tokens: Option<Arc<PaymentTokenKeys>>,
     metrics: BatchMetrics,
+    open_order_cap: OpenOrderCap,
 }
 
 impl Batcher {
     async fn commit(&self, batch: Vec<(Attempt, Reply)>) {
         self.metrics.batch_size.observe(batch.len() as f64);
+        let batch = self.within_open_order_cap(batch).await;
+        if batch.is_empty() {
+            return;
+        }
         // The first attempt of each (customer, key) proposes the row.
         let mut keys = HashSet::new();
         let proposals: Vec<NewOrder> = batch
@@ -179,6 +188,30 @@ impl Batcher {
             };
             let _ = reply.send(answer);
         }
+    }
+
+    /// The attempts that may go ahead; the others are answered here.
+    async fn within_open_order_cap(&self, batch: Vec<(Attempt, Reply)>) -> Vec<(Attempt, Reply)> {
+        let keys: Vec<_> = batch.iter().map(|(attempt, _)| attempt.key()).collect();
+        let verdicts = match self.open_order_cap.check(&self.store, &keys).await {
+            Ok(None) => return batch,
+            Ok(Some(verdicts)) => verdicts,
+            Err(e) => {
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                return Vec::new();
+            }
+        };
+        let mut admitted = Vec::with_capacity(batch.len());
+        for ((attempt, reply), ok) in batch.into_iter().zip(verdicts) {
+            if ok {
+                admitted.push((attempt, reply));
+            } else {
+                let _ = reply.send(Err(self.open_order_cap.refusal()));
+            }
+        }
+        admitted
     }
 
     /// Produces the events together, then marks the acknowledged ones

@@ -10,7 +10,9 @@ pub mod group_commit;
 pub mod kafka_login;
 pub mod key_expiry;
 pub mod known_orders;
+pub mod limits;
 pub mod metrics;
+pub mod open_order_cap;
 pub mod publish;
 pub mod rate_limit;
 pub mod request_span;
@@ -55,6 +57,7 @@ use auth::{AuthSettings, TokenVerifier};
 use error::BODY_LIMIT_BYTES;
 use group_commit::GroupCommit;
 use key_expiry::KeyExpiry;
+use limits::{EdgeGuard, Limits};
 use metrics::Metrics;
 use publish::Publisher;
 use rate_limit::RateLimiter;
@@ -78,6 +81,10 @@ struct Inner {
     rate_limiter: RateLimiter,
     metrics: Metrics,
     status_watch: Arc<StatusWatch>,
+    /// The limits, and the per-request ones' state (address rates, requests
+    /// in flight, long-polls).
+    limits: Limits,
+    edge: EdgeGuard,
     /// Cancelled at shutdown: long-polls answer at once.
     shutdown: CancellationToken,
 }
@@ -92,6 +99,8 @@ pub struct Settings {
     pub payment_tokens: Option<Arc<PaymentTokenKeys>>,
     /// How long idempotency keys are kept (`CHORUS_IDEMPOTENCY_WINDOW_HOURS`).
     pub key_expiry: KeyExpiry,
+    /// Connection, request, long-poll and open-order limits (`CHORUS_GATEWAY_…`).
+    pub limits: Limits,
 }
 
 impl AppState {
@@ -115,6 +124,7 @@ impl AppState {
             publisher.clone(),
             settings.payment_tokens.clone(),
             metrics.batch_metrics(),
+            settings.limits.open_orders_per_customer,
         );
         tasks.spawn(tasks::ORDER_BATCHER, batcher);
         let status_watch = Arc::new(StatusWatch::default());
@@ -139,6 +149,8 @@ impl AppState {
                 ),
                 metrics,
                 status_watch,
+                limits: settings.limits.clone(),
+                edge: EdgeGuard::new(&settings.limits),
                 shutdown,
             }),
         };
@@ -148,6 +160,15 @@ impl AppState {
     /// Cancel it to make long-polls answer now (graceful shutdown).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.inner.shutdown.clone()
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// The connection metrics the server moves.
+    pub fn connection_metrics(&self) -> metrics::ConnectionMetrics {
+        self.inner.metrics.connection_metrics()
     }
 }
 
@@ -177,6 +198,10 @@ fn router(state: AppState, serve: impl Fn(Surface) -> bool) -> Router {
         .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::requests::limit_requests,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -1,5 +1,5 @@
 //! Prometheus metrics of the gateway: requests by route, method and status,
-//! and their latency. Each application owns its registry, so tests never
+//! and their latency; connections open, and those closed by a limit. Each application owns its registry, so tests never
 //! share counters.
 
 use std::time::Instant;
@@ -8,8 +8,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::AppState;
@@ -22,6 +22,15 @@ pub struct Metrics {
     pub orders_accepted: IntCounter,
     pub publish_failures: IntCounter,
     order_batch_size: Histogram,
+    connections: ConnectionMetrics,
+}
+
+/// What the server moves: connections open, and those it closed by a limit
+/// (`reason`: `header_timeout`, `idle_timeout`, `per_address`).
+#[derive(Clone)]
+pub struct ConnectionMetrics {
+    pub open: IntGauge,
+    pub closed: IntCounterVec,
 }
 
 impl Metrics {
@@ -64,8 +73,26 @@ impl Metrics {
             .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
         )
         .expect("valid metric");
+        let connections = ConnectionMetrics {
+            open: IntGauge::new(
+                "chorus_gateway_connections_open",
+                "HTTP connections open now",
+            )
+            .expect("valid metric"),
+            closed: IntCounterVec::new(
+                Opts::new(
+                    "chorus_gateway_connections_closed_total",
+                    "HTTP connections the gateway closed by a limit, by reason \
+                     (header_timeout, idle_timeout, per_address)",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+        };
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(connections.open.clone()),
+            Box::new(connections.closed.clone()),
             Box::new(latency.clone()),
             Box::new(orders_accepted.clone()),
             Box::new(publish_failures.clone()),
@@ -82,7 +109,13 @@ impl Metrics {
             orders_accepted,
             publish_failures,
             order_batch_size,
+            connections,
         }
+    }
+
+    /// The connection metrics the server moves (they share this registry).
+    pub fn connection_metrics(&self) -> ConnectionMetrics {
+        self.connections.clone()
     }
 
     /// The counters the order batcher moves (they share this registry).

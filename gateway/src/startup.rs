@@ -45,10 +45,14 @@ impl Application {
     /// unreachable), asks Kafka for its metadata once (failing if it refuses
     /// the login, not if it is away), prepares the read-model pools and the
     /// Kafka producer (which connect on first use) and binds the listeners.
-    pub async fn build(config: GatewayConfig) -> anyhow::Result<Application> {
+    pub async fn build(mut config: GatewayConfig) -> anyhow::Result<Application> {
         if config.dev {
             chorus_platform::dev_mode::warn_at_start();
         }
+        crate::limits::fd_limit::fit(
+            &mut config.limits,
+            crate::limits::fd_limit::reserve(config.db_pool_size),
+        )?;
         let gateway_db = PgPoolOptions::new()
             .max_connections(config.db_pool_size)
             .acquire_timeout(Duration::from_secs(5))
@@ -90,6 +94,7 @@ impl Application {
                 rate_limit_burst: config.rate_limit_burst,
                 payment_tokens: config.payment_tokens.clone(),
                 key_expiry: config.key_expiry,
+                limits: config.limits.clone(),
             },
         )?;
         let listener = bind(config.http_addr, "CHORUS_HTTP_ADDR").await?;
@@ -171,14 +176,14 @@ pub async fn serve(
             let router = admin_app(state.clone());
             tasks.spawn(
                 tasks::ADMIN_SERVER,
-                serve_http(admin, router, shutdown.clone()),
+                serve_http(admin, router, &state, shutdown.clone()),
             );
             public_app(state.clone())
         }
     };
     tasks.spawn(
         tasks::HTTP_SERVER,
-        serve_http(listener, api, shutdown.clone()),
+        serve_http(listener, api, &state, shutdown.clone()),
     );
     // The routers hold the state from here on: when they are gone the
     // batcher sees no more orders coming and ends.
@@ -198,17 +203,21 @@ pub async fn serve(
     }
 }
 
-/// One listener served until `shutdown`, then drained.
-async fn serve_http(
+/// One listener served within the state's limits until `shutdown`, then drained.
+fn serve_http(
     listener: TcpListener,
     router: axum::Router,
+    state: &AppState,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let addr = listener.local_addr()?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .with_context(|| format!("serving HTTP on {addr}"))
+) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
+    let limits = state.limits().clone();
+    let metrics = state.connection_metrics();
+    async move {
+        let addr = listener.local_addr()?;
+        crate::limits::server::serve(listener, router, &limits, metrics, shutdown)
+            .await
+            .with_context(|| format!("serving HTTP on {addr}"))
+    }
 }
 
 /// Probes of Kafka (the orders topic exists), the schema registry and each

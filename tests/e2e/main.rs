@@ -16,6 +16,7 @@ mod dlq;
 mod documented_env;
 mod examples;
 mod extending_doc;
+mod gateway_limits;
 mod gateway_process;
 mod gateway_reads;
 mod kafka_acls;

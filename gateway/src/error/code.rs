@@ -78,12 +78,22 @@ error_codes! {
         "The body is not sent as application/json.";
     IdempotencyKeyReused = "idempotency_key_reused", UNPROCESSABLE_ENTITY,
         "This Idempotency-Key was already used with a different body.";
+    RequestTimeout = "request_timeout", REQUEST_TIMEOUT,
+        "The request (its body read, its handler run) took longer than the gateway allows; retry.";
     RateLimited = "rate_limited", TOO_MANY_REQUESTS,
         "The token subject's rate limit is exceeded; see Retry-After.";
+    AddressRateLimited = "address_rate_limited", TOO_MANY_REQUESTS,
+        "The client address's rate limit is exceeded (checked before the token); see Retry-After.";
+    LongPollLimit = "long_poll_limit", TOO_MANY_REQUESTS,
+        "Too many long-polls wait already (of this subject, or in all); see Retry-After, or read without `wait`.";
+    OpenOrderLimit = "open_order_limit", TOO_MANY_REQUESTS,
+        "The customer has as many orders not yet final as allowed; place more once some are confirmed or cancelled.";
     Internal = "internal", INTERNAL_SERVER_ERROR,
         "A bug on the gateway's side; the detail is in its log.";
     Unavailable = "unavailable", SERVICE_UNAVAILABLE,
         "Kafka, the schema registry, a database or the identity provider is unavailable; see Retry-After.";
+    Overloaded = "overloaded", SERVICE_UNAVAILABLE,
+        "The gateway is handling as many requests as it allows; see Retry-After.";
     NotReady = "not_ready", SERVICE_UNAVAILABLE,
         "Readiness: a dependency does not answer (named in the message and `checks`).";
 }

@@ -12,7 +12,9 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToResponse};
 
-pub use error_codes::{ADMIN, BEARER, JSON_BODY, OperationErrors, PATH, PUBLISH, QUERY, STORE};
+pub use error_codes::{
+    ADMIN, BEARER, EDGE, JSON_BODY, OperationErrors, PATH, PUBLISH, QUERY, STORE,
+};
 
 use super::{cancel, health, inventory, list_orders, order_status, orders};
 use crate::error::{ErrorBody, ErrorCode};
@@ -51,6 +53,7 @@ use crate::error::{ErrorBody, ErrorCode};
         PayloadTooLarge,
         UnsupportedMediaType,
         IdempotencyKeyReused,
+        RequestTimeout,
         TooManyRequests,
         Unavailable,
         InternalError,
@@ -80,28 +83,37 @@ pub fn document_text() -> String {
 /// lists no code, or while the gateway answers a code its route lacks.
 pub fn operation_errors() -> OperationErrors {
     use crate::error::ErrorCode as C;
-    OperationErrors::new(SHARED_RESPONSES, &[C::NotFound, C::MethodNotAllowed])
+    OperationErrors::new(SHARED_RESPONSES, FALLBACKS)
         .operation(
             "placeOrder",
             &[
+                EDGE,
                 BEARER,
                 JSON_BODY,
                 STORE,
                 PUBLISH,
-                &[C::MissingHeader, C::IdempotencyKeyReused],
+                &[C::MissingHeader, C::IdempotencyKeyReused, C::OpenOrderLimit],
             ],
         )
         .operation(
             "listOrders",
-            &[BEARER, QUERY, STORE, &[C::InvalidField, C::Forbidden]],
+            &[EDGE, BEARER, QUERY, STORE, &[C::InvalidField, C::Forbidden]],
         )
         .operation(
             "getOrder",
-            &[BEARER, PATH, QUERY, STORE, &[C::InvalidField, C::NotFound]],
+            &[
+                EDGE,
+                BEARER,
+                PATH,
+                QUERY,
+                STORE,
+                &[C::InvalidField, C::NotFound, C::LongPollLimit],
+            ],
         )
         .operation(
             "cancelOrder",
             &[
+                EDGE,
                 BEARER,
                 PATH,
                 STORE,
@@ -111,14 +123,35 @@ pub fn operation_errors() -> OperationErrors {
         )
         .operation(
             "setStock",
-            &[ADMIN, PATH, JSON_BODY, STORE, PUBLISH, &[C::InvalidField]],
+            &[
+                EDGE,
+                ADMIN,
+                PATH,
+                JSON_BODY,
+                STORE,
+                PUBLISH,
+                &[C::InvalidField],
+            ],
         )
         .operation(
             "getStock",
-            &[ADMIN, PATH, STORE, &[C::InvalidField, C::NotFound]],
+            &[EDGE, ADMIN, PATH, STORE, &[C::InvalidField, C::NotFound]],
         )
-        .operation("readyz", &[&[C::NotReady]])
+        .operation("readyz", &[EDGE, &[C::NotReady]])
+        .operation("healthz", &[EDGE])
+        .operation("metrics", &[EDGE])
+        .operation("openapi", &[EDGE])
 }
+
+/// Codes answered outside every operation: no route, wrong method, and
+/// the limits every request meets ([`EDGE`]).
+const FALLBACKS: &[ErrorCode] = &[
+    ErrorCode::NotFound,
+    ErrorCode::MethodNotAllowed,
+    ErrorCode::AddressRateLimited,
+    ErrorCode::Overloaded,
+    ErrorCode::RequestTimeout,
+];
 
 /// The shared response (`components.responses`) of each error status.
 pub const SHARED_RESPONSES: &[(u16, &str)] = &[
@@ -127,6 +160,7 @@ pub const SHARED_RESPONSES: &[(u16, &str)] = &[
     (403, "Forbidden"),
     (404, "NotFound"),
     (405, "MethodNotAllowed"),
+    (408, "RequestTimeout"),
     (409, "AlreadyFinal"),
     (413, "PayloadTooLarge"),
     (415, "UnsupportedMediaType"),
@@ -206,13 +240,19 @@ pub struct UnsupportedMediaType(pub ErrorBody);
 #[derive(ToResponse)]
 pub struct IdempotencyKeyReused(pub ErrorBody);
 
-/// The rate limit of the token's subject is exceeded
+/// The request took longer than the gateway allows (its body arrived too slowly,
+/// or its handler did not answer in time); retry
+#[derive(ToResponse)]
+pub struct RequestTimeout(pub ErrorBody);
+
+/// A limit is exceeded (error.code says which: the subject's or the address's
+/// rate, long-polls, open orders)
 #[derive(ToResponse)]
 #[response(headers(("Retry-After" = u64, description = "Seconds until a request may pass")))]
 pub struct TooManyRequests(pub ErrorBody);
 
 /// Kafka, the schema registry, a database or the identity provider is
-/// unavailable (named in error.message); retry
+/// unavailable (named in error.message), or the gateway is overloaded; retry
 #[derive(ToResponse)]
 #[response(headers(("Retry-After" = u64, description = "Seconds")))]
 pub struct Unavailable(pub ErrorBody);

@@ -159,6 +159,7 @@ pub async fn get_order(
             return Err(not_found(&order_id));
         }
         let start = starting_point(order.last_read, &seen);
+        let _place = state.inner.edge.long_polls().enter(caller.subject())?;
         return wait_for_change(&state, &caller, uuid, &seen, deadline, start).await;
     }
     let (owner, found) = read(&state, &caller, &order_id, uuid).await?;
@@ -176,6 +177,7 @@ pub async fn get_order(
         }),
         Found::Accepted(_) => None,
     };
+    let _place = state.inner.edge.long_polls().enter(caller.subject())?;
     wait_for_change(&state, &caller, uuid, &seen, deadline, start).await
 }
 

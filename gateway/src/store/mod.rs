@@ -5,6 +5,7 @@
 
 mod accepted;
 mod listing;
+mod open_orders;
 
 pub use listing::{ListKey, ListedRow, OrderListing};
 

@@ -296,6 +296,21 @@ async fn every_code_the_gateway_answers_is_documented_on_its_route() {
         answers.record(Method::GET, ORDER, response);
     }
 
+    // Over the limits at the edge, of long-polls and of open orders.
+    answers.record(
+        Method::POST,
+        ORDERS,
+        crate::limits::open_order_refusal().await,
+    );
+    for response in [
+        crate::limits::long_poll_refusal().await,
+        crate::limits::overloaded_refusal().await,
+        crate::limits::timed_out().await,
+        crate::limits::address_refusal().await,
+    ] {
+        answers.record(Method::GET, ORDER, response);
+    }
+
     let (_, doc) = served_document().await;
     let undocumented: Vec<String> = answers
         .0

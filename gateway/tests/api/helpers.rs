@@ -77,6 +77,7 @@ pub fn settings(per_sec: u32, burst: u32) -> Settings {
         rate_limit_burst: burst,
         payment_tokens: Some(payment_keys()),
         key_expiry: Default::default(),
+        limits: Default::default(),
     }
 }
 

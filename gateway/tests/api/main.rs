@@ -17,6 +17,7 @@ mod jwks;
 mod jwt_rotation;
 mod kafka;
 mod key_expiry;
+mod limits;
 mod list_orders;
 mod list_orders_plans;
 mod openapi;

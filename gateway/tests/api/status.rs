@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 
-use crate::helpers::{TestApp, admin, customer, order_body};
+use crate::helpers::{TestApp, admin, customer, order_body, settings};
 
 async fn place(app: &TestApp, sub: &str) -> String {
     let response = app
@@ -162,7 +162,9 @@ async fn a_long_poll_answers_at_once_when_the_gateway_shuts_down() {
 
 #[tokio::test]
 async fn many_long_polls_wake_only_for_their_own_order() {
-    let app = TestApp::spawn().await;
+    let mut settings = settings(1000, 1000);
+    settings.limits.long_polls_per_subject = 32;
+    let app = TestApp::spawn_with(settings).await;
     let changing = place(&app, "alice").await;
     let quiet = {
         let response = app

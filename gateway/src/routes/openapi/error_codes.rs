@@ -13,6 +13,13 @@ use serde_json::{Map, Value, json};
 
 use crate::error::ErrorCode;
 
+/// The limits every request meets before its route (`limits::requests`):
+/// its address's rate, a place among the requests in flight, the timeout.
+pub const EDGE: &[ErrorCode] = &[
+    ErrorCode::AddressRateLimited,
+    ErrorCode::Overloaded,
+    ErrorCode::RequestTimeout,
+];
 /// A bearer token checked and its subject's rate limit counted (`Caller`);
 /// 503 when the identity provider's keys cannot be fetched.
 pub const BEARER: &[ErrorCode] = &[
