@@ -114,7 +114,11 @@ async fn slow_headers_neither_keep_orders_waiting_nor_outlast_the_header_timeout
     // Operators see them in the metrics.
     let metrics = saga
         .http
-        .get(format!("{}/metrics", saga.gateway_url))
+        .get(format!(
+            "http://{}/metrics",
+            saga.admin_addr("gateway")
+                .expect("the gateway's admin address")
+        ))
         .send()
         .await
         .unwrap()
