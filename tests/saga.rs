@@ -215,10 +215,7 @@ impl Saga {
     /// Waits for the service's `/readyz` (the gateway's on its admin
     /// address), failing with its log if it died.
     pub async fn wait_ready(&mut self, service: &'static str) {
-        let addr = self
-            .admin_addr(service)
-            .unwrap_or_else(|| panic!("{service} has no HTTP address"));
-        let url = format!("http://{addr}/readyz");
+        let url = self.admin_url(service, "/readyz");
         for _ in 0..600 {
             if let Some(child) = self.processes.get_mut(service)
                 && let Some(status) = child.try_wait().unwrap()
@@ -246,6 +243,14 @@ impl Saga {
                 .map(|(_, v)| v.clone())
         };
         var("CHORUS_ADMIN_ADDR").or_else(|| var("CHORUS_HTTP_ADDR"))
+    }
+
+    /// `path` (`/readyz`, `/metrics`) on `service`'s admin address.
+    pub fn admin_url(&self, service: &str, path: &str) -> String {
+        let addr = self
+            .admin_addr(service)
+            .unwrap_or_else(|| panic!("{service} has no HTTP address"));
+        format!("http://{addr}{path}")
     }
 
     /// The file `service` logs to (stdout and stderr), whole.

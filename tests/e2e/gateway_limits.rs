@@ -13,6 +13,8 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 
+use crate::runtime_loop::metric;
+
 /// The header timeout of the slow-header test.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(3);
 const SLOW_CONNECTIONS: usize = 2_000;
@@ -114,25 +116,19 @@ async fn slow_headers_neither_keep_orders_waiting_nor_outlast_the_header_timeout
     // Operators see them in the metrics.
     let metrics = saga
         .http
-        .get(format!(
-            "http://{}/metrics",
-            saga.admin_addr("gateway")
-                .expect("the gateway's admin address")
-        ))
+        .get(saga.admin_url("gateway", "/metrics"))
         .send()
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    let closed: f64 = metrics
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix("chorus_gateway_connections_closed_total{reason=\"header_timeout\"} ")
-        })
-        .unwrap_or_else(|| panic!("no header_timeout closes in:\n{metrics}"))
-        .parse()
-        .unwrap();
+    let closed = metric(
+        &metrics,
+        "chorus_gateway_connections_closed_total",
+        &["reason=\"header_timeout\""],
+    )
+    .unwrap_or_else(|| panic!("no header_timeout closes in:\n{metrics}"));
     assert!(
         closed >= SLOW_CONNECTIONS as f64,
         "{closed} closed for their headers"

@@ -388,14 +388,6 @@ fn prometheus_loads_every_rule_file_in_compose() {
     }
 }
 
-/// Where `service` serves `/metrics` in this deployment.
-fn metrics_url(saga: &Saga, service: &str) -> String {
-    let addr = saga
-        .admin_addr(service)
-        .unwrap_or_else(|| panic!("{service} has no HTTP address"));
-    format!("http://{addr}/metrics")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_a_rule_or_panel_names_is_exported_by_a_service() {
     let named = named_metrics();
@@ -450,7 +442,7 @@ async fn every_metric_a_rule_or_panel_names_is_exported_by_a_service() {
     };
     for _ in 0..120 {
         for service in &services {
-            let url = metrics_url(&saga, service);
+            let url = saga.admin_url(service, "/metrics");
             let response = saga.http.get(&url).send().await.unwrap();
             assert_eq!(response.status(), 200, "GET {url}");
             let text = response.text().await.unwrap();
